@@ -1,0 +1,4 @@
+import type { AppContext } from '../../context.ts';
+import type { ZodApp } from '../app.ts';
+
+export function unsubscribeRoutes(_app: ZodApp, _ctx: AppContext): void {}

@@ -1,0 +1,44 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Database } from './database.ts';
+
+const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url));
+// Serialises migrations of several processes starting at once against one server.
+const MIGRATION_LOCK = 7_246_001;
+
+interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+function readMigrations(): Migration[] {
+  return readdirSync(MIGRATIONS_DIR)
+    .filter((f) => /^\d+_.+\.sql$/.test(f))
+    .sort()
+    .map((name) => ({ version: Number.parseInt(name, 10), name, sql: readFileSync(MIGRATIONS_DIR + name, 'utf8') }));
+}
+
+/** Applies pending migrations, each in its own transaction. Refuses a database newer than this code. */
+export async function migrate(db: Database): Promise<string[]> {
+  const migrations = readMigrations();
+  return db.transaction(async (tx) => {
+    await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+    await tx.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+    const done = new Set((await tx.query<{ version: number }>('SELECT version FROM schema_migrations')).map((r) => r.version));
+    const newest = migrations.at(-1)?.version ?? 0;
+    const unknown = [...done].filter((v) => v > newest);
+    if (unknown.length > 0) {
+      throw new Error(`the database has schema version ${Math.max(...unknown)}, newer than this MailPilot (${newest}); upgrade MailPilot`);
+    }
+    const applied: string[] = [];
+    for (const m of migrations) {
+      if (done.has(m.version)) continue;
+      await tx.exec(m.sql);
+      await tx.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
+      applied.push(m.name);
+    }
+    return applied;
+  });
+}
