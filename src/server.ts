@@ -1,0 +1,62 @@
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from './api/app.ts';
+import { systemClock, type Clock } from './clock.ts';
+import type { Config } from './config.ts';
+import type { AppContext } from './context.ts';
+import { openDatabase, type Database } from './db/database.ts';
+import { migrate } from './db/migrate.ts';
+import { Engine } from './engine/engine.ts';
+import { Events } from './events.ts';
+import { createLogger, type Logger } from './log.ts';
+import { loadSecrets } from './secrets.ts';
+
+export interface MailPilot {
+  ctx: AppContext;
+  engine: Engine | undefined;
+  app: FastifyInstance | undefined;
+  /** Base URL of the HTTP API when it listens. */
+  url: string | undefined;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  config: Config;
+  /** Serve the HTTP API (serve) or not (worker). */
+  api: boolean;
+  /** Run the sending engine. */
+  engine: boolean;
+  clock?: Clock;
+  db?: Database;
+  log?: Logger;
+}
+
+/** Opens and migrates the database, then starts the API and/or the engine. */
+export async function startMailPilot(opts: StartOptions): Promise<MailPilot> {
+  const { config } = opts;
+  const log = opts.log ?? createLogger(config.logLevel);
+  const db = opts.db ?? (await openDatabase({ url: config.databaseUrl, dataDir: config.databaseUrl ? undefined : `${config.dataDir}/pglite` }));
+  await migrate(db);
+  const secrets = loadSecrets(config);
+  const ctx: AppContext = { config, db, clock: opts.clock ?? systemClock, secrets, events: new Events(), log };
+
+  const engine = opts.engine ? new Engine(ctx) : undefined;
+  let app: FastifyInstance | undefined;
+  let url: string | undefined;
+  if (opts.api) {
+    app = await buildApp(ctx);
+    url = await app.listen({ port: config.port, host: config.host });
+  }
+  await engine?.start();
+
+  return {
+    ctx,
+    engine,
+    app,
+    url,
+    async close() {
+      await app?.close();
+      await engine?.stop();
+      if (!opts.db) await db.close();
+    },
+  };
+}
