@@ -45,6 +45,12 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.decorateRequest('caller', null as never);
+  // POST /start and friends are often sent with a JSON content type and no body: that is no body, not an error.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    if (body === '') done(null, undefined);
+    else parseJson(req, body as string, done);
+  });
 
   app.addHook('onRequest', async (req) => {
     if (req.url.startsWith('/api/')) req.caller = await authenticate(ctx, req);

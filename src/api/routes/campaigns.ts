@@ -1,4 +1,127 @@
+import { z } from 'zod';
+import { pauseCampaign, resumeCampaign, startCampaign, stopCampaign } from '../../campaigns/lifecycle.ts';
+import { compileCampaign, TemplateError } from '../../campaigns/template.ts';
 import type { AppContext } from '../../context.ts';
+import { countRunningCampaigns, getCampaign, insertCampaign, listCampaigns, type Campaign } from '../../db/campaigns.ts';
+import { listMessages } from '../../db/messages.ts';
 import type { ZodApp } from '../app.ts';
+import { requireUser } from '../auth.ts';
+import { ApiError, invalid, notFound } from '../errors.ts';
+import { email, headerSafe, id, idParams, page, pageQuery } from '../schemas.ts';
 
-export function campaignRoutes(_app: ZodApp, _ctx: AppContext): void {}
+/** A user running this many campaigns at once is warned: they share the same accounts' quota. */
+export const MANY_CAMPAIGNS_WARNING_AT = 5;
+const MAX_BODY_CHARS = 1_000_000;
+
+const createBody = z
+  .object({
+    name: z.string().trim().min(1).max(200),
+    listIds: z.array(id).min(1).max(100),
+    subject: headerSafe(998).pipe(z.string().trim().min(1)),
+    html: z.string().max(MAX_BODY_CHARS).optional(),
+    text: z.string().max(MAX_BODY_CHARS).optional(),
+    fromName: headerSafe(200).optional(),
+    replyTo: email.refine((s) => !/[\r\n\0<>]/.test(s), 'must be a plain email address').optional(),
+    scheduledAt: z.iso.datetime({ offset: true }).optional(),
+  })
+  .strict()
+  .refine((b) => b.html !== undefined || b.text !== undefined, { message: 'give html, text or both', path: ['html'] });
+
+const messagesQuery = pageQuery.extend({ status: z.enum(['pending', 'sending', 'sent', 'failed', 'suppressed', 'cancelled']).optional() }).strict();
+
+function present(c: Campaign, runningCampaigns: number) {
+  const warnings: string[] = [];
+  if (c.pauseReason && (c.status === 'paused' || c.status === 'paused_limits')) warnings.push(c.pauseReason);
+  if (runningCampaigns >= MANY_CAMPAIGNS_WARNING_AT && (c.status === 'running' || c.status === 'paused_limits')) {
+    warnings.push(`this user runs ${runningCampaigns} campaigns at once; they share the same SMTP accounts and quota`);
+  }
+  return {
+    id: c.id,
+    name: c.name,
+    status: c.status,
+    subject: c.subject,
+    html: c.html,
+    text: c.text,
+    fromName: c.fromName,
+    replyTo: c.replyTo,
+    listIds: c.listIds,
+    total: c.total,
+    sent: c.sent,
+    failed: c.failed,
+    suppressed: c.suppressed,
+    cancelled: c.cancelled,
+    pending: c.total - c.sent - c.failed - c.suppressed - c.cancelled,
+    resumeAt: c.resumeAt,
+    scheduledAt: c.scheduledAt,
+    startedAt: c.startedAt,
+    completedAt: c.completedAt,
+    createdAt: c.createdAt,
+    warnings,
+  };
+}
+
+export function campaignRoutes(app: ZodApp, ctx: AppContext): void {
+  const { db } = ctx;
+  const show = async (c: Campaign) => present(c, await countRunningCampaigns(db, c.userId));
+
+  app.post('/api/v1/campaigns', { schema: { body: createBody } }, async (req, reply) => {
+    const userId = requireUser(req.caller);
+    const b = req.body;
+    try {
+      compileCampaign({ subject: b.subject, html: b.html ?? null, text: b.text ?? null });
+    } catch (err) {
+      if (err instanceof TemplateError) throw new ApiError(422, 'invalid_template', err.message);
+      throw err;
+    }
+    const listIds = [...new Set(b.listIds)];
+    const owned = await db.query<{ id: number }>('SELECT id FROM lists WHERE user_id = $1 AND id = ANY($2::int[])', [userId, listIds]);
+    const missing = listIds.filter((l) => !owned.some((o) => o.id === l));
+    if (missing.length > 0) throw invalid('listIds', `no such list: ${missing.join(', ')}`);
+    const campaign = await insertCampaign(
+      db,
+      userId,
+      {
+        name: b.name,
+        subject: b.subject,
+        html: b.html ?? null,
+        text: b.text ?? null,
+        fromName: b.fromName ?? null,
+        replyTo: b.replyTo ?? null,
+        listIds,
+        scheduledAt: b.scheduledAt ? new Date(b.scheduledAt) : null,
+      },
+      ctx.clock.now(),
+    );
+    if (campaign.scheduledAt) ctx.events.emit({ type: 'engine.wake', userId });
+    return reply.status(201).send(await show(campaign));
+  });
+
+  app.get('/api/v1/campaigns', { schema: { querystring: pageQuery } }, async (req) => {
+    const userId = requireUser(req.caller);
+    const rows = await listCampaigns(db, userId, req.query.after ?? 0, req.query.limit + 1);
+    const running = await countRunningCampaigns(db, userId);
+    return page(rows.map((c) => present(c, running)), req.query.limit);
+  });
+
+  app.get('/api/v1/campaigns/:id', { schema: { params: idParams } }, async (req) => {
+    const campaign = await getCampaign(db, requireUser(req.caller), req.params.id);
+    if (!campaign) throw notFound('campaign');
+    return show(campaign);
+  });
+
+  const actions = { start: startCampaign, pause: pauseCampaign, resume: resumeCampaign, stop: stopCampaign };
+  for (const [action, run] of Object.entries(actions)) {
+    app.post(`/api/v1/campaigns/:id/${action}`, { schema: { params: idParams } }, async (req) => {
+      const campaign = await run(ctx, requireUser(req.caller), req.params.id);
+      return show(campaign);
+    });
+  }
+
+  app.get('/api/v1/campaigns/:id/messages', { schema: { params: idParams, querystring: messagesQuery } }, async (req) => {
+    const userId = requireUser(req.caller);
+    if (!(await getCampaign(db, userId, req.params.id))) throw notFound('campaign');
+    const q = req.query;
+    const rows = await listMessages(db, userId, req.params.id, { status: q.status, after: q.after ?? 0, limit: q.limit + 1 });
+    return page(rows, q.limit);
+  });
+}

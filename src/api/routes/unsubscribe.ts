@@ -1,4 +1,47 @@
+import { z } from 'zod';
+import { readUnsubscribeToken } from '../../campaigns/unsubscribe.ts';
 import type { AppContext } from '../../context.ts';
+import { addSuppressions } from '../../db/suppressions.ts';
 import type { ZodApp } from '../app.ts';
+import { ApiError } from '../errors.ts';
 
-export function unsubscribeRoutes(_app: ZodApp, _ctx: AppContext): void {}
+const tokenParams = z.object({ token: z.string().max(2000) }).strict();
+
+const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+function page(title: string, body: string): string {
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>${title}</title><style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem}button{font-size:1rem;padding:.5rem 1rem}</style>
+</head><body><h1>${title}</h1>${body}</body></html>`;
+}
+
+/**
+ * RFC 8058 one-click unsubscribe. POST (from the mailbox provider or the page's button) needs no
+ * cookie or key and never redirects; GET only shows the confirmation page, since link scanners
+ * fetch every URL in a message.
+ */
+export function unsubscribeRoutes(app: ZodApp, ctx: AppContext): void {
+  const claimOf = (token: string) => {
+    const claim = readUnsubscribeToken(ctx.secrets.secretKey, token);
+    if (!claim) throw new ApiError(404, 'invalid_token', 'this unsubscribe link is not valid');
+    return claim;
+  };
+
+  app.get('/u/:token', { schema: { params: tokenParams } }, async (req, reply) => {
+    const claim = claimOf(req.params.token);
+    return reply
+      .type('text/html; charset=utf-8')
+      .send(
+        page(
+          'Unsubscribe',
+          `<p>Stop emails to <strong>${escapeHtml(claim.email)}</strong>?</p><form method="post"><button type="submit">Unsubscribe</button></form>`,
+        ),
+      );
+  });
+
+  app.post('/u/:token', { schema: { params: tokenParams } }, async (req, reply) => {
+    const claim = claimOf(req.params.token);
+    await addSuppressions(ctx.db, claim.userId, [claim.email], 'unsubscribed', ctx.clock.now());
+    return reply.type('text/html; charset=utf-8').send(page('Unsubscribed', `<p>${escapeHtml(claim.email)} will receive no more emails from this sender.</p>`));
+  });
+}

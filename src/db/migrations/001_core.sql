@@ -100,6 +100,8 @@ CREATE TABLE campaigns (
   reply_to      text,
   list_ids      integer[] NOT NULL,
   status        text NOT NULL CHECK (status IN ('draft', 'scheduled', 'running', 'paused', 'paused_limits', 'stopped', 'completed')),
+  -- Why the engine paused it (e.g. which accounts need attention), shown as a warning.
+  pause_reason  text,
   resume_at     timestamptz,
   scheduled_at  timestamptz,
   started_at    timestamptz,

@@ -1,0 +1,44 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+
+/**
+ * Unsubscribe tokens carry who and what (user, campaign, address) and an HMAC over them, so a
+ * token is validated without a database lookup, cannot be forged or altered, and keeps working
+ * after the campaign's per-recipient rows are archived.
+ */
+export interface UnsubscribeClaim {
+  userId: number;
+  campaignId: number;
+  email: string;
+}
+
+const MAC_BYTES = 16;
+
+function mac(secret: Buffer, payload: string): Buffer {
+  return createHmac('sha256', secret).update(`unsubscribe:${payload}`).digest().subarray(0, MAC_BYTES);
+}
+
+export function unsubscribeToken(secret: Buffer, claim: UnsubscribeClaim): string {
+  const payload = Buffer.from(JSON.stringify([claim.userId, claim.campaignId, claim.email])).toString('base64url');
+  return `${payload}.${mac(secret, payload).toString('base64url')}`;
+}
+
+export function readUnsubscribeToken(secret: Buffer, token: string): UnsubscribeClaim | undefined {
+  const [payload, signature] = token.split('.');
+  if (!payload || !signature || token.split('.').length !== 2) return undefined;
+  const given = Buffer.from(signature, 'base64url');
+  const expected = mac(secret, payload);
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
+  try {
+    const [userId, campaignId, email] = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as [number, number, string];
+    if (!Number.isInteger(userId) || !Number.isInteger(campaignId) || typeof email !== 'string') return undefined;
+    return { userId, campaignId, email };
+  } catch {
+    return undefined;
+  }
+}
+
+/** A Message-ID that is the same for a message on every attempt, whichever account sends it. */
+export function messageIdFor(secret: Buffer, messageId: number, campaignId: number, domain: string): string {
+  const tag = createHmac('sha256', secret).update(`message-id:${messageId}`).digest('base64url').slice(0, 10);
+  return `<${campaignId}.${messageId}.${tag}@${domain}>`;
+}

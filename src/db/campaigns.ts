@@ -1,0 +1,145 @@
+import type { Queryable } from './database.ts';
+
+export type CampaignStatus = 'draft' | 'scheduled' | 'running' | 'paused' | 'paused_limits' | 'stopped' | 'completed';
+
+export interface Campaign {
+  id: number;
+  userId: number;
+  name: string;
+  subject: string;
+  html: string | null;
+  text: string | null;
+  fromName: string | null;
+  replyTo: string | null;
+  listIds: number[];
+  status: CampaignStatus;
+  pauseReason: string | null;
+  resumeAt: Date | null;
+  scheduledAt: Date | null;
+  startedAt: Date | null;
+  completedAt: Date | null;
+  total: number;
+  sent: number;
+  failed: number;
+  suppressed: number;
+  cancelled: number;
+  createdAt: Date;
+}
+
+export const CAMPAIGN_COLUMNS = `id, user_id AS "userId", name, subject, html, text, from_name AS "fromName", reply_to AS "replyTo",
+  list_ids AS "listIds", status, pause_reason AS "pauseReason", resume_at AS "resumeAt", scheduled_at AS "scheduledAt",
+  started_at AS "startedAt", completed_at AS "completedAt", total, sent, failed, suppressed, cancelled, created_at AS "createdAt"`;
+
+export interface NewCampaign {
+  name: string;
+  subject: string;
+  html: string | null;
+  text: string | null;
+  fromName: string | null;
+  replyTo: string | null;
+  listIds: number[];
+  scheduledAt: Date | null;
+}
+
+export async function insertCampaign(db: Queryable, userId: number, c: NewCampaign, now: Date): Promise<Campaign> {
+  const [row] = await db.query<Campaign>(
+    `INSERT INTO campaigns (user_id, name, subject, html, text, from_name, reply_to, list_ids, status, scheduled_at, created_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ${CAMPAIGN_COLUMNS}`,
+    [userId, c.name, c.subject, c.html, c.text, c.fromName, c.replyTo, c.listIds, c.scheduledAt ? 'scheduled' : 'draft', c.scheduledAt, now],
+  );
+  return row!;
+}
+
+export async function getCampaign(db: Queryable, userId: number, id: number, opts: { lock?: boolean } = {}): Promise<Campaign | undefined> {
+  const [row] = await db.query<Campaign>(
+    `SELECT ${CAMPAIGN_COLUMNS} FROM campaigns WHERE id = $1 AND user_id = $2${opts.lock ? ' FOR UPDATE' : ''}`,
+    [id, userId],
+  );
+  return row;
+}
+
+export async function listCampaigns(db: Queryable, userId: number, after: number, limit: number): Promise<Campaign[]> {
+  return db.query<Campaign>(
+    `SELECT ${CAMPAIGN_COLUMNS} FROM campaigns WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3`,
+    [userId, after, limit],
+  );
+}
+
+export async function countRunningCampaigns(db: Queryable, userId: number): Promise<number> {
+  const [row] = await db.query<{ n: number }>(
+    `SELECT count(*) AS n FROM campaigns WHERE user_id = $1 AND status IN ('running', 'paused_limits')`,
+    [userId],
+  );
+  return row!.n;
+}
+
+/** Moves a campaign from one of `from` to `to`; undefined when it was in none of them. */
+export async function setCampaignStatus(
+  db: Queryable,
+  where: { id: number; userId?: number },
+  from: CampaignStatus[],
+  to: CampaignStatus,
+  sets: { resumeAt?: Date | null; startedAt?: Date; completedAt?: Date; pauseReason?: string | null } = {},
+): Promise<Campaign | undefined> {
+  const [row] = await db.query<Campaign>(
+    `UPDATE campaigns SET status = $3,
+        resume_at = CASE WHEN $4 THEN $5::timestamptz ELSE NULL END,
+        started_at = coalesce(started_at, $6),
+        completed_at = coalesce($7, completed_at),
+        pause_reason = CASE WHEN $8 THEN $9 ELSE NULL END
+      WHERE id = $1 AND ($2::int IS NULL OR user_id = $2) AND status = ANY($10::text[])
+      RETURNING ${CAMPAIGN_COLUMNS}`,
+    [
+      where.id,
+      where.userId ?? null,
+      to,
+      sets.resumeAt !== undefined,
+      sets.resumeAt ?? null,
+      sets.startedAt ?? null,
+      sets.completedAt ?? null,
+      sets.pauseReason !== undefined,
+      sets.pauseReason ?? null,
+      from,
+    ],
+  );
+  return row;
+}
+
+export async function setCampaignTotals(db: Queryable, id: number, add: { total: number; suppressed: number }): Promise<void> {
+  await db.query('UPDATE campaigns SET total = total + $2, suppressed = suppressed + $3 WHERE id = $1', [id, add.total, add.suppressed]);
+}
+
+/** Running campaigns of one user, in id order: the round-robin of its account workers. */
+export async function runningCampaignIds(db: Queryable, userId: number): Promise<number[]> {
+  const rows = await db.query<{ id: number }>(`SELECT id FROM campaigns WHERE user_id = $1 AND status = 'running' ORDER BY id`, [userId]);
+  return rows.map((r) => r.id);
+}
+
+/** Completes running campaigns whose every message is in a final state. */
+export async function completeFinished(db: Queryable, ids: number[], now: Date): Promise<Campaign[]> {
+  if (ids.length === 0) return [];
+  return db.query<Campaign>(
+    `UPDATE campaigns SET status = 'completed', completed_at = $2, resume_at = NULL
+      WHERE id = ANY($1::int[]) AND status IN ('running', 'paused_limits')
+        AND sent + failed + suppressed + cancelled >= total
+      RETURNING ${CAMPAIGN_COLUMNS}`,
+    [ids, now],
+  );
+}
+
+export async function campaignsDue(db: Queryable, status: 'scheduled' | 'paused_limits', now: Date): Promise<Campaign[]> {
+  const column = status === 'scheduled' ? 'scheduled_at' : 'resume_at';
+  return db.query<Campaign>(
+    `SELECT ${CAMPAIGN_COLUMNS} FROM campaigns WHERE status = $1 AND ${column} <= $2 ORDER BY id`,
+    [status, now],
+  );
+}
+
+/** The earliest future moment a scheduled or limit-paused campaign is due, for the engine's timer. */
+export async function nextDueAt(db: Queryable): Promise<Date | undefined> {
+  const [row] = await db.query<{ at: Date | null }>(
+    `SELECT min(CASE WHEN status = 'scheduled' THEN scheduled_at ELSE resume_at END) AS at
+       FROM campaigns WHERE status IN ('scheduled', 'paused_limits')`,
+  );
+  return row?.at ?? undefined;
+}

@@ -1,0 +1,137 @@
+import type { Queryable } from './database.ts';
+import { recoverAccountMessages } from './messages.ts';
+
+/** What an account worker needs to know about its account. */
+export interface WorkerAccount {
+  id: number;
+  userId: number;
+  email: string;
+  username: string | null;
+  passwordEnc: string | null;
+  ratePerSecond: number | null;
+  timezone: string;
+  host: string;
+  port: number;
+  security: 'none' | 'starttls' | 'tls';
+  /** This account's share of its server's connection cap. */
+  connections: number;
+}
+
+// Usable: switched on, server switched on, not disabled, and any back-off window over.
+const USABLE = `a.active AND s.active AND (a.health = 'healthy' OR (a.health IN ('throttled', 'exhausted') AND a.health_until <= $1))`;
+
+/** Accounts that could start sending now: usable, unleased, and their user has due work. */
+export async function findLaunchCandidates(db: Queryable, now: Date): Promise<{ id: number; userId: number }[]> {
+  return db.query(
+    `SELECT a.id, a.user_id AS "userId"
+       FROM smtp_accounts a JOIN smtp_servers s ON s.id = a.server_id
+      WHERE ${USABLE}
+        AND (a.lease_owner IS NULL OR a.lease_expires_at < $1)
+        AND EXISTS (
+          SELECT 1 FROM campaigns c
+           WHERE c.user_id = a.user_id AND c.status = 'running'
+             AND EXISTS (SELECT 1 FROM messages m WHERE m.campaign_id = c.id AND m.status = 'pending'
+                           AND (m.next_attempt_at IS NULL OR m.next_attempt_at <= $1)))
+      ORDER BY a.id`,
+    [now],
+  );
+}
+
+/**
+ * Takes an account's lease if it is free or expired. Whatever a previous holder left in 'sending'
+ * goes back to the queue in the same transaction, before this owner can claim anything.
+ */
+export async function takeLease(tx: Queryable, accountId: number, owner: string, now: Date, expiresAt: Date): Promise<WorkerAccount | undefined> {
+  const [row] = await tx.query<WorkerAccount>(
+    `UPDATE smtp_accounts a SET lease_owner = $2, lease_expires_at = $4
+       FROM smtp_servers s
+      WHERE a.id = $1 AND s.id = a.server_id AND ${USABLE.replaceAll('$1', '$3')}
+        AND (a.lease_owner IS NULL OR a.lease_expires_at < $3)
+      RETURNING a.id, a.user_id AS "userId", a.email, a.username, a.password_enc AS "passwordEnc",
+                a.rate_per_second AS "ratePerSecond", a.timezone, s.host, s.port, s.security,
+                greatest(1, s.max_connections / (SELECT count(*) FROM smtp_accounts x WHERE x.server_id = s.id AND x.active))::int AS connections`,
+    [accountId, owner, now, expiresAt],
+  );
+  if (row) await recoverAccountMessages(tx, accountId);
+  return row;
+}
+
+export async function renewLease(db: Queryable, accountId: number, owner: string, expiresAt: Date): Promise<boolean> {
+  const rows = await db.query('UPDATE smtp_accounts SET lease_expires_at = $3 WHERE id = $1 AND lease_owner = $2 RETURNING id', [
+    accountId,
+    owner,
+    expiresAt,
+  ]);
+  return rows.length > 0;
+}
+
+export async function releaseLease(db: Queryable, accountId: number, owner: string): Promise<void> {
+  await db.query('UPDATE smtp_accounts SET lease_owner = NULL, lease_expires_at = NULL WHERE id = $1 AND lease_owner = $2', [accountId, owner]);
+}
+
+/** Frees leases whose holder stopped heartbeating, returning its messages to the queue. */
+export async function sweepExpiredLease(tx: Queryable, accountId: number, now: Date): Promise<number> {
+  const freed = await tx.query(
+    'UPDATE smtp_accounts SET lease_owner = NULL, lease_expires_at = NULL WHERE id = $1 AND lease_expires_at < $2 RETURNING id',
+    [accountId, now],
+  );
+  return freed.length > 0 ? recoverAccountMessages(tx, accountId) : 0;
+}
+
+export async function expiredLeases(db: Queryable, now: Date): Promise<number[]> {
+  const rows = await db.query<{ id: number }>('SELECT id FROM smtp_accounts WHERE lease_owner IS NOT NULL AND lease_expires_at < $1', [now]);
+  return rows.map((r) => r.id);
+}
+
+export type Health = 'healthy' | 'throttled' | 'exhausted' | 'disabled';
+
+export async function setAccountHealth(db: Queryable, accountId: number, health: Health, until: Date | null, reason: string | null): Promise<void> {
+  await db.query('UPDATE smtp_accounts SET health = $2, health_until = $3, health_reason = $4 WHERE id = $1', [accountId, health, until, reason]);
+}
+
+export interface UserAccountState {
+  id: number;
+  usable: boolean;
+  leased: boolean;
+  /** End of a throttle or exhaustion window still in force. */
+  blockedUntil: Date | null;
+  health: Health;
+  healthReason: string | null;
+  email: string;
+}
+
+/** Every account of a user with what decides whether it can send, for the limits check. */
+export async function userAccountStates(db: Queryable, userId: number, now: Date): Promise<UserAccountState[]> {
+  return db.query<UserAccountState>(
+    `SELECT a.id, a.email, a.health, a.health_reason AS "healthReason",
+            (a.active AND s.active AND a.health <> 'disabled') AS usable,
+            (a.lease_owner IS NOT NULL AND a.lease_expires_at >= $2) AS leased,
+            CASE WHEN a.health IN ('throttled', 'exhausted') AND a.health_until > $2 THEN a.health_until END AS "blockedUntil"
+       FROM smtp_accounts a JOIN smtp_servers s ON s.id = a.server_id
+      WHERE a.user_id = $1 ORDER BY a.id`,
+    [userId, now],
+  );
+}
+
+/** Users with due work in a running campaign and no account sending for them right now. */
+export async function idleUsersWithWork(db: Queryable, now: Date): Promise<number[]> {
+  const rows = await db.query<{ userId: number }>(
+    `SELECT DISTINCT c.user_id AS "userId" FROM campaigns c
+      WHERE c.status = 'running'
+        AND NOT EXISTS (SELECT 1 FROM smtp_accounts a WHERE a.user_id = c.user_id AND a.lease_owner IS NOT NULL AND a.lease_expires_at >= $1)
+        AND EXISTS (SELECT 1 FROM messages m WHERE m.campaign_id = c.id AND m.status = 'pending'
+                      AND (m.next_attempt_at IS NULL OR m.next_attempt_at <= $1))`,
+    [now],
+  );
+  return rows.map((r) => r.userId);
+}
+
+/** Number of a user's accounts that could ever send (active, on an active server, not disabled). */
+export async function countUsableAccounts(db: Queryable, userId: number): Promise<number> {
+  const [row] = await db.query<{ n: number }>(
+    `SELECT count(*) AS n FROM smtp_accounts a JOIN smtp_servers s ON s.id = a.server_id
+      WHERE a.user_id = $1 AND a.active AND s.active AND a.health <> 'disabled'`,
+    [userId],
+  );
+  return row!.n;
+}

@@ -1,0 +1,215 @@
+import type { Queryable } from './database.ts';
+
+export type MessageStatus = 'pending' | 'sending' | 'sent' | 'failed' | 'suppressed' | 'cancelled';
+
+/**
+ * Builds a campaign's queue from its lists: each address once (case-insensitively) even when it
+ * is on several lists, in contact order; addresses on the user's suppression list are recorded as
+ * suppressed and never queued.
+ */
+export async function materialiseQueue(
+  tx: Queryable,
+  userId: number,
+  campaignId: number,
+  listIds: number[],
+): Promise<{ total: number; suppressed: number }> {
+  const [row] = await tx.query<{ total: number; suppressed: number }>(
+    `WITH recipients AS (
+       SELECT DISTINCT ON (lower(email)) id, email FROM contacts
+        WHERE user_id = $1 AND list_id = ANY($3::int[])
+        ORDER BY lower(email), id
+     ), inserted AS (
+       INSERT INTO messages (campaign_id, user_id, contact_id, email, status)
+       SELECT $2, $1, r.id, r.email,
+              CASE WHEN EXISTS (SELECT 1 FROM suppressions s WHERE s.user_id = $1 AND lower(s.email) = lower(r.email))
+                   THEN 'suppressed' ELSE 'pending' END
+         FROM recipients r ORDER BY r.id
+       RETURNING status
+     )
+     SELECT count(*) AS total, count(*) FILTER (WHERE status = 'suppressed') AS suppressed FROM inserted`,
+    [userId, campaignId, listIds],
+  );
+  return row!;
+}
+
+export interface ClaimedMessage {
+  id: number;
+  campaignId: number;
+  email: string;
+  attempts: number;
+  name: string | null;
+  attributes: Record<string, unknown> | null;
+}
+
+/**
+ * Claims up to `limit` due pending messages of one running campaign for an account, in id order
+ * from `afterId`, skipping rows other workers hold. Lands only while `owner` holds the account's
+ * lease and the campaign is still running.
+ */
+export async function claimMessages(
+  db: Queryable,
+  p: { accountId: number; owner: string; campaignId: number; afterId: number; limit: number; now: Date },
+): Promise<ClaimedMessage[]> {
+  return db.query<ClaimedMessage>(
+    `WITH picked AS (
+       SELECT id FROM messages
+        WHERE campaign_id = $3 AND status = 'pending' AND id > $4
+          AND (next_attempt_at IS NULL OR next_attempt_at <= $6)
+          AND EXISTS (SELECT 1 FROM smtp_accounts WHERE id = $1 AND lease_owner = $2)
+          AND EXISTS (SELECT 1 FROM campaigns WHERE id = $3 AND status = 'running')
+        ORDER BY id LIMIT $5
+        FOR UPDATE SKIP LOCKED
+     ), claimed AS (
+       UPDATE messages m SET status = 'sending', account_id = $1
+         FROM picked WHERE m.id = picked.id
+       RETURNING m.id, m.campaign_id, m.email, m.attempts, m.contact_id
+     )
+     SELECT c.id, c.campaign_id AS "campaignId", c.email, c.attempts, ct.name, ct.attributes
+       FROM claimed c LEFT JOIN contacts ct ON ct.id = c.contact_id
+      ORDER BY c.id`,
+    [p.accountId, p.owner, p.campaignId, p.afterId, p.limit, p.now],
+  );
+}
+
+/** What became of one claimed message. */
+export interface Outcome {
+  id: number;
+  status: 'sent' | 'failed' | 'cancelled' | 'pending';
+  /** 1 when an SMTP attempt was made and counts toward the message's attempt limit. */
+  charged: 0 | 1;
+  error: string | null;
+  sentAt: Date | null;
+  nextAttemptAt: Date | null;
+}
+
+export interface CampaignCounters {
+  id: number;
+  userId: number;
+  status: string;
+  total: number;
+  sent: number;
+  failed: number;
+  suppressed: number;
+  cancelled: number;
+}
+
+/**
+ * Writes a batch of outcomes and the campaign counters in one statement. A message handed back to
+ * the queue of a campaign stopped meanwhile is cancelled instead. Fenced: rows land only
+ * while `owner` still holds the account's lease, so a worker that lost its account cannot
+ * overwrite what the account's new worker does.
+ */
+export async function recordOutcomes(db: Queryable, accountId: number, owner: string, outcomes: Outcome[]): Promise<CampaignCounters[]> {
+  if (outcomes.length === 0) return [];
+  return db.query<CampaignCounters>(
+    `WITH updated AS (
+       UPDATE messages m
+          SET status = CASE WHEN u.status = 'pending' AND c.status = 'stopped' THEN 'cancelled' ELSE u.status END,
+              attempts = m.attempts + u.charged, last_error = coalesce(u.error, m.last_error),
+              sent_at = u.sent_at, next_attempt_at = u.next_attempt_at,
+              account_id = CASE WHEN u.status = 'pending' AND c.status <> 'stopped' THEN NULL ELSE m.account_id END
+         FROM unnest($3::bigint[], $4::text[], $5::int[], $6::text[], $7::timestamptz[], $8::timestamptz[])
+              AS u(id, status, charged, error, sent_at, next_attempt_at),
+              campaigns c
+        WHERE m.id = u.id AND c.id = m.campaign_id AND m.status = 'sending' AND m.account_id = $1
+          AND EXISTS (SELECT 1 FROM smtp_accounts WHERE id = $1 AND lease_owner = $2)
+       RETURNING m.campaign_id, m.status
+     ), totals AS (
+       SELECT campaign_id,
+              count(*) FILTER (WHERE status = 'sent') AS sent,
+              count(*) FILTER (WHERE status = 'failed') AS failed,
+              count(*) FILTER (WHERE status = 'cancelled') AS cancelled
+         FROM updated GROUP BY campaign_id
+     )
+     UPDATE campaigns c SET sent = c.sent + t.sent, failed = c.failed + t.failed, cancelled = c.cancelled + t.cancelled
+       FROM totals t WHERE c.id = t.campaign_id
+     RETURNING c.id, c.user_id AS "userId", c.status, c.total, c.sent, c.failed, c.suppressed, c.cancelled`,
+    [
+      accountId,
+      owner,
+      outcomes.map((o) => o.id),
+      outcomes.map((o) => o.status),
+      outcomes.map((o) => o.charged),
+      outcomes.map((o) => o.error),
+      outcomes.map((o) => o.sentAt),
+      outcomes.map((o) => o.nextAttemptAt),
+    ],
+  );
+}
+
+/**
+ * Returns the messages an account's previous worker left in 'sending' (it crashed or lost its
+ * lease) to the queue, or cancels them when their campaign was stopped meanwhile.
+ */
+export async function recoverAccountMessages(tx: Queryable, accountId: number): Promise<number> {
+  const rows = await tx.query<{ campaignId: number; n: number }>(
+    `WITH recovered AS (
+       UPDATE messages m
+          SET status = CASE WHEN c.status = 'stopped' THEN 'cancelled' ELSE 'pending' END,
+              account_id = CASE WHEN c.status = 'stopped' THEN m.account_id END
+         FROM campaigns c
+        WHERE m.account_id = $1 AND m.status = 'sending' AND c.id = m.campaign_id
+       RETURNING m.campaign_id, m.status
+     ), cancelled AS (
+       UPDATE campaigns c SET cancelled = c.cancelled + x.n
+         FROM (SELECT campaign_id, count(*) AS n FROM recovered WHERE status = 'cancelled' GROUP BY campaign_id) x
+        WHERE c.id = x.campaign_id
+     )
+     SELECT campaign_id AS "campaignId", count(*) AS n FROM recovered GROUP BY campaign_id`,
+    [accountId],
+  );
+  return rows.reduce((sum, r) => sum + r.n, 0);
+}
+
+/** Cancels every message of a campaign still waiting in the queue, counting them on the campaign. */
+export async function cancelPending(db: Queryable, campaignId: number): Promise<number> {
+  const [row] = await db.query<{ n: number }>(
+    `WITH cancelled AS (
+       UPDATE messages SET status = 'cancelled' WHERE campaign_id = $1 AND status = 'pending' RETURNING 1
+     ), counted AS (
+       UPDATE campaigns SET cancelled = cancelled + (SELECT count(*) FROM cancelled) WHERE id = $1
+     )
+     SELECT count(*) AS n FROM cancelled`,
+    [campaignId],
+  );
+  return row!.n;
+}
+
+/** Whether a user has queued messages that are due now in a running campaign. */
+export async function hasDueMessages(db: Queryable, userId: number, now: Date): Promise<boolean> {
+  const [row] = await db.query<{ due: boolean }>(
+    `SELECT EXISTS (
+       SELECT 1 FROM campaigns c
+        WHERE c.user_id = $1 AND c.status = 'running'
+          AND EXISTS (SELECT 1 FROM messages m WHERE m.campaign_id = c.id AND m.status = 'pending'
+                        AND (m.next_attempt_at IS NULL OR m.next_attempt_at <= $2))
+     ) AS due`,
+    [userId, now],
+  );
+  return row!.due;
+}
+
+export interface MessageRow {
+  id: number;
+  email: string;
+  status: MessageStatus;
+  attempts: number;
+  accountId: number | null;
+  lastError: string | null;
+  sentAt: Date | null;
+}
+
+export async function listMessages(
+  db: Queryable,
+  userId: number,
+  campaignId: number,
+  p: { status?: MessageStatus; after: number; limit: number },
+): Promise<MessageRow[]> {
+  return db.query<MessageRow>(
+    `SELECT id, email, status, attempts, account_id AS "accountId", last_error AS "lastError", sent_at AS "sentAt"
+       FROM messages
+      WHERE campaign_id = $1 AND user_id = $2 AND id > $3 AND ($4::text IS NULL OR status = $4)
+      ORDER BY id LIMIT $5`,
+    [campaignId, userId, p.after, p.status ?? null, p.limit],
+  );
+}

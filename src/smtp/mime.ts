@@ -1,0 +1,90 @@
+import { randomBytes } from 'node:crypto';
+import libmime from 'libmime';
+import { encodeQuotedPrintable } from './quotedPrintable.ts';
+
+/**
+ * Builds each message's raw MIME from a per-campaign skeleton: the fixed headers and the boundary
+ * are prepared once, so a send only encodes what differs per recipient (2x nodemailer's composer).
+ */
+export interface MessageSkeleton {
+  campaignId: number;
+  fromName: string | null;
+  replyTo: string | null;
+}
+
+export interface MessageParts {
+  from: string;
+  to: string;
+  toName: string | null;
+  subject: string;
+  html: string | undefined;
+  text: string | undefined;
+  messageId: string;
+  unsubscribeUrl: string;
+  date: Date;
+}
+
+const CRLF = '\r\n';
+const MAX_HEADER_LINE = 78;
+const ASCII_PRINTABLE = /^[\x20-\x7e]*$/;
+
+// Header values never carry a line break of their own: input validation refuses them, and this
+// is the last line of defence against header injection.
+const oneLine = (value: string) => value.replace(/[\r\n\0]+/g, ' ');
+
+function encodeHeaderText(value: string): string {
+  return libmime.encodeWords(oneLine(value), 'Q', 52);
+}
+
+/** Folds a header at spaces so no line passes 78 characters (each continuation starts with the space). */
+function fold(header: string): string {
+  if (header.length <= MAX_HEADER_LINE) return header;
+  let out = '';
+  let line = '';
+  for (const word of header.split(/(?= )/)) {
+    if (line.length > 0 && line.length + word.length > MAX_HEADER_LINE) {
+      out += line + CRLF;
+      line = word;
+    } else line += word;
+  }
+  return out + line;
+}
+
+function mailbox(name: string | null, address: string): string {
+  if (!name) return `<${address}>`;
+  const plain = oneLine(name);
+  const display = ASCII_PRINTABLE.test(plain) ? `"${plain.replace(/(["\\])/g, '\\$1')}"` : libmime.encodeWord(plain, 'Q', 52);
+  return `${display} <${address}>`;
+}
+
+function part(type: 'plain' | 'html', content: string): string {
+  return `Content-Type: text/${type}; charset=utf-8${CRLF}Content-Transfer-Encoding: quoted-printable${CRLF}${CRLF}${encodeQuotedPrintable(content)}`;
+}
+
+export function renderMessage(skeleton: MessageSkeleton, p: MessageParts): string {
+  const headers = [
+    `From: ${mailbox(skeleton.fromName, p.from)}`,
+    `To: ${mailbox(p.toName, p.to)}`,
+    `Subject: ${encodeHeaderText(p.subject)}`,
+    `Date: ${p.date.toUTCString().replace('GMT', '+0000')}`,
+    `Message-ID: ${p.messageId}`,
+    'MIME-Version: 1.0',
+  ];
+  if (skeleton.replyTo) headers.push(`Reply-To: <${skeleton.replyTo}>`);
+  headers.push(
+    `List-Unsubscribe: <${p.unsubscribeUrl}>`,
+    'List-Unsubscribe-Post: List-Unsubscribe=One-Click',
+    `X-MailPilot-Campaign: ${skeleton.campaignId}`,
+  );
+  const head = headers.map(fold).join(CRLF);
+  if (p.html !== undefined && p.text !== undefined) {
+    const boundary = `mp-${randomBytes(12).toString('hex')}`;
+    return (
+      `${head}${CRLF}Content-Type: multipart/alternative; boundary="${boundary}"${CRLF}${CRLF}` +
+      `--${boundary}${CRLF}${part('plain', p.text)}${CRLF}` +
+      `--${boundary}${CRLF}${part('html', p.html)}${CRLF}` +
+      `--${boundary}--${CRLF}`
+    );
+  }
+  return `${head}${CRLF}${part(p.html !== undefined ? 'html' : 'plain', p.html ?? p.text ?? '')}${CRLF}`;
+}

@@ -1,0 +1,100 @@
+import { SMTPServer, type SMTPServerSession } from 'smtp-server';
+
+/** A message as the peer received it. */
+export interface ReceivedMessage {
+  mailFrom: string;
+  rcptTo: string[];
+  raw: string;
+  /** Header fields by lower-case name (first occurrence), unfolded. */
+  headers: Map<string, string>;
+  user: string | undefined;
+  receivedAt: number;
+}
+
+export interface ScriptedError {
+  code: number;
+  message: string;
+}
+
+/** How the peer answers; anything not scripted is accepted. */
+export interface PeerScript {
+  /** Accepted credentials; unset = no AUTH required (a relay). */
+  users?: Record<string, string>;
+  onRcpt?(address: string, session: SMTPServerSession): ScriptedError | undefined;
+  /** Called with the whole message before the reply. */
+  onData?(message: ReceivedMessage, session: SMTPServerSession): ScriptedError | undefined;
+}
+
+function parseHeaders(raw: string): Map<string, string> {
+  const head = raw.split(/\r?\n\r?\n/, 1)[0] ?? '';
+  const map = new Map<string, string>();
+  for (const field of head.replace(/\r?\n[ \t]+/g, ' ').split(/\r?\n/)) {
+    const colon = field.indexOf(':');
+    if (colon <= 0) continue;
+    const name = field.slice(0, colon).trim().toLowerCase();
+    if (!map.has(name)) map.set(name, field.slice(colon + 1).trim());
+  }
+  return map;
+}
+
+export interface SmtpPeer {
+  port: number;
+  messages: ReceivedMessage[];
+  /** SMTP sessions open right now, and the most ever open at once. */
+  openSessions: number;
+  peakSessions: number;
+  close(): Promise<void>;
+}
+
+/** A real SMTP server on a loopback port (smtp-server), recording what it receives. */
+export async function startSmtpPeer(script: PeerScript = {}): Promise<SmtpPeer> {
+  const peer: SmtpPeer = { port: 0, messages: [], openSessions: 0, peakSessions: 0, close: async () => undefined };
+  const server = new SMTPServer({
+    logger: false,
+    disabledCommands: script.users ? ['STARTTLS'] : ['STARTTLS', 'AUTH'],
+    authOptional: !script.users,
+    allowInsecureAuth: true,
+    size: 50 * 1024 * 1024,
+    onConnect(_session, cb) {
+      peer.openSessions++;
+      peer.peakSessions = Math.max(peer.peakSessions, peer.openSessions);
+      cb();
+    },
+    onClose() {
+      peer.openSessions--;
+    },
+    onAuth(auth, _session, cb) {
+      if (script.users && auth.username && script.users[auth.username] === auth.password) return cb(null, { user: auth.username });
+      const err = Object.assign(new Error('5.7.8 Authentication credentials invalid'), { responseCode: 535 });
+      return cb(err);
+    },
+    onRcptTo(address, session, cb) {
+      const e = script.onRcpt?.(address.address, session);
+      if (e) return cb(Object.assign(new Error(e.message), { responseCode: e.code }));
+      cb();
+    },
+    onData(stream, session, cb) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        const raw = Buffer.concat(chunks).toString('utf8');
+        const message: ReceivedMessage = {
+          mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+          rcptTo: session.envelope.rcptTo.map((r) => r.address),
+          raw,
+          headers: parseHeaders(raw),
+          user: typeof session.user === 'string' ? session.user : undefined,
+          receivedAt: Date.now(),
+        };
+        const e = script.onData?.(message, session);
+        if (e) return cb(Object.assign(new Error(e.message), { responseCode: e.code }));
+        peer.messages.push(message);
+        cb(null, '250 2.0.0 queued');
+      });
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  peer.port = (server.server.address() as { port: number }).port;
+  peer.close = () => new Promise((resolve) => server.close(() => resolve()));
+  return peer;
+}
