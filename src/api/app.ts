@@ -60,8 +60,11 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
     if (err instanceof ApiError) return reply.status(err.status).send({ error: { code: err.code, message: err.message } });
     if (hasZodFastifySchemaValidationErrors(err)) {
       const issue = err.validation[0];
-      const path = issue?.instancePath.replace(/^\//, '').replaceAll('/', '.') || err.validationContext || 'body';
-      const message = `${path}: ${issue?.message ?? 'invalid'}`;
+      let path = issue?.instancePath.replace(/^\//, '').replaceAll('/', '.') || err.validationContext || 'body';
+      // An unknown field is named as the field itself, not as its parent object.
+      const unknownKeys = issue?.keyword === 'unrecognized_keys' ? (issue.params.keys as string[]) : [];
+      if (unknownKeys.length > 0) path = [path === err.validationContext ? '' : path, unknownKeys[0]].filter(Boolean).join('.');
+      const message = `${path}: ${unknownKeys.length > 0 ? 'unknown field' : (issue?.message ?? 'invalid')}`;
       return reply.status(422).send({ error: { code: 'invalid_field', message } });
     }
     if (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || err instanceof SyntaxError) {

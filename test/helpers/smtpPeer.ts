@@ -8,6 +8,8 @@ export interface ReceivedMessage {
   /** Header fields by lower-case name (first occurrence), unfolded. */
   headers: Map<string, string>;
   user: string | undefined;
+  /** Real time of MAIL FROM (the transaction's start) and of the end of DATA. */
+  startedAt: number;
   receivedAt: number;
 }
 
@@ -23,6 +25,8 @@ export interface PeerScript {
   onRcpt?(address: string, session: SMTPServerSession): ScriptedError | undefined;
   /** Called with the whole message before the reply. */
   onData?(message: ReceivedMessage, session: SMTPServerSession): ScriptedError | undefined;
+  /** Delays the reply to DATA (ms), to keep sends in flight. */
+  dataDelayMs?: number;
 }
 
 function parseHeaders(raw: string): Map<string, string> {
@@ -48,6 +52,7 @@ export interface SmtpPeer {
 
 /** A real SMTP server on a loopback port (smtp-server), recording what it receives. */
 export async function startSmtpPeer(script: PeerScript = {}): Promise<SmtpPeer> {
+  const transactionStarts = new Map<string, number>();
   const peer: SmtpPeer = { port: 0, messages: [], openSessions: 0, peakSessions: 0, close: async () => undefined };
   const server = new SMTPServer({
     logger: false,
@@ -68,6 +73,10 @@ export async function startSmtpPeer(script: PeerScript = {}): Promise<SmtpPeer> 
       const err = Object.assign(new Error('5.7.8 Authentication credentials invalid'), { responseCode: 535 });
       return cb(err);
     },
+    onMailFrom(_address, session, cb) {
+      transactionStarts.set(session.id, Date.now());
+      cb();
+    },
     onRcptTo(address, session, cb) {
       const e = script.onRcpt?.(address.address, session);
       if (e) return cb(Object.assign(new Error(e.message), { responseCode: e.code }));
@@ -84,12 +93,17 @@ export async function startSmtpPeer(script: PeerScript = {}): Promise<SmtpPeer> 
           raw,
           headers: parseHeaders(raw),
           user: typeof session.user === 'string' ? session.user : undefined,
+          startedAt: transactionStarts.get(session.id) ?? Date.now(),
           receivedAt: Date.now(),
         };
-        const e = script.onData?.(message, session);
-        if (e) return cb(Object.assign(new Error(e.message), { responseCode: e.code }));
-        peer.messages.push(message);
-        cb(null, '250 2.0.0 queued');
+        const reply = () => {
+          const e = script.onData?.(message, session);
+          if (e) return cb(Object.assign(new Error(e.message), { responseCode: e.code }));
+          peer.messages.push(message);
+          cb(null, '250 2.0.0 queued');
+        };
+        if (script.dataDelayMs) setTimeout(reply, script.dataDelayMs);
+        else reply();
       });
     },
   });

@@ -1,4 +1,130 @@
+import { z } from 'zod';
 import type { AppContext } from '../../context.ts';
+import {
+  accountHealth,
+  deleteAccount,
+  getAccount,
+  insertAccount,
+  listAccounts,
+  timezoneKnown,
+  updateAccount,
+  type SmtpAccount,
+} from '../../db/smtpAccounts.ts';
+import { readUsage } from '../../db/usage.ts';
 import type { ZodApp } from '../app.ts';
+import { requireUser } from '../auth.ts';
+import { conflict, invalid, notFound } from '../errors.ts';
+import { email, idParams, page, pageQuery } from '../schemas.ts';
 
-export function accountRoutes(_app: ZodApp, _ctx: AppContext): void {}
+const MAX_INT = 2 ** 31 - 1;
+const noLineBreaks = (s: string) => !/[\r\n\0]/.test(s);
+
+/** IANA names only: Intl also takes UTC offsets, which PostgreSQL reads with the opposite sign. */
+function isIanaTimeZone(name: string): boolean {
+  if (!/^[A-Za-z][A-Za-z0-9_+-]*(?:\/[A-Za-z0-9_+-]+)*$/.test(name)) return false;
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: name });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const accountShape = {
+  serverId: z.number().int().positive().max(MAX_INT),
+  email,
+  username: z.string().min(1).max(254).refine(noLineBreaks, 'must not contain line breaks or NUL').nullable(),
+  password: z.string().min(1).max(1024).refine(noLineBreaks, 'must not contain line breaks or NUL').nullable(),
+  hourlyLimit: z.number().int().min(0).max(MAX_INT),
+  dailyLimit: z.number().int().min(0).max(MAX_INT),
+  ratePerSecond: z.number().positive().max(10_000).nullable(),
+  timezone: z.string().max(64).refine(isIanaTimeZone, 'must be an IANA time zone name such as Europe/Paris'),
+  active: z.boolean(),
+};
+
+const createAccountBody = z
+  .object({
+    ...accountShape,
+    username: accountShape.username.default(null),
+    password: accountShape.password.default(null),
+    ratePerSecond: accountShape.ratePerSecond.default(null),
+    timezone: accountShape.timezone.default('UTC'),
+    active: accountShape.active.default(true),
+  })
+  .strict();
+const patchAccountBody = z.object(accountShape).partial().strict();
+
+const unknownServer = () => invalid('serverId', 'no such SMTP server');
+
+export function accountRoutes(app: ZodApp, ctx: AppContext): void {
+  const wake = (userId: number) => ctx.events.emit({ type: 'engine.wake', userId });
+
+  const assertTimezone = async (timezone: string | undefined) => {
+    if (timezone !== undefined && !(await timezoneKnown(ctx.db, timezone))) {
+      throw invalid('timezone', `the database does not know the time zone "${timezone}"`);
+    }
+  };
+
+  /** The accounts as replied: usage read in one query for all of them, health as of now. */
+  const present = async (accounts: SmtpAccount[]) => {
+    const now = ctx.clock.now();
+    const usage = await readUsage(ctx.db, accounts.map((a) => a.id), now);
+    return accounts.map(({ health, healthUntil, healthReason, ...fields }) => {
+      const u = usage.get(fields.id);
+      return {
+        ...fields,
+        usage: {
+          sentThisHour: u?.sentThisHour ?? 0,
+          sentToday: u?.sentToday ?? 0,
+          hourlyLimit: fields.hourlyLimit,
+          dailyLimit: fields.dailyLimit,
+        },
+        health: accountHealth({ active: fields.active, health, healthUntil, healthReason }, now),
+      };
+    });
+  };
+  const presentOne = async (account: SmtpAccount) => (await present([account]))[0]!;
+
+  app.post('/api/v1/smtp-accounts', { schema: { body: createAccountBody } }, async (req, reply) => {
+    const userId = requireUser(req.caller);
+    await assertTimezone(req.body.timezone);
+    const account = await insertAccount(ctx.db, ctx.secrets.secretKey, userId, req.body, ctx.clock.now());
+    if (!account) throw unknownServer();
+    wake(userId);
+    return reply.status(201).send(await presentOne(account));
+  });
+
+  app.get('/api/v1/smtp-accounts', { schema: { querystring: pageQuery } }, async (req) => {
+    const userId = requireUser(req.caller);
+    const rows = await listAccounts(ctx.db, userId, req.query.after ?? 0, req.query.limit + 1);
+    const { items, next } = page(rows, req.query.limit);
+    return { items: await present(items), next };
+  });
+
+  app.get('/api/v1/smtp-accounts/:id', { schema: { params: idParams } }, async (req) => {
+    const account = await getAccount(ctx.db, requireUser(req.caller), req.params.id);
+    if (!account) throw notFound('SMTP account');
+    return presentOne(account);
+  });
+
+  app.patch('/api/v1/smtp-accounts/:id', { schema: { params: idParams, body: patchAccountBody } }, async (req) => {
+    const userId = requireUser(req.caller);
+    await assertTimezone(req.body.timezone);
+    const outcome = await updateAccount(ctx.db, ctx.secrets.secretKey, userId, req.params.id, req.body);
+    if (outcome === 'not_found') throw notFound('SMTP account');
+    if (outcome === 'bad_server') throw unknownServer();
+    wake(userId);
+    return presentOne(outcome);
+  });
+
+  app.delete('/api/v1/smtp-accounts/:id', { schema: { params: idParams } }, async (req, reply) => {
+    const userId = requireUser(req.caller);
+    const outcome = await deleteAccount(ctx.db, userId, req.params.id);
+    if (outcome === 'not_found') throw notFound('SMTP account');
+    if (outcome === 'in_use') {
+      throw conflict('account_in_use', 'a scheduled, running or paused campaign may still send through this account: stop it first');
+    }
+    wake(userId);
+    return reply.status(204).send();
+  });
+}
