@@ -1,0 +1,151 @@
+import { connect } from 'node:net';
+import nodemailer from 'nodemailer';
+import MailComposer from 'nodemailer/lib/mail-composer/index.js';
+import type SMTPPool from 'nodemailer/lib/smtp-pool/index.js';
+import { contact, FROM_NAME, HTML_TEMPLATE, personalise, SUBJECT, TEXT_TEMPLATE } from './content.ts';
+
+function log(line: string): void {
+  process.stderr.write(`[raw] ${line}\n`);
+}
+
+interface Prepared {
+  raw: Buffer;
+  envelope: { from: string; to: string[] };
+}
+
+/**
+ * Renders every message in full before the clock starts, with the headers MailPilot promises
+ * (API.md "Every message sent"), so that only the SMTP sending is timed.
+ */
+async function prerender(count: number, senders: number): Promise<Prepared[]> {
+  const out: Prepared[] = [];
+  for (let i = 0; i < count; i++) {
+    const c = contact(i);
+    const from = `sender${i % senders}@bench.test`;
+    const raw = await new MailComposer({
+      from: { name: FROM_NAME, address: from },
+      to: c.email,
+      subject: personalise(SUBJECT, c),
+      html: personalise(HTML_TEMPLATE, c),
+      text: personalise(TEXT_TEMPLATE, c),
+      messageId: `<raw.${i}@bench.test>`,
+      headers: {
+        'List-Unsubscribe': `<http://127.0.0.1:8080/u/${i.toString(36).padStart(24, '0')}>`,
+        'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
+        'X-MailPilot-Campaign': '1',
+      },
+    })
+      .compile()
+      .build();
+    out.push({ raw, envelope: { from, to: [c.email] } });
+  }
+  return out;
+}
+
+/**
+ * One pooled transport with a single connection, as MailPilot runs one per account. Nagle is off
+ * (SMTP-FACTS "Measured here": delayed ACKs stall a busy connection), requeues are off as in the
+ * engine, and the connection is never recycled, since reconnecting is not what is being measured.
+ */
+function transport(port: number) {
+  const options: SMTPPool.Options & { maxRequeues: number } = {
+    pool: true,
+    host: '127.0.0.1',
+    port,
+    secure: false,
+    ignoreTLS: true,
+    maxConnections: 1,
+    maxMessages: Infinity,
+    maxRequeues: 0,
+    getSocket(_opts, callback) {
+      const socket = connect({ host: '127.0.0.1', port, noDelay: true });
+      socket.once('error', (err) => callback(err, null));
+      socket.once('connect', () => callback(null, { connection: socket }));
+    },
+  };
+  return nodemailer.createTransport(options);
+}
+
+export interface RawCeilingResult {
+  /** Timed messages; the warm-up ones went to the sink before them. */
+  messages: number;
+  warmupMessages: number;
+  sent: number;
+  failed: number;
+  seconds: number;
+  msgPerSec: number;
+  /** Mean size of the pre-rendered messages as handed to nodemailer (before dot-stuffing). */
+  messageBytes: number;
+  firstError: string | null;
+}
+
+export async function measureRawCeiling(opts: {
+  port: number;
+  messages: number;
+  connections: number;
+  /** Untimed messages sent first, so that JIT compilation and connection set-up stay off the clock. */
+  warmup: number;
+}): Promise<RawCeilingResult> {
+  const { port, messages, connections, warmup } = opts;
+
+  const renderStart = performance.now();
+  const prepared = await prerender(messages, connections);
+  const messageBytes = Math.round(prepared.reduce((n, p) => n + p.raw.length, 0) / messages);
+  log(`pre-rendered ${messages} messages of ${messageBytes} bytes on average in ${((performance.now() - renderStart) / 1000).toFixed(1)} s`);
+
+  const transports = Array.from({ length: connections }, () => transport(port));
+  let next = 0;
+  let sent = 0;
+  let failed = 0;
+  let firstError: string | null = null;
+
+  /*
+   * One message at a time per transport already keeps its connection busy: nodemailer marks a
+   * connection available one setImmediate after a send completes, and by then this loop has queued
+   * the next message from the promise's microtask. Queuing more only lengthens the pool's queue
+   * (measured here: 2 in flight was no faster, sometimes slower).
+   * Every lane takes the next unsent message, so a faster connection simply sends more of them.
+   */
+  const lane = async (t: (typeof transports)[number], count: number) => {
+    for (let i = next++; i < count; i = next++) {
+      try {
+        await t.sendMail(prepared[i]!);
+        sent++;
+      } catch (err) {
+        failed++;
+        firstError ??= err instanceof Error ? err.message : String(err);
+      }
+    }
+  };
+  const sendAll = (count: number) => Promise.all(transports.map((t) => lane(t, count)));
+
+  try {
+    await sendAll(Math.min(warmup, messages));
+    if (failed > 0) throw new Error(`raw ceiling warm-up: ${failed} messages failed: ${firstError}`);
+    log(`warm-up: ${sent} messages sent`);
+    next = 0;
+    sent = 0;
+
+    const start = performance.now();
+    let lastCount = 0;
+    let lastAt = start;
+    const progress = setInterval(() => {
+      const now = performance.now();
+      const done = sent + failed;
+      log(`${done}/${messages} done, ${Math.round(((done - lastCount) * 1000) / (now - lastAt))} msg/s in the last second`);
+      lastCount = done;
+      lastAt = now;
+    }, 1000);
+    try {
+      await sendAll(messages);
+    } finally {
+      clearInterval(progress);
+    }
+    const seconds = (performance.now() - start) / 1000;
+    const msgPerSec = Math.round(sent / seconds);
+    log(`${sent} sent, ${failed} failed in ${seconds.toFixed(2)} s: ${msgPerSec} msg/s over ${connections} connections`);
+    return { messages, warmupMessages: Math.min(warmup, messages), sent, failed, seconds: Number(seconds.toFixed(3)), msgPerSec, messageBytes, firstError };
+  } finally {
+    for (const t of transports) t.close();
+  }
+}

@@ -1,0 +1,90 @@
+import { Command } from 'commander';
+import { loadConfig } from '../config.ts';
+import { openDatabase } from '../db/database.ts';
+import { migrate } from '../db/migrate.ts';
+import { createLogger } from '../log.ts';
+import { startMailPilot, type MailPilot } from '../server.ts';
+import { startSink } from '../smtp/sink.ts';
+
+/** Process lifetime: stop cleanly on SIGTERM/SIGINT (in-flight sends finish and are recorded). */
+function stopOnSignals(mp: MailPilot): void {
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    mp.ctx.log.info({ signal }, 'shutting down');
+    mp.close().then(
+      () => process.exit(0),
+      (err) => {
+        mp.ctx.log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+const program = new Command()
+  .name('mailpilot')
+  .description('Multi-user email campaign sender: one worker per SMTP account, exact hourly and daily limits.')
+  .showHelpAfterError();
+
+program
+  .command('serve')
+  .description('migrate the database, then serve the API, the dashboard and the sending engine')
+  .action(async () => {
+    const config = loadConfig();
+    const mp = await startMailPilot({ config, api: true, engine: true });
+    const where = config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `the embedded database in ${config.dataDir}`;
+    mp.ctx.log.info({ url: mp.url }, `MailPilot listening on ${mp.url}, using ${where}`);
+    if (mp.ctx.secrets.adminKeyGenerated) {
+      // Printed once, on the start that generated it; it is also in the data dir's admin.key file.
+      process.stdout.write(`\nAdmin API key (also saved in ${config.dataDir}/admin.key):\n  ${mp.ctx.secrets.adminKey}\n\n`);
+    }
+    stopOnSignals(mp);
+  });
+
+program
+  .command('worker')
+  .description('run the sending engine alone, against the PostgreSQL server in DATABASE_URL')
+  .action(async () => {
+    const config = loadConfig();
+    if (!config.databaseUrl) {
+      program.error('mailpilot worker needs DATABASE_URL: several processes can only share a PostgreSQL server, not the embedded database');
+    }
+    const mp = await startMailPilot({ config, api: false, engine: true });
+    mp.ctx.log.info({ owner: mp.engine!.owner }, 'MailPilot worker running');
+    stopOnSignals(mp);
+  });
+
+program
+  .command('migrate')
+  .description('apply database migrations and exit')
+  .action(async () => {
+    const config = loadConfig();
+    const log = createLogger(config.logLevel);
+    const db = await openDatabase({ url: config.databaseUrl, dataDir: config.databaseUrl ? undefined : `${config.dataDir}/pglite` });
+    const applied = await migrate(db);
+    await db.close();
+    log.info({ applied }, applied.length ? `applied ${applied.length} migration(s)` : 'database is up to date');
+  });
+
+program
+  .command('sink')
+  .description('run a local SMTP server that accepts and discards every message (to try MailPilot without a mail server)')
+  .option('-p, --port <port>', 'port to listen on', '2525')
+  .option('--host <host>', 'address to listen on', '127.0.0.1')
+  .option('-q, --quiet', 'do not print a line per message')
+  .action(async (opts: { port: string; host: string; quiet?: boolean }) => {
+    const sink = await startSink({
+      port: Number(opts.port),
+      host: opts.host,
+      onMessage: opts.quiet ? undefined : (from, to, bytes) => process.stdout.write(`${from} -> ${to.join(', ')} (${bytes} bytes)\n`),
+    });
+    process.stdout.write(`SMTP sink listening on ${opts.host}:${sink.port}; Ctrl-C to stop\n`);
+    process.on('SIGINT', () => void sink.close().then(() => process.exit(0)));
+    process.on('SIGTERM', () => void sink.close().then(() => process.exit(0)));
+  });
+
+await program.parseAsync(process.argv);
