@@ -4,6 +4,8 @@ import { EventEmitter } from 'node:events';
 export type AppEvent =
   | { type: 'campaign.status'; userId: number; campaignId: number; status: string }
   | { type: 'campaign.progress'; userId: number; campaignId: number }
+  /** What a worker's last batch of sends came to, by outcome kind (see smtp/classify.ts), for metrics. */
+  | { type: 'account.outcomes'; userId: number; accountId: number; counts: Record<string, number>; latenciesMs: number[] }
   /** Accounts, campaigns or quota of a user changed: the scheduler looks again. */
   | { type: 'engine.wake'; userId: number };
 

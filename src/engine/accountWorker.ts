@@ -49,6 +49,8 @@ export class AccountWorker {
   private inflight = 0;
   private outcomes: Outcome[] = [];
   private bounces: string[] = [];
+  private tally: Record<string, number> = {};
+  private latencies: number[] = [];
   private unspent = new Map<number, number>();
   private campaignStatus = new Map<number, string>();
   /** Sequence number of the last status event per campaign, so a slower database read never overrides it. */
@@ -178,15 +180,20 @@ export class AccountWorker {
       this.settle(msg, { kind: 'failed', error: `rendering failed: ${(err as Error).message}`, suppress: false });
       return;
     }
+    const startedAt = performance.now();
     this.transport
       .sendMail({ envelope: { from: this.account.email, to: [msg.email] }, raw })
       .then(classifyInfo, classifyError)
-      .then((outcome) => this.settle(msg, outcome));
+      .then((outcome) => {
+        this.latencies.push(performance.now() - startedAt);
+        this.settle(msg, outcome);
+      });
   }
 
   private settle(msg: ClaimedMessage, outcome: SendOutcome): void {
     this.inflight--;
     this.pump();
+    this.tally[outcome.kind] = (this.tally[outcome.kind] ?? 0) + 1;
     const now = this.ctx.clock.now();
     switch (outcome.kind) {
       case 'sent':
@@ -278,6 +285,12 @@ export class AccountWorker {
     this.flushing = this.flushing.then(async () => {
       const batch = this.outcomes.splice(0);
       const bounces = this.bounces.splice(0);
+      if (this.latencies.length > 0 || Object.keys(this.tally).length > 0) {
+        const { id: accountId, userId } = this.account;
+        this.ctx.events.emit({ type: 'account.outcomes', userId, accountId, counts: this.tally, latenciesMs: this.latencies });
+        this.tally = {};
+        this.latencies = [];
+      }
       if (batch.length === 0 && bounces.length === 0) return;
       for (let attempt = 1; ; attempt++) {
         try {
