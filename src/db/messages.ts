@@ -205,11 +205,16 @@ export async function listMessages(
   campaignId: number,
   p: { status?: MessageStatus; after: number; limit: number },
 ): Promise<MessageRow[]> {
+  const columns = `id, email, status, attempts, account_id AS "accountId", last_error AS "lastError", sent_at AS "sentAt"`;
+  // Two statements, not "($4 IS NULL OR status = $4)", so each can use its own index.
+  if (p.status) {
+    return db.query<MessageRow>(
+      `SELECT ${columns} FROM messages WHERE campaign_id = $1 AND user_id = $2 AND status = $3 AND id > $4 ORDER BY id LIMIT $5`,
+      [campaignId, userId, p.status, p.after, p.limit],
+    );
+  }
   return db.query<MessageRow>(
-    `SELECT id, email, status, attempts, account_id AS "accountId", last_error AS "lastError", sent_at AS "sentAt"
-       FROM messages
-      WHERE campaign_id = $1 AND user_id = $2 AND id > $3 AND ($4::text IS NULL OR status = $4)
-      ORDER BY id LIMIT $5`,
-    [campaignId, userId, p.after, p.status ?? null, p.limit],
+    `SELECT ${columns} FROM messages WHERE campaign_id = $1 AND user_id = $2 AND id > $3 ORDER BY id LIMIT $4`,
+    [campaignId, userId, p.after, p.limit],
   );
 }
