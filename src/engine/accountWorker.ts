@@ -190,25 +190,26 @@ export class AccountWorker {
       }
       this.queue.shift();
       this.unspent.set(next.hourStart, this.unspent.get(next.hourStart)! - 1);
-      this.send(next.msg);
+      this.send(next);
     }
   }
 
-  private send(msg: ClaimedMessage): void {
+  private send(q: Queued): void {
     this.inflight++;
     let raw: string;
     try {
-      raw = this.renderer.render(msg, this.account.userId, this.account.email);
+      raw = this.renderer.render(q.msg, this.account.userId, this.account.email);
     } catch (err) {
-      this.settle(msg, { kind: 'failed', error: `rendering failed: ${(err as Error).message}`, cause: 'local' }, undefined);
+      this.settle(q, { kind: 'failed', error: `rendering failed: ${(err as Error).message}`, cause: 'local' }, undefined);
       return;
     }
     const startedAt = performance.now();
-    void this.transport.send(this.account.email, msg.email, raw).then((outcome) => this.settle(msg, outcome, performance.now() - startedAt));
+    void this.transport.send(this.account.email, q.msg.email, raw).then((outcome) => this.settle(q, outcome, performance.now() - startedAt));
   }
 
   /** The one place a send's outcome turns into a message transition (smtp/classify.ts decides the outcome). */
-  private settle(msg: ClaimedMessage, outcome: SendOutcome, latencyMs: number | undefined): void {
+  private settle(q: Queued, outcome: SendOutcome, latencyMs: number | undefined): void {
+    const { msg } = q;
     this.inflight--;
     this.book.count(outcome.kind, latencyMs);
     const now = this.ctx.clock.now();
@@ -237,8 +238,10 @@ export class AccountWorker {
         break;
       default:
         // The account, not the message, is at fault: the message goes back untouched for another
-        // account, and this one stops. After a deliberate cut the failure says nothing about the account.
+        // account (its reserved send too, since nothing went out), and this one stops. After a
+        // deliberate cut the failure says nothing about the account.
         record({ status: 'pending' });
+        this.unspent.set(q.hourStart, this.unspent.get(q.hourStart)! + 1);
         if (!this.aborted && !this.accountProblem) {
           this.accountProblem = outcome;
           this.halt('account_problem');

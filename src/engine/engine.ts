@@ -200,15 +200,23 @@ export class Engine {
     return c !== undefined && performance.now() < c.until;
   }
 
-  /** New work for a user: its idle accounts may try again at once (failed ones keep their back-off). */
-  private endIdleCooldowns(userId: number): void {
-    for (const [accountId, c] of this.cooldowns) if (c.userId === userId && c.failures === 0) this.cooldowns.delete(accountId);
+  /** New work for a user (or for anyone): its idle accounts may try again at once (failed ones keep their back-off). */
+  private endIdleCooldowns(userId?: number): void {
+    for (const [accountId, c] of this.cooldowns) {
+      if ((userId === undefined || c.userId === userId) && c.failures === 0) this.cooldowns.delete(accountId);
+    }
   }
 
   /** Business-time timer for the next thing not yet due (see nextWakeAt), so none waits for a poll. */
   private async armDueTimer(now: Date): Promise<void> {
     const at = await nextWakeAt(this.ctx.db, now);
     this.dueTimer?.cancel();
-    this.dueTimer = at && !this.stopping ? this.ctx.clock.at(at, () => void this.wake()) : undefined;
+    this.dueTimer =
+      at && !this.stopping
+        ? this.ctx.clock.at(at, () => {
+            this.endIdleCooldowns();
+            void this.wake();
+          })
+        : undefined;
   }
 }
