@@ -6,6 +6,7 @@ import { campaignsDue, finishedCampaignIds } from '../db/campaigns.ts';
 import { accountsToSweep, countOthersLiveLeases, findLaunchCandidates, idleUsersWithWork, sweepAccount, takeLease } from '../db/engineAccounts.ts';
 import { forgetDeadNodes, removeNode, renewNode } from '../db/engineNodes.ts';
 import { nextWakeAt } from '../db/engineSchedule.ts';
+import { isTransientDbError } from '../db/transient.ts';
 import { nextQuotaAt } from '../db/usage.ts';
 import { completeIfFinished, resumeFromLimits, settleStopped, startCampaign } from '../campaigns/lifecycle.ts';
 import { AccountWorker, type ExitReason } from './accountWorker.ts';
@@ -116,7 +117,9 @@ export class Engine {
         try {
           await this.tick();
         } catch (err) {
-          this.ctx.log.error({ err }, 'scheduler pass failed');
+          // The next pass (at the latest TICK_INTERVAL_MS later) starts over; database trouble is expected to pass.
+          if (isTransientDbError(err)) this.ctx.log.warn({ err }, 'scheduler pass interrupted by database trouble');
+          else this.ctx.log.error({ err }, 'scheduler pass failed');
         }
       } while (this.tickAgain && !this.stopping);
     })().finally(() => (this.ticking = undefined));

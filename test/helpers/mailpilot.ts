@@ -12,13 +12,38 @@ export interface ApiReply<T = any> {
   body: T;
 }
 
-export interface TestMailPilot {
+/** Something that calls a MailPilot HTTP API: an in-process one or another process. */
+export interface ApiClient {
+  /** Calls the HTTP API; `body` is sent as JSON unless a string is given with a content type. */
+  api<T = any>(method: string, path: string, opts?: { key?: string; body?: unknown; contentType?: string }): Promise<ApiReply<T>>;
+}
+
+export function apiClient(url: string): ApiClient['api'] {
+  return async (method, path, o = {}) => {
+    const headers: Record<string, string> = {};
+    if (o.key) headers.authorization = `Bearer ${o.key}`;
+    let body: string | undefined;
+    if (o.body !== undefined) {
+      headers['content-type'] = o.contentType ?? 'application/json';
+      body = typeof o.body === 'string' ? o.body : JSON.stringify(o.body);
+    }
+    const res = await fetch(url + path, { method, headers, body });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // not JSON (e.g. an HTML page): keep the text
+    }
+    return { status: res.status, body: parsed as any };
+  };
+}
+
+export interface TestMailPilot extends ApiClient {
   mp: MailPilot;
   url: string;
   adminKey: string;
   clock: Clock;
-  /** Calls the HTTP API; `body` is sent as JSON unless a string is given with a content type. */
-  api<T = any>(method: string, path: string, opts?: { key?: string; body?: unknown; contentType?: string }): Promise<ApiReply<T>>;
   /** Creates a user through the admin API and returns its id and key. */
   createUser(name?: string): Promise<{ id: number; apiKey: string }>;
   close(): Promise<void>;
@@ -44,24 +69,7 @@ export async function startTestMailPilot(
   const url = mp.url!;
   let users = 0;
 
-  const api: TestMailPilot['api'] = async (method, path, o = {}) => {
-    const headers: Record<string, string> = {};
-    if (o.key) headers.authorization = `Bearer ${o.key}`;
-    let body: string | undefined;
-    if (o.body !== undefined) {
-      headers['content-type'] = o.contentType ?? 'application/json';
-      body = typeof o.body === 'string' ? o.body : JSON.stringify(o.body);
-    }
-    const res = await fetch(url + path, { method, headers, body });
-    const text = await res.text();
-    let parsed: unknown = text;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      // not JSON (e.g. an HTML page): keep the text
-    }
-    return { status: res.status, body: parsed as any };
-  };
+  const api = apiClient(url);
 
   return {
     mp,

@@ -18,8 +18,11 @@ export interface ScriptedError {
   message: string;
 }
 
-/** 'drop': the peer closes the connection without replying (after the final dot when given by onData). */
-export type ScriptedReply = ScriptedError | 'drop';
+/**
+ * 'drop': the peer closes the connection without replying; 'hang': it never replies (both after
+ * the final dot, given by onData).
+ */
+export type ScriptedReply = ScriptedError | 'drop' | 'hang';
 
 /** How the peer answers; anything not scripted is accepted. */
 export interface PeerScript {
@@ -108,6 +111,7 @@ export async function startSmtpPeer(script: PeerScript = {}): Promise<SmtpPeer> 
         const reply = () => {
           const e = script.onData?.(message, session);
           if (e === 'drop') return dropConnection(session.id);
+          if (e === 'hang') return;
           if (e) return cb(Object.assign(new Error(e.message), { responseCode: e.code }));
           peer.messages.push(message);
           cb(null, '250 2.0.0 queued');
@@ -122,6 +126,8 @@ export async function startSmtpPeer(script: PeerScript = {}): Promise<SmtpPeer> 
   const dropConnection = (sessionId: string) => {
     for (const c of connections) if (c.id === sessionId) c._socket.destroy();
   };
+  // A client killed mid-session resets its connection: that is the test's doing, not the peer's failure.
+  server.on('error', () => undefined);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   peer.port = (server.server.address() as { port: number }).port;
   peer.close = () => new Promise((resolve) => server.close(() => resolve()));
