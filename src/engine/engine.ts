@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { Timer } from '../clock.ts';
 import type { AppContext } from '../context.ts';
 import { campaignsDue, finishedCampaignIds } from '../db/campaigns.ts';
-import { accountsToSweep, countOthersLiveLeases, findLaunchCandidates, idleUsersWithWork, sweepAccount, takeLease } from '../db/engineAccounts.ts';
+import { accountsToSweep, countOthersLiveLeases, findLaunchCandidates, idleUsersWithWork, releaseLease, sweepAccount, takeLease } from '../db/engineAccounts.ts';
 import { forgetDeadNodes, removeNode, renewNode } from '../db/engineNodes.ts';
 import { nextWakeAt } from '../db/engineSchedule.ts';
 import { isTransientDbError } from '../db/transient.ts';
@@ -23,6 +23,8 @@ const MAX_ERROR_BACKOFF_MS = 60_000;
 /** On shutdown, sends in flight get this long to finish, and database writes this long to land. */
 const SHUTDOWN_SENDS_MS = 5_000;
 const SHUTDOWN_WRITES_MS = 8_000;
+/** On shutdown, how long a scheduler pass under way may finish (it may be waiting on an unreachable database). */
+const SHUTDOWN_TICK_MS = 1_000;
 /** How long a process that stopped renewing its engine_nodes row is remembered. */
 const FORGET_NODES_AFTER_MS = 60 * 60_000;
 
@@ -91,7 +93,8 @@ export class Engine {
     clearInterval(this.interval);
     this.dueTimer?.cancel();
     this.unsubscribe?.();
-    await this.ticking;
+    // A pass that takes a lease after this point hands it straight back (see launch).
+    await Promise.race([this.ticking, new Promise((r) => setTimeout(r, SHUTDOWN_TICK_MS).unref())]);
     for (const { worker } of this.workers.values()) {
       worker.stop('shutdown', { abortAfterMs: SHUTDOWN_SENDS_MS, giveUpAfterMs: SHUTDOWN_WRITES_MS });
     }
@@ -167,6 +170,10 @@ export class Engine {
       const expires = new Date(now.getTime() + ctx.config.leaseTtlMs);
       const account = await ctx.db.transaction((tx) => takeLease(tx, c.id, this.owner, now, expires));
       if (!account) continue;
+      if (this.stopping) {
+        await ctx.db.transaction((tx) => releaseLease(tx, account.id, this.owner));
+        return;
+      }
       room--;
       this.launches++;
       const worker = new AccountWorker(ctx, account, this.owner, this.renderer, takenAt);

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FakeClock, type Clock } from '../../src/clock.ts';
-import { loadConfig } from '../../src/config.ts';
+import { loadConfig, type Config } from '../../src/config.ts';
 import { createLogger } from '../../src/log.ts';
 import { startMailPilot, type MailPilot } from '../../src/server.ts';
 import { freshDatabase, type DatabaseKind } from './db.ts';
@@ -52,11 +52,11 @@ export interface TestMailPilot extends ApiClient {
 /** A whole MailPilot (API + engine) on its own fresh database, listening on a free port. */
 export async function startTestMailPilot(
   kind: DatabaseKind,
-  opts: { clock?: Clock; engine?: boolean } = {},
+  opts: { clock?: Clock; engine?: boolean; config?: Partial<Config> } = {},
 ): Promise<TestMailPilot> {
   const dataDir = mkdtempSync(join(tmpdir(), 'mailpilot-test-'));
   const database = await freshDatabase(kind);
-  const config = { ...loadConfig({}), port: 0, dataDir, adminKey: 'test-admin-key', logLevel: 'warn' };
+  const config = { ...loadConfig({}), port: 0, dataDir, adminKey: 'test-admin-key', logLevel: 'warn', ...opts.config };
   const clock = opts.clock ?? new FakeClock('2026-03-02T10:00:00Z');
   const mp = await startMailPilot({
     config,
