@@ -160,7 +160,7 @@ export class Engine {
       w.leaving = true;
       w.worker.stop('rebalance');
     }
-    let room = share - Math.min(staying.length, share);
+    let room = Math.max(0, share - staying.length);
     if (candidates.length === 0 || room <= 0) return;
     const quotaAt = await nextQuotaAt(ctx.db, candidates.map((c) => c.id), now);
     for (const c of candidates) {
@@ -203,6 +203,8 @@ export class Engine {
     } else if (reason === 'no_work' || reason === 'lease_lost') {
       this.cooldowns.set(accountId, { until: performance.now() + IDLE_COOLDOWN_MS, userId, failures });
     } else this.cooldowns.delete(accountId);
+    // Handed back for another process to take: tell them now rather than at their next pass.
+    if (reason === 'rebalance') this.ctx.events.emit({ type: 'engine.wake', userId });
   }
 
   private coolingDown(accountId: number): boolean {
