@@ -10,9 +10,17 @@ export interface Config {
   secretKey: string | undefined;
   publicUrl: string;
   logLevel: string;
+  /**
+   * How long an engine process's hold on an account lasts without a heartbeat: how soon the
+   * accounts of a crashed process are taken over, and how long a database outage is survived
+   * without handing them over.
+   */
+  leaseTtlMs: number;
 }
 
 const portSchema = z.coerce.number().int().min(0).max(65535);
+const leaseSchema = z.coerce.number().min(1).max(3600);
+const DEFAULT_LEASE_SECONDS = 30;
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const port = portSchema.safeParse(env.PORT ?? '8080');
@@ -20,6 +28,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const host = env.HOST || '127.0.0.1';
   const publicUrl = (env.MAILPILOT_PUBLIC_URL || `http://${host}:${port.data}`).replace(/\/+$/, '');
   if (!URL.canParse(publicUrl)) throw new Error(`MAILPILOT_PUBLIC_URL must be an absolute URL, got "${publicUrl}"`);
+  const lease = leaseSchema.safeParse(env.MAILPILOT_LEASE_SECONDS || DEFAULT_LEASE_SECONDS);
+  if (!lease.success) throw new Error(`MAILPILOT_LEASE_SECONDS must be a number of seconds from 1 to 3600, got "${env.MAILPILOT_LEASE_SECONDS}"`);
   return {
     databaseUrl: env.DATABASE_URL || undefined,
     dataDir: env.MAILPILOT_DATA_DIR || './data',
@@ -29,5 +39,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     secretKey: env.MAILPILOT_SECRET_KEY || undefined,
     publicUrl,
     logLevel: env.LOG_LEVEL || 'info',
+    leaseTtlMs: lease.data * 1000,
   };
 }

@@ -87,7 +87,7 @@ describe.each(databaseKinds)('hot queries use indexes on a 200k-message table (%
       'outcome write + counters',
       (q) =>
         recordOutcomes(q, ids.account, 'me', [
-          { id: ids.firstMessage + 9, status: 'sent', charged: 1, error: null, sentAt: NOW, nextAttemptAt: null },
+          { id: ids.firstMessage + 9, status: 'sent', charged: 1, error: null, sentAt: NOW, nextAttemptAt: null, possiblyDelivered: false },
         ]),
     ],
     ['usage reservation', (q) => reserveSends(q, ids.account, 100, NOW)],

@@ -6,13 +6,23 @@ import { createLogger } from '../log.ts';
 import { startMailPilot, type MailPilot } from '../server.ts';
 import { startSink } from '../smtp/sink.ts';
 
-/** Process lifetime: stop cleanly on SIGTERM/SIGINT (in-flight sends finish and are recorded). */
+/** A stop that has not finished by then is given up, so a supervisor's kill never has to come. */
+const SHUTDOWN_LIMIT_MS = 9_500;
+
+/**
+ * Process lifetime: stop cleanly on SIGTERM/SIGINT: claiming stops, sends in flight finish (or are
+ * cut and recorded by how far they got), outcomes are recorded, leases released; exit 0.
+ */
 function stopOnSignals(mp: MailPilot): void {
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     mp.ctx.log.info({ signal }, 'shutting down');
+    setTimeout(() => {
+      mp.ctx.log.error('shutdown did not finish in time; exiting anyway');
+      process.exit(1);
+    }, SHUTDOWN_LIMIT_MS).unref();
     mp.close().then(
       () => process.exit(0),
       (err) => {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { resumeForUsableAccount } from '../../campaigns/lifecycle.ts';
 import type { AppContext } from '../../context.ts';
 import {
   accountHealth,
@@ -90,6 +91,7 @@ export function accountRoutes(app: ZodApp, ctx: AppContext): void {
     await assertTimezone(req.body.timezone);
     const account = await insertAccount(ctx.db, ctx.secrets.secretKey, userId, req.body, ctx.clock.now());
     if (!account) throw unknownServer();
+    await resumeForUsableAccount(ctx, userId);
     wake(userId);
     return reply.status(201).send(await presentOne(account));
   });
@@ -113,6 +115,7 @@ export function accountRoutes(app: ZodApp, ctx: AppContext): void {
     const outcome = await updateAccount(ctx.db, ctx.secrets.secretKey, userId, req.params.id, req.body);
     if (outcome === 'not_found') throw notFound('SMTP account');
     if (outcome === 'bad_server') throw unknownServer();
+    await resumeForUsableAccount(ctx, userId);
     wake(userId);
     return presentOne(outcome);
   });

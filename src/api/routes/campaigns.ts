@@ -32,6 +32,7 @@ const messagesQuery = pageQuery.extend({ status: z.enum(['pending', 'sending', '
 function present(c: Campaign, runningCampaigns: number) {
   const warnings: string[] = [];
   if (c.pauseReason && (c.status === 'paused' || c.status === 'paused_limits')) warnings.push(c.pauseReason);
+  if (c.senderWarning) warnings.push(c.senderWarning);
   if (runningCampaigns >= MANY_CAMPAIGNS_WARNING_AT && (c.status === 'running' || c.status === 'paused_limits')) {
     warnings.push(`this user runs ${runningCampaigns} campaigns at once; they share the same SMTP accounts and quota`);
   }
@@ -51,6 +52,7 @@ function present(c: Campaign, runningCampaigns: number) {
     suppressed: c.suppressed,
     cancelled: c.cancelled,
     pending: c.total - c.sent - c.failed - c.suppressed - c.cancelled,
+    possiblyDelivered: c.possiblyDelivered,
     resumeAt: c.resumeAt,
     scheduledAt: c.scheduledAt,
     startedAt: c.startedAt,
