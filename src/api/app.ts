@@ -12,6 +12,7 @@ import type { Database } from '../db/database.ts';
 import { tenantScope } from '../db/tenantScope.ts';
 import { authenticate, type Caller } from './auth.ts';
 import { ApiError } from './errors.ts';
+import { noQuery } from './schemas.ts';
 import { BODY_LIMIT_BYTES, parseJsonBody } from './jsonBody.ts';
 import { OPENAPI_PATH, registerOpenApi } from './openapi.ts';
 import { accountRoutes } from './routes/accounts.ts';
@@ -108,6 +109,10 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
     reply.status(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } }),
   );
 
+  // A route that declares no query parameters takes none: an unknown one is refused like an unknown field.
+  app.addHook('onRoute', (route) => {
+    if (route.url.startsWith('/api/') && route.schema?.querystring === undefined) route.schema = { ...route.schema, querystring: noQuery };
+  });
   await registerOpenApi(app);
   const api = app.withTypeProvider<ZodTypeProvider>();
   // Routes see no ctx.db: each request queries through req.db, set above from the caller's key.

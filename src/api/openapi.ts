@@ -35,7 +35,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
       security: [{ apiKey: [] }],
     },
     transform: (input) => {
-      const { schema, url } = jsonSchemaTransform(input);
+      const { schema = {}, url } = jsonSchemaTransform(input) as { schema?: { response?: object }; url: string };
       const resource = /^\/api\/v1\/([^/]+)/.exec(url)?.[1];
       return {
         url,
@@ -43,7 +43,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
           ...schema,
           tags: [resource ?? 'public'],
           ...(url.startsWith('/api/') && url !== OPENAPI_PATH ? {} : { security: [] }),
-          response: { '4XX': errorReply, ...(schema as { response?: object }).response },
+          response: { '4XX': errorReply, ...schema.response },
         },
       };
     },

@@ -17,6 +17,8 @@ export const idText = z
 
 export const idParams = z.object({ id: idText }).strict();
 
+export const noQuery = z.object({}).strict();
+
 /** No body, or an empty JSON object: for actions that take nothing. */
 export const noBody = z.object({}).strict().nullish();
 

@@ -5,7 +5,7 @@ import { hashApiKey, newApiKey } from '../../secrets.ts';
 import type { ZodApp } from '../app.ts';
 import { requireUser } from '../auth.ts';
 import { conflict, notFound } from '../errors.ts';
-import { idParams, page, pageQuery } from '../schemas.ts';
+import { idParams, noBody, page, pageQuery } from '../schemas.ts';
 
 /** How much of a key is kept in clear, to tell keys apart in a listing. */
 const KEY_PREFIX_CHARS = 8;
@@ -19,7 +19,7 @@ export async function issueKey(db: Queryable, userId: number, now: Date): Promis
 
 /** A user's own API keys: more of them (one per script or machine), and revocation. */
 export function keyRoutes(app: ZodApp, ctx: AppContext): void {
-  app.post('/api/v1/me/keys', async (req, reply) => {
+  app.post('/api/v1/me/keys', { schema: { body: noBody } }, async (req, reply) => {
     const key = await issueKey(req.db, requireUser(req.caller), ctx.clock.now());
     return reply.status(201).send(key);
   });
