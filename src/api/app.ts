@@ -9,12 +9,12 @@ import Fastify, {
 import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { AppContext } from '../context.ts';
 import type { Database } from '../db/database.ts';
-import { tenantScope } from '../db/tenantScope.ts';
 import { authenticate, type Caller } from './auth.ts';
 import { ApiError } from './errors.ts';
 import { noQuery } from './schemas.ts';
 import { BODY_LIMIT_BYTES, parseJsonBody } from './jsonBody.ts';
 import { OPENAPI_PATH, registerOpenApi } from './openapi.ts';
+import { bindRequestDatabase, settleRequestTransactions } from './requestDatabase.ts';
 import { accountRoutes } from './routes/accounts.ts';
 import { campaignEventRoutes } from './routes/campaignEvents.ts';
 import { campaignRoutes } from './routes/campaigns.ts';
@@ -40,8 +40,6 @@ export type ZodApp = FastifyInstance<
 declare module 'fastify' {
   interface FastifyRequest {
     caller: Caller;
-    /** The database as the caller may see it: one user's tenant scope, or all of it for the admin key. */
-    db: Database;
   }
 }
 
@@ -67,14 +65,17 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
   app.setSerializerCompiler(serializerCompiler);
   app.decorateRequest('caller', null as never);
   app.decorateRequest('db', null as never);
+  app.decorateRequest('afterCommit', null as never);
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody(app));
 
   app.addHook('onRequest', async (req) => {
     req.db = noAmbientDatabase;
+    req.afterCommit = (fn) => fn();
     if (!req.url.startsWith('/api/') || req.url.split('?')[0] === OPENAPI_PATH) return;
     req.caller = await authenticate(ctx, req);
-    req.db = req.caller.kind === 'user' ? tenantScope(ctx.db, req.caller.userId) : ctx.db;
+    bindRequestDatabase(req, ctx.db, req.caller.kind === 'user' ? req.caller.userId : undefined);
   });
+  settleRequestTransactions(app);
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err instanceof ApiError) return reply.status(err.status).send({ error: { code: err.code, message: err.message } });

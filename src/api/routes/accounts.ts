@@ -91,7 +91,7 @@ export function accountRoutes(app: ZodApp, ctx: AppContext): void {
     await assertTimezone(req.db, req.body.timezone);
     const account = await insertAccount(req.db, ctx.secrets.secretKey, userId, req.body, ctx.clock.now());
     if (!account) throw unknownServer();
-    wake(userId);
+    req.afterCommit(() => wake(userId));
     return reply.status(201).send(await presentOne(req.db, account));
   });
 
@@ -114,7 +114,7 @@ export function accountRoutes(app: ZodApp, ctx: AppContext): void {
     const outcome = await updateAccount(req.db, ctx.secrets.secretKey, userId, req.params.id, req.body);
     if (outcome === 'not_found') throw notFound('SMTP account');
     if (outcome === 'bad_server') throw unknownServer();
-    wake(userId);
+    req.afterCommit(() => wake(userId));
     return presentOne(req.db, outcome);
   });
 
@@ -125,7 +125,7 @@ export function accountRoutes(app: ZodApp, ctx: AppContext): void {
     if (outcome === 'in_use') {
       throw conflict('account_in_use', 'a scheduled, running or paused campaign may still send through this account: stop it first');
     }
-    wake(userId);
+    req.afterCommit(() => wake(userId));
     return reply.status(204).send();
   });
 }

@@ -40,7 +40,7 @@ export function campaignEventRoutes(app: ZodApp, ctx: AppContext): void {
     for (const stream of open) stream.end();
   });
 
-  app.get('/api/v1/campaigns/:id/events', { schema: { params: idParams } }, async (req, reply) => {
+  app.get('/api/v1/campaigns/:id/events', { schema: { params: idParams }, config: { dbScope: 'per-query' } }, async (req, reply) => {
     const userId = requireUser(req.caller);
     const campaignId = req.params.id;
     const first = await getCampaign(req.db, userId, campaignId);

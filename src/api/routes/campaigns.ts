@@ -93,7 +93,7 @@ export function campaignRoutes(app: ZodApp, ctx: AppContext): void {
       },
       ctx.clock.now(),
     );
-    if (campaign.scheduledAt) ctx.events.emit({ type: 'engine.wake', userId });
+    if (campaign.scheduledAt) req.afterCommit(() => ctx.events.emit({ type: 'engine.wake', userId }));
     return reply.status(201).send(await show(req.db, campaign));
   });
 
@@ -112,7 +112,8 @@ export function campaignRoutes(app: ZodApp, ctx: AppContext): void {
 
   const actions = { start: startCampaign, pause: pauseCampaign, resume: resumeCampaign, stop: stopCampaign };
   for (const [action, run] of Object.entries(actions)) {
-    app.post(`/api/v1/campaigns/:id/${action}`, { schema: { params: idParams, body: noBody } }, async (req) => {
+    // The state machine runs its own transactions (and stop deliberately none around both its steps).
+    app.post(`/api/v1/campaigns/:id/${action}`, { schema: { params: idParams, body: noBody }, config: { dbScope: 'per-query' } }, async (req) => {
       const campaign = await run({ ...ctx, db: req.db }, requireUser(req.caller), req.params.id);
       return show(req.db, campaign);
     });

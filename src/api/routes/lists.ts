@@ -37,7 +37,7 @@ export function listRoutes(app: ZodApp, ctx: AppContext): void {
     const scoped = plugin.withTypeProvider<ZodTypeProvider>();
     scoped.addContentTypeParser('text/csv', (_req, payload, done) => done(null, payload));
 
-    scoped.post('/api/v1/lists/:id/contacts', { schema: { params: idParams } }, async (req) => {
+    scoped.post('/api/v1/lists/:id/contacts', { schema: { params: idParams }, config: { dbScope: 'per-query' } }, async (req) => {
       const userId = requireUser(req.caller);
       const list = await getList(req.db, userId, req.params.id);
       if (!list) throw notFound('list');

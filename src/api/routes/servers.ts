@@ -35,7 +35,7 @@ export function serverRoutes(app: ZodApp, ctx: AppContext): void {
   app.post('/api/v1/smtp-servers', { schema: { body: createServerBody } }, async (req, reply) => {
     const userId = requireUser(req.caller);
     const server = await insertServer(req.db, userId, req.body, ctx.clock.now());
-    wake(userId);
+    req.afterCommit(() => wake(userId));
     return reply.status(201).send(server);
   });
 
@@ -55,7 +55,7 @@ export function serverRoutes(app: ZodApp, ctx: AppContext): void {
     const userId = requireUser(req.caller);
     const server = await updateServer(req.db, userId, req.params.id, req.body);
     if (!server) throw notFound('SMTP server');
-    wake(userId);
+    req.afterCommit(() => wake(userId));
     return server;
   });
 
@@ -64,7 +64,7 @@ export function serverRoutes(app: ZodApp, ctx: AppContext): void {
     const outcome = await deleteServer(req.db, userId, req.params.id);
     if (outcome === 'not_found') throw notFound('SMTP server');
     if (outcome === 'in_use') throw conflict('server_in_use', 'SMTP accounts still use this server: delete or move them first');
-    wake(userId);
+    req.afterCommit(() => wake(userId));
     return reply.status(204).send();
   });
 }

@@ -12,26 +12,24 @@ export function statsRoutes(app: ZodApp, ctx: AppContext): void {
   app.get('/api/v1/stats', async (req) => {
     const userId = req.caller.kind === 'user' ? req.caller.userId : undefined;
     const now = ctx.clock.now();
-    return req.db.transaction(async (tx) => {
-      const load = await campaignLoad(tx, userId);
-      const summaries = await accountSummaries(tx, userId);
-      const usage = await readUsage(tx, summaries.map((a) => a.id), now);
-      const accounts = summaries.map((a) => {
-        const u = usage.get(a.id);
-        return {
-          accountId: a.id,
-          ...(userId === undefined ? { userId: a.userId } : {}),
-          email: a.email,
-          sentThisHour: u?.sentThisHour ?? 0,
-          sentToday: u?.sentToday ?? 0,
-          hourlyLimit: a.hourlyLimit,
-          dailyLimit: a.dailyLimit,
-          health: accountHealth(a, now),
-        };
-      });
-      const view = { activeCampaigns: load.activeCampaigns, pending: load.pending, accounts };
-      if (userId !== undefined) return view;
-      return { ...view, concurrentUsers: load.concurrentUsers, perUser: await loadPerUser(tx) };
+    const load = await campaignLoad(req.db, userId);
+    const summaries = await accountSummaries(req.db, userId);
+    const usage = await readUsage(req.db, summaries.map((a) => a.id), now);
+    const accounts = summaries.map((a) => {
+      const u = usage.get(a.id);
+      return {
+        accountId: a.id,
+        ...(userId === undefined ? { userId: a.userId } : {}),
+        email: a.email,
+        sentThisHour: u?.sentThisHour ?? 0,
+        sentToday: u?.sentToday ?? 0,
+        hourlyLimit: a.hourlyLimit,
+        dailyLimit: a.dailyLimit,
+        health: accountHealth(a, now),
+      };
     });
+    const view = { activeCampaigns: load.activeCampaigns, pending: load.pending, accounts };
+    if (userId === undefined) return { ...view, concurrentUsers: load.concurrentUsers, perUser: await loadPerUser(req.db) };
+    return view;
   });
 }
