@@ -75,11 +75,14 @@ program
   .command('rotate-secret')
   .description('re-encrypt every stored SMTP password under a new secret key (stop MailPilot first; README: "Rotating the secret key")')
   .action(async () => {
-    const outcome = await rotateSecretOfInstall(loadConfig(), process.env.MAILPILOT_NEW_SECRET_KEY || undefined).catch((err: unknown) => {
-      if (err instanceof RotationError) program.error(err.message);
-      throw err;
-    });
-    process.stdout.write(`Re-encrypted ${outcome.reencrypted} SMTP password(s) (${outcome.alreadyNew} already under the new key).\n${outcome.instructions}\n`);
+    try {
+      const outcome = await rotateSecretOfInstall(loadConfig(), process.env.MAILPILOT_NEW_SECRET_KEY || undefined);
+      process.stdout.write(`Re-encrypted ${outcome.reencrypted} SMTP password(s) (${outcome.alreadyNew} already under the new key).\n${outcome.instructions}\n`);
+    } catch (err) {
+      if (!(err instanceof RotationError)) throw err;
+      process.stderr.write(`mailpilot rotate-secret: ${err.message}\n`);
+      process.exitCode = 1;
+    }
   });
 
 program

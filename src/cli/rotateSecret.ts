@@ -57,6 +57,15 @@ export async function reencryptPasswords(db: Database, oldKey: Buffer, newKey: B
   });
 }
 
+/** A configured key, or a RotationError that names where it came from (never the value). */
+function keyFrom(value: string, source: string): Buffer {
+  try {
+    return parseSecretKey(value, source);
+  } catch (err) {
+    throw new RotationError((err as Error).message);
+  }
+}
+
 function opensWith(key: Buffer, row: SealedPassword): boolean {
   try {
     accountPassword(key, row.id, row.passwordEnc);
@@ -84,8 +93,8 @@ export async function rotateSecret(config: Config, db: Database, newKeyText: str
     if (!newKeyText) {
       throw new RotationError('MAILPILOT_SECRET_KEY is set, so give the new key as MAILPILOT_NEW_SECRET_KEY (e.g. from `openssl rand -hex 32`)');
     }
-    const oldKey = parseSecretKey(config.secretKey, 'MAILPILOT_SECRET_KEY');
-    const newKey = parseSecretKey(newKeyText, 'MAILPILOT_NEW_SECRET_KEY');
+    const oldKey = keyFrom(config.secretKey, 'MAILPILOT_SECRET_KEY');
+    const newKey = keyFrom(newKeyText, 'MAILPILOT_NEW_SECRET_KEY');
     const outcome = await reencryptPasswords(db, oldKey, newKey, now);
     return {
       ...outcome,
@@ -97,13 +106,13 @@ export async function rotateSecret(config: Config, db: Database, newKeyText: str
 
   const files = secretFiles(config.dataDir);
   if (!existsSync(files.secretKey)) throw new RotationError(`${files.secretKey} does not exist: there is no key to rotate`);
-  const oldKey = parseSecretKey(readFileSync(files.secretKey, 'utf8').trim(), files.secretKey);
+  const oldKey = keyFrom(readFileSync(files.secretKey, 'utf8').trim(), files.secretKey);
   let newKey: Buffer;
   if (existsSync(files.nextKey)) {
     // An earlier run stopped part-way: finish moving to the key it had chosen.
-    newKey = parseSecretKey(readFileSync(files.nextKey, 'utf8').trim(), files.nextKey);
+    newKey = keyFrom(readFileSync(files.nextKey, 'utf8').trim(), files.nextKey);
   } else {
-    newKey = newKeyText ? parseSecretKey(newKeyText, 'MAILPILOT_NEW_SECRET_KEY') : newSecretKey();
+    newKey = newKeyText ? keyFrom(newKeyText, 'MAILPILOT_NEW_SECRET_KEY') : newSecretKey();
     writeSecretFile(files.nextKey, newKey.toString('hex') + '\n');
   }
   const outcome = await reencryptPasswords(db, oldKey, newKey, now);

@@ -40,7 +40,11 @@ export function campaignEventRoutes(app: ZodApp, ctx: AppContext): void {
     for (const stream of open) stream.end();
   });
 
-  app.get('/api/v1/campaigns/:id/events', { schema: { params: idParams }, config: { dbScope: 'per-query' } }, async (req, reply) => {
+  const description =
+    'A text/event-stream of `status` (the status changed) and `progress` (the counters moved; at most 4 a second) events, each ' +
+    'carrying {id, status, total, sent, failed, suppressed, cancelled, pending, resumeAt, startedAt, completedAt} as JSON; both ' +
+    'are sent once on connect, and a comment line every 15 s keeps the connection open.';
+  app.get('/api/v1/campaigns/:id/events', { schema: { params: idParams, description }, config: { dbScope: 'per-query' } }, async (req, reply) => {
     const userId = requireUser(req.caller);
     const campaignId = req.params.id;
     const first = await getCampaign(req.db, userId, campaignId);
