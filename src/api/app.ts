@@ -8,13 +8,12 @@ import Fastify, {
 } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { AppContext } from '../context.ts';
-import type { Database } from '../db/database.ts';
 import { authenticate, type Caller } from './auth.ts';
 import { ApiError } from './errors.ts';
 import { noQuery } from './schemas.ts';
 import { BODY_LIMIT_BYTES, parseJsonBody } from './jsonBody.ts';
 import { OPENAPI_PATH, registerOpenApi } from './openapi.ts';
-import { bindRequestDatabase, settleRequestTransactions } from './requestDatabase.ts';
+import { bindRequestDatabase, noAmbientDatabase, settleRequestTransactions } from './requestDatabase.ts';
 import { accountRoutes } from './routes/accounts.ts';
 import { campaignEventRoutes } from './routes/campaignEvents.ts';
 import { campaignRoutes } from './routes/campaigns.ts';
@@ -39,25 +38,10 @@ export type ZodApp = FastifyInstance<
 
 declare module 'fastify' {
   interface FastifyRequest {
+    /** Who sent the key (on /api/ routes; null on the routes that take none). */
     caller: Caller;
   }
 }
-
-const refuse = (): never => {
-  throw new Error('route modules query through req.db (the caller\'s scope), never ctx.db');
-};
-
-/** What route modules get as ctx.db: nothing, so a query that skips the caller's scope fails at once. */
-const noAmbientDatabase: Database = {
-  get kind(): never {
-    return refuse();
-  },
-  query: async () => refuse(),
-  exec: async () => refuse(),
-  transaction: async () => refuse(),
-  listen: async () => refuse(),
-  close: async () => refuse(),
-};
 
 export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
   const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT_BYTES });
@@ -69,11 +53,8 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody(app));
 
   app.addHook('onRequest', async (req) => {
-    req.db = noAmbientDatabase;
-    req.afterCommit = (fn) => fn();
-    if (!req.url.startsWith('/api/') || req.url.split('?')[0] === OPENAPI_PATH) return;
-    req.caller = await authenticate(ctx, req);
-    bindRequestDatabase(req, ctx.db, req.caller.kind === 'user' ? req.caller.userId : undefined);
+    if (req.url.startsWith('/api/') && req.url.split('?')[0] !== OPENAPI_PATH) req.caller = await authenticate(ctx, req);
+    bindRequestDatabase(req, ctx.db, req.caller);
   });
   settleRequestTransactions(app);
 

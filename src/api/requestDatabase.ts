@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Database, Queryable } from '../db/database.ts';
 import { tenantScope } from '../db/tenantScope.ts';
+import type { Caller } from './auth.ts';
 
 /**
  * Each API request reaches the database through `req.db`: for a user's key, that user's tenant
@@ -105,19 +106,41 @@ function inTransaction(base: Database, rt: RequestTransaction): Database {
   };
 }
 
+const refuse = (): never => {
+  throw new Error("route modules query through req.db (the caller's scope), never ctx.db");
+};
+
+/**
+ * The database of a request without a key, and what route modules get as ctx.db: none, so a query
+ * that would skip the caller's scope fails at once.
+ */
+export const noAmbientDatabase: Database = {
+  get kind(): never {
+    return refuse();
+  },
+  query: async () => refuse(),
+  exec: async () => refuse(),
+  transaction: async () => refuse(),
+  listen: async () => refuse(),
+  close: async () => refuse(),
+};
+
 const transactions = new WeakMap<FastifyRequest, RequestTransaction>();
 
-/** Gives the request its database, once the caller is known (user id) or known to be the admin. */
-export function bindRequestDatabase(req: FastifyRequest, db: Database, userId: number | undefined): void {
-  if (userId === undefined) {
-    req.db = db;
-    req.afterCommit = (fn) => fn();
+/** Gives the request its database: none without a key, all of it for the admin, a tenant scope for a user. */
+export function bindRequestDatabase(req: FastifyRequest, db: Database, caller: Caller | null): void {
+  req.afterCommit = (fn) => fn();
+  if (caller === null) {
+    req.db = noAmbientDatabase;
     return;
   }
-  const scope = tenantScope(db, userId);
+  if (caller.kind === 'admin') {
+    req.db = db;
+    return;
+  }
+  const scope = tenantScope(db, caller.userId);
   if (req.routeOptions.config.dbScope === 'per-query') {
     req.db = scope;
-    req.afterCommit = (fn) => fn();
     return;
   }
   const rt = new RequestTransaction(scope);
