@@ -44,15 +44,18 @@ class RequestTransaction {
 
   queryable(): Promise<Queryable> {
     this.opened ??= new Promise<Queryable>((resolve, reject) => {
+      let began = false;
       this.settled = this.scope
         .transaction(async (tx) => {
+          began = true;
           const commit = new Promise<boolean>((decide) => (this.decide = decide));
           resolve(tx);
           if (!(await commit)) throw ROLLBACK;
         })
         .catch((err: unknown) => {
-          reject(err);
-          if (err !== ROLLBACK) throw err;
+          // A transaction that never began fails the queries waiting for it; one that did fails its settling.
+          if (!began) reject(err);
+          else if (err !== ROLLBACK) throw err;
         });
     });
     return this.opened;
