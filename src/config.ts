@@ -8,6 +8,8 @@ export interface Config {
   host: string;
   adminKey: string | undefined;
   secretKey: string | undefined;
+  /** Earlier secret keys, kept after a rotation so old unsubscribe links still verify. */
+  previousSecretKeys: string[];
   publicUrl: string;
   logLevel: string;
   /**
@@ -37,6 +39,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host,
     adminKey: env.MAILPILOT_ADMIN_KEY || undefined,
     secretKey: env.MAILPILOT_SECRET_KEY || undefined,
+    previousSecretKeys: (env.MAILPILOT_PREVIOUS_SECRET_KEYS ?? '').split(',').map((k) => k.trim()).filter(Boolean),
     publicUrl,
     logLevel: env.LOG_LEVEL || 'info',
     leaseTtlMs: lease.data * 1000,

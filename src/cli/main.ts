@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { loadConfig } from '../config.ts';
 import { openDatabase } from '../db/database.ts';
 import { migrate } from '../db/migrate.ts';
+import { RotationError, rotateSecretOfInstall } from './rotateSecret.ts';
 import { createLogger } from '../log.ts';
 import { startMailPilot, type MailPilot } from '../server.ts';
 import { startSink } from '../smtp/sink.ts';
@@ -78,6 +79,20 @@ program
     const applied = await migrate(db);
     await db.close();
     log.info({ applied }, applied.length ? `applied ${applied.length} migration(s)` : 'database is up to date');
+  });
+
+program
+  .command('rotate-secret')
+  .description('re-encrypt every stored SMTP password under a new secret key (stop MailPilot first; README: "Rotating the secret key")')
+  .action(async () => {
+    try {
+      const outcome = await rotateSecretOfInstall(loadConfig(), process.env.MAILPILOT_NEW_SECRET_KEY || undefined);
+      process.stdout.write(`Re-encrypted ${outcome.reencrypted} SMTP password(s) (${outcome.alreadyNew} already under the new key).\n${outcome.instructions}\n`);
+    } catch (err) {
+      if (!(err instanceof RotationError)) throw err;
+      process.stderr.write(`mailpilot rotate-secret: ${err.message}\n`);
+      process.exitCode = 1;
+    }
   });
 
 program
