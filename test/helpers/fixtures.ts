@@ -59,7 +59,7 @@ export async function waitForCampaign(
   key: string,
   id: number,
   done: (c: any) => boolean,
-  timeoutMs = 60_000,
+  timeoutMs = 150_000,
 ): Promise<any> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
