@@ -83,12 +83,13 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)(
     }
 
     it('chaos: 3 processes, 12 accounts, 20k recipients; two SIGKILLed mid-campaign and one started: nothing lost, duplicates bounded by what was in flight, limits kept', async () => {
-      // 12 × 800 sends an hour cannot cover 20k recipients: the campaign runs into its limits, then is stopped.
-      const HOURLY = 800;
+      // 12 × 600 sends an hour cannot cover 20k recipients: the campaign runs into its limits, then is stopped.
+      const HOURLY = 600;
       const RECIPIENTS = 20_000;
       database = await freshDatabase('postgres');
       const { db } = database;
-      const cluster = newCluster(database.url!);
+      // Short enough for quick takeovers, long enough that a process starved of CPU for a moment keeps its accounts.
+      const cluster = newCluster(database.url!, 4);
       const peer = await startSmtpPeer({ lean: true });
       peers.push(peer);
       const [serve, worker1, worker2] = await Promise.all([start('serve', cluster), start('worker', cluster), start('worker', cluster)]);
@@ -101,12 +102,13 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)(
       });
       const t0 = Date.now();
       await must(serve, apiKey, 'POST', `/api/v1/campaigns/${campaignId}/start`);
-      await waitForCampaign(serve, apiKey, campaignId, (c) => c.sent >= 3_000, 120_000);
-      const tKill = Date.now();
-
       // The accounts are shared out: every process holds some.
-      const holders = await leasesByPid(db);
-      for (const p of [serve, worker1, worker2]) expect(holders.get(p.pid) ?? 0).toBeGreaterThan(0);
+      await untilTrue('every process holding accounts', async () => {
+        const holders = await leasesByPid(db);
+        return [serve, worker1, worker2].every((p) => (holders.get(p.pid) ?? 0) > 0);
+      });
+      await waitForCampaign(serve, apiKey, campaignId, (c) => c.sent >= 2_500, 120_000);
+      const tKill = Date.now();
 
       serve.kill('SIGKILL');
       worker1.kill('SIGKILL');
@@ -189,9 +191,9 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)(
       });
       peers.push(peer);
       const serve = await start('serve', cluster);
-      const { apiKey, campaignId } = await setUp(serve, cluster.adminKey, peer, { accounts: 4, recipients: 3_000, maxConnections: 8, domain: 'term.test' });
+      const { apiKey, campaignId } = await setUp(serve, cluster.adminKey, peer, { accounts: 4, recipients: 1_500, maxConnections: 8, domain: 'term.test' });
       await must(serve, apiKey, 'POST', `/api/v1/campaigns/${campaignId}/start`);
-      await waitForCampaign(serve, apiKey, campaignId, (c) => c.sent >= 600, 120_000);
+      await waitForCampaign(serve, apiKey, campaignId, (c) => c.sent >= 300, 120_000);
 
       const signalledAt = Date.now();
       serve.kill('SIGTERM');
@@ -211,12 +213,12 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)(
 
       const serve2 = await start('serve', cluster);
       const done = await waitForCampaign(serve2, apiKey, campaignId, (c) => c.status === 'completed', 120_000);
-      expect(done).toMatchObject({ total: 3_000, sent: 3_000, pending: 0, possiblyDelivered: 2 });
+      expect(done).toMatchObject({ total: 1_500, sent: 1_500, pending: 0, possiblyDelivered: 2 });
       expect(done.sent).toBeGreaterThan(sentBefore);
       const accepted = acceptedCounts(peer);
       expect([...accepted.values()].every((n) => n === 1)).toBe(true);
       // Everything arrived once, but for the two the hanging server never confirmed.
-      expect(accepted.size).toBe(3_000 - 2);
+      expect(accepted.size).toBe(1_500 - 2);
       console.log(`SIGTERM: exited ${code} after ${tookMs} ms with ${sentBefore} sent; the next start completed the campaign`);
     }, 300_000);
 
@@ -277,12 +279,15 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)(
 
     it('pg_terminate_backend on every connection mid-campaign, again and again: the campaign completes with every recipient exactly once', async () => {
       t = await startTestMailPilot('postgres');
-      peer = await startSmtpPeer({ lean: true, dataDelayMs: 2 });
-      const { apiKey, campaignId } = await setUp(t, t.adminKey, peer, { accounts: 4, recipients: 4_000, maxConnections: 8, domain: 'terminate.test' });
+      peer = await startSmtpPeer({ lean: true, dataDelayMs: 10 });
+      const { apiKey, campaignId } = await setUp(t, t.adminKey, peer, { accounts: 4, recipients: 2_000, maxConnections: 8, domain: 'terminate.test' });
       const [{ name }] = (await t.mp.ctx.db.query<{ name: string }>('SELECT current_database() AS name')) as [{ name: string }];
-      const admin = new pg.Client({ connectionString: process.env.TEST_DATABASE_URL });
+      const url = new URL(process.env.TEST_DATABASE_URL!);
+      url.pathname = `/${name}`;
+      const admin = new pg.Client({ connectionString: url.toString() });
       await admin.connect();
       let terminated = 0;
+      let sentAtLastRound = 0;
       try {
         await must(t, apiKey, 'POST', `/api/v1/campaigns/${campaignId}/start`);
         for (let round = 0; round < 8; round++) {
@@ -291,6 +296,7 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)(
             name,
           ]);
           terminated += killed.rowCount ?? 0;
+          sentAtLastRound = (await admin.query<{ sent: number }>('SELECT sent FROM campaigns WHERE id = $1', [campaignId])).rows[0]!.sent;
         }
       } finally {
         await admin.end();
@@ -302,12 +308,14 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)(
         campaign = res.body;
         return res.status === 200 && campaign.status === 'completed';
       }, 120_000);
-      expect(campaign).toMatchObject({ total: 4_000, sent: 4_000, failed: 0, pending: 0 });
+      // The last round still hit a campaign under way.
+      expect(sentAtLastRound).toBeLessThan(2_000);
+      expect(campaign).toMatchObject({ total: 2_000, sent: 2_000, failed: 0, pending: 0 });
       const accepted = acceptedCounts(peer);
-      expect(accepted.size).toBe(4_000);
+      expect(accepted.size).toBe(2_000);
       expect([...accepted.values()].every((n) => n === 1)).toBe(true);
-      expect(await statusCounts(t.mp.ctx.db, campaignId)).toEqual({ sent: 4_000 });
-      console.log(`terminated ${terminated} connections over 8 rounds; the campaign completed exactly once`);
+      expect(await statusCounts(t.mp.ctx.db, campaignId)).toEqual({ sent: 2_000 });
+      console.log(`terminated ${terminated} connections over 8 rounds (${sentAtLastRound} sent at the last); the campaign completed exactly once`);
     }, 300_000);
   },
 );

@@ -28,7 +28,7 @@ export async function pauseIfStuck(ctx: AppContext, userId: number): Promise<Dat
     if (!earliest || at < earliest) earliest = at;
   }
   if (!earliest || earliest <= now) return undefined;
-  const reason = 'every SMTP account of this user is at a limit';
+  const reason = 'every SMTP account of this user is at a limit or backing off';
   await pauseForLimits(ctx, userId, earliest, attention ? `${reason}; these need attention: ${attention}` : reason);
   return earliest;
 }
