@@ -23,12 +23,17 @@ export interface Campaign {
   failed: number;
   suppressed: number;
   cancelled: number;
+  /** Recipients who unsubscribed through this campaign's messages. */
+  unsubscribed: number;
+  /** When retention removed its per-recipient rows. */
+  archivedAt: Date | null;
   createdAt: Date;
 }
 
 export const CAMPAIGN_COLUMNS = `id, user_id AS "userId", name, subject, html, text, from_name AS "fromName", reply_to AS "replyTo",
   list_ids AS "listIds", status, pause_reason AS "pauseReason", resume_at AS "resumeAt", scheduled_at AS "scheduledAt",
-  started_at AS "startedAt", completed_at AS "completedAt", total, sent, failed, suppressed, cancelled, created_at AS "createdAt"`;
+  started_at AS "startedAt", completed_at AS "completedAt", total, sent, failed, suppressed, cancelled, unsubscribed,
+  archived_at AS "archivedAt", created_at AS "createdAt"`;
 
 export interface NewCampaign {
   name: string;

@@ -175,7 +175,7 @@ export class AccountWorker {
     this.inflight++;
     let raw: string;
     try {
-      raw = this.renderer.render(msg, this.account.userId, this.account.email);
+      raw = this.renderer.render(msg, this.account);
     } catch (err) {
       this.settle(msg, { kind: 'failed', error: `rendering failed: ${(err as Error).message}`, suppress: false });
       return;

@@ -50,11 +50,13 @@ function present(c: Campaign, runningCampaigns: number) {
     failed: c.failed,
     suppressed: c.suppressed,
     cancelled: c.cancelled,
+    unsubscribed: c.unsubscribed,
     pending: c.total - c.sent - c.failed - c.suppressed - c.cancelled,
     resumeAt: c.resumeAt,
     scheduledAt: c.scheduledAt,
     startedAt: c.startedAt,
     completedAt: c.completedAt,
+    archivedAt: c.archivedAt,
     createdAt: c.createdAt,
     warnings,
   };

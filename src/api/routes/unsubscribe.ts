@@ -1,11 +1,13 @@
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { readUnsubscribeToken } from '../../campaigns/unsubscribe.ts';
 import type { AppContext } from '../../context.ts';
-import { addSuppressions } from '../../db/suppressions.ts';
+import { recordUnsubscribe } from '../../db/unsubscribes.ts';
 import type { ZodApp } from '../app.ts';
 import { ApiError } from '../errors.ts';
 
 const tokenParams = z.object({ token: z.string().max(2000) }).strict();
+const MAX_POST_BODY_BYTES = 4096;
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -39,9 +41,15 @@ export function unsubscribeRoutes(app: ZodApp, ctx: AppContext): void {
       );
   });
 
-  app.post('/u/:token', { schema: { params: tokenParams } }, async (req, reply) => {
-    const claim = claimOf(req.params.token);
-    await addSuppressions(ctx.db, claim.userId, [claim.email], 'unsubscribed', ctx.clock.now());
-    return reply.type('text/html; charset=utf-8').send(page('Unsubscribed', `<p>${escapeHtml(claim.email)} will receive no more emails from this sender.</p>`));
+  // Mailbox providers post `List-Unsubscribe=One-Click` as a form, the page's button an empty form:
+  // whatever the body, the token alone decides, so bodies are accepted (up to a small size) and ignored.
+  app.register(async (plugin) => {
+    const scoped = plugin.withTypeProvider<ZodTypeProvider>();
+    scoped.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_POST_BODY_BYTES }, (_req, _body, done) => done(null, undefined));
+    scoped.post('/u/:token', { schema: { params: tokenParams } }, async (req, reply) => {
+      const claim = claimOf(req.params.token);
+      await recordUnsubscribe(ctx.db, claim, ctx.clock.now());
+      return reply.type('text/html; charset=utf-8').send(page('Unsubscribed', `<p>${escapeHtml(claim.email)} will receive no more emails from this sender.</p>`));
+    });
   });
 }
