@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './api/app.ts';
+import { scheduleDailyRetention } from './campaigns/retention.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { Config } from './config.ts';
 import type { AppContext } from './context.ts';
@@ -47,6 +48,7 @@ export async function startMailPilot(opts: StartOptions): Promise<MailPilot> {
     url = await app.listen({ port: config.port, host: config.host });
   }
   await engine?.start();
+  const retention = opts.api ? scheduleDailyRetention(ctx) : undefined;
 
   return {
     ctx,
@@ -55,6 +57,7 @@ export async function startMailPilot(opts: StartOptions): Promise<MailPilot> {
     url,
     async close() {
       await app?.close();
+      await retention?.stop();
       await engine?.stop();
       if (!opts.db) await db.close();
     },

@@ -16,10 +16,12 @@ import type { AppContext } from '../context.ts';
 import { authenticate, type Caller } from './auth.ts';
 import { ApiError } from './errors.ts';
 import { accountRoutes } from './routes/accounts.ts';
+import { campaignTrialRoutes } from './routes/campaignTrials.ts';
 import { campaignRoutes } from './routes/campaigns.ts';
 import { healthRoutes } from './routes/health.ts';
 import { listRoutes } from './routes/lists.ts';
 import { serverRoutes } from './routes/servers.ts';
+import { suppressionFileRoutes } from './routes/suppressionFiles.ts';
 import { unsubscribeRoutes } from './routes/unsubscribe.ts';
 import { userRoutes } from './routes/users.ts';
 
@@ -88,7 +90,7 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
   );
 
   const api = app.withTypeProvider<ZodTypeProvider>();
-  for (const routes of [healthRoutes, userRoutes, serverRoutes, accountRoutes, listRoutes, campaignRoutes, unsubscribeRoutes]) {
+  for (const routes of [healthRoutes, userRoutes, serverRoutes, accountRoutes, listRoutes, campaignRoutes, campaignTrialRoutes, unsubscribeRoutes, suppressionFileRoutes]) {
     routes(api, ctx);
   }
   return app;

@@ -1,9 +1,8 @@
-import { pipeline, type Readable } from 'node:stream';
-import { CsvError, parse } from 'csv-parse';
-import { z } from 'zod';
-import { ApiError, invalid } from '../api/errors.ts';
+import type { Readable } from 'node:stream';
 import { contactCopyLine, mergeContacts, newImportId, type ContactInput } from '../db/contacts.ts';
 import type { Database } from '../db/database.ts';
+import { csvRecords, namedColumns } from './csvRecords.ts';
+import { checkEmail, HEADER_BREAKER } from './emailAddress.ts';
 
 /**
  * Contact import into a list, from a JSON array or a streamed CSV file. Rows are validated one by
@@ -44,17 +43,12 @@ export interface RawContact {
 const CHUNK_ROWS = 10_000;
 const CHUNK_BYTES = 8 * 1024 * 1024;
 const MAX_INVALID_LISTED = 1000;
-/** A CSV record longer than this is refused, so a file without line breaks cannot fill memory. */
-const MAX_CSV_RECORD_BYTES = 1024 * 1024;
 const MAX_NAME = 200;
 const MAX_ATTRIBUTE_KEY = 200;
 const MAX_ATTRIBUTE_VALUE = 10_000;
 /** How much of an invalid address is echoed back. */
 const MAX_ECHOED_EMAIL = 320;
 
-const emailSyntax = z.email();
-// Names and addresses end up in mail headers.
-const HEADER_BREAKER = /[\r\n\0]/;
 
 export async function importContacts(
   db: Database,
@@ -136,63 +130,22 @@ export function jsonContacts(contacts: unknown[]): RawContact[] {
  * case-insensitively, every other column becomes a string attribute named by its header.
  */
 export async function* csvContacts(input: Readable): AsyncGenerator<RawContact> {
-  let sawHeader = false;
-  const parser = parse({
-    bom: true,
-    trim: true,
-    skip_empty_lines: true,
-    relax_column_count: true,
-    max_record_size: MAX_CSV_RECORD_BYTES,
-    columns: (header: string[]) => {
-      sawHeader = true;
-      return csvColumns(header);
-    },
-  });
-  // pipeline, unlike pipe, hands an aborted upload's error on to the parser (and so to this loop).
-  pipeline(input, parser, () => undefined);
   let row = 0;
-  try {
-    for await (const record of parser as AsyncIterable<Record<string, string | undefined>>) {
-      row++;
-      const { email, name, ...rest } = record;
-      const attributes: Record<string, string> = {};
-      for (const [key, value] of Object.entries(rest)) if (value !== undefined) attributes[key] = value;
-      yield { row, email: email ?? '', name: name || undefined, attributes };
-    }
-  } catch (err) {
-    if (err instanceof CsvError) {
-      throw new ApiError(400, 'malformed_csv', `the CSV is malformed after data row ${row} (earlier rows may already be imported; sending the fixed file again is safe): ${err.message}`);
-    }
-    throw err;
+  for await (const record of csvRecords(input, (header) => namedColumns(header, ['email', 'name'], true))) {
+    row++;
+    const { email, name, ...rest } = record;
+    const attributes: Record<string, string> = Object.create(null);
+    for (const [key, value] of Object.entries(rest)) if (value !== undefined) attributes[key] = value;
+    yield { row, email: email ?? '', name: name || undefined, attributes };
   }
-  if (!sawHeader) throw missingEmailColumn();
-}
-
-const missingEmailColumn = () => invalid('email', 'the CSV needs an email column');
-
-function csvColumns(header: string[]): (string | undefined)[] {
-  const columns = header.map((h) => {
-    const lower = h.toLowerCase();
-    if (lower === 'email' || lower === 'name') return lower;
-    return h === '' ? undefined : h;
-  });
-  if (!columns.includes('email')) throw missingEmailColumn();
-  const seen = new Set<string>();
-  for (const c of columns) {
-    if (c === undefined) continue;
-    if (seen.has(c)) throw invalid('header', `the column "${c}" appears more than once`);
-    seen.add(c);
-  }
-  return columns;
 }
 
 /** The contact to write, or why the row is invalid. */
 function checkContact(raw: RawContact): ContactInput | string {
   if (raw.problem) return raw.problem;
-  if (raw.email === undefined || raw.email === null || raw.email === '') return 'email: missing';
-  if (typeof raw.email !== 'string') return 'email: must be a string';
-  const email = normaliseEmail(raw.email);
-  if (email === undefined) return HEADER_BREAKER.test(raw.email.trim()) ? 'email: must not contain line breaks or NUL' : 'email: not a valid email address';
+  const address = checkEmail(raw.email);
+  if ('problem' in address) return address.problem;
+  const { email } = address;
 
   let name: string | null = null;
   if (raw.name !== undefined && raw.name !== null) {
@@ -220,12 +173,4 @@ function checkContact(raw: RawContact): ContactInput | string {
     }
   }
   return { email, name, attributes };
-}
-
-/** Trimmed, with the domain lower-cased (domains are case-insensitive; local parts may not be). */
-function normaliseEmail(raw: string): string | undefined {
-  const trimmed = raw.trim();
-  if (trimmed.length > 254 || !emailSyntax.safeParse(trimmed).success) return undefined;
-  const at = trimmed.lastIndexOf('@');
-  return trimmed.slice(0, at + 1) + trimmed.slice(at + 1).toLowerCase();
 }

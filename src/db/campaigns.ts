@@ -55,6 +55,48 @@ export async function insertCampaign(db: Queryable, userId: number, c: NewCampai
   return row!;
 }
 
+const CONTENT_COLUMN: Record<keyof NewCampaign, string> = {
+  name: 'name',
+  subject: 'subject',
+  html: 'html',
+  text: 'text',
+  fromName: 'from_name',
+  replyTo: 'reply_to',
+  listIds: 'list_ids',
+  scheduledAt: 'scheduled_at',
+};
+
+/**
+ * Changes a campaign that has not started (draft or scheduled); undefined when it is not the
+ * user's or has started. Setting `scheduledAt` schedules it, clearing it makes it a draft again.
+ */
+export async function updateUnstartedCampaign(
+  db: Queryable,
+  userId: number,
+  id: number,
+  changes: Partial<NewCampaign>,
+): Promise<Campaign | undefined> {
+  const params: unknown[] = [id, userId];
+  const sets: string[] = [];
+  for (const [key, column] of Object.entries(CONTENT_COLUMN) as [keyof NewCampaign, string][]) {
+    if (changes[key] === undefined) continue;
+    params.push(changes[key]);
+    sets.push(`${column} = $${params.length}`);
+  }
+  if (changes.scheduledAt !== undefined) {
+    // The new value: on the right of SET, scheduled_at would still be the old one.
+    params.push(changes.scheduledAt);
+    sets.push(`status = CASE WHEN $${params.length}::timestamptz IS NULL THEN 'draft' ELSE 'scheduled' END`);
+  }
+  if (sets.length === 0) sets.push('id = id');
+  const [row] = await db.query<Campaign>(
+    `UPDATE campaigns SET ${sets.join(', ')} WHERE id = $1 AND user_id = $2 AND status IN ('draft', 'scheduled')
+     RETURNING ${CAMPAIGN_COLUMNS}`,
+    params,
+  );
+  return row;
+}
+
 export async function getCampaign(db: Queryable, userId: number, id: number, opts: { lock?: boolean } = {}): Promise<Campaign | undefined> {
   const [row] = await db.query<Campaign>(
     `SELECT ${CAMPAIGN_COLUMNS} FROM campaigns WHERE id = $1 AND user_id = $2${opts.lock ? ' FOR UPDATE' : ''}`,

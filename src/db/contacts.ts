@@ -60,3 +60,27 @@ export async function mergeContacts(
     return row!;
   });
 }
+
+export interface ContactRow {
+  email: string;
+  name: string | null;
+  attributes: Record<string, unknown>;
+}
+
+/**
+ * A contact on one of the given lists of the user: the one with this address (case-insensitively),
+ * or without an address the first contact of the first list that has one. The first list wins, as
+ * when a campaign's queue is built.
+ */
+export async function findListContact(db: Queryable, userId: number, listIds: number[], email?: string): Promise<ContactRow | undefined> {
+  for (const listId of listIds) {
+    const [row] = await db.query<ContactRow>(
+      `SELECT email, name, attributes FROM contacts
+        WHERE list_id = $1 AND user_id = $2 AND ($3::text IS NULL OR lower(email) = lower($3))
+        ORDER BY lower(email) LIMIT 1`,
+      [listId, userId, email ?? null],
+    );
+    if (row) return row;
+  }
+  return undefined;
+}

@@ -82,7 +82,7 @@ export class Engine {
     const { ctx } = this;
     const now = ctx.clock.now();
     for (const c of await campaignsDue(ctx.db, 'scheduled', now)) {
-      await startCampaign(ctx, c.userId, c.id).catch((err) => ctx.log.warn({ err, campaignId: c.id }, 'scheduled start failed'));
+      await startCampaign(ctx, c.userId, c.id, { dueBy: now }).catch((err) => ctx.log.warn({ err, campaignId: c.id }, 'scheduled start failed'));
     }
     for (const c of await campaignsDue(ctx.db, 'paused_limits', now)) await resumeFromLimits(ctx, c);
     for (const accountId of await expiredLeases(ctx.db, now)) {
