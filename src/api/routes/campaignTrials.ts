@@ -42,7 +42,7 @@ export function campaignTrialRoutes(app: ZodApp, ctx: AppContext): void {
     return campaign;
   };
 
-  app.post('/api/v1/campaigns/:id/preview', { schema: { params: idParams, body: previewBody.optional() } }, async (req) => {
+  app.post('/api/v1/campaigns/:id/preview', { schema: { params: idParams, body: previewBody.nullish() } }, async (req) => {
     const userId = requireUser(req.caller);
     const campaign = await campaignOf(userId, req.params.id);
     const body = req.body ?? {};
