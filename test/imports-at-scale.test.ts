@@ -89,3 +89,49 @@ describe.each(databaseKinds)('imports at scale (%s)', (kind) => {
     expect(growthMb, `RSS grew by ${growthMb.toFixed(0)} MB`).toBeLessThan(MAX_GROWTH_MB);
   });
 });
+
+describe.each(databaseKinds)('queues built from lists at scale (%s)', (kind) => {
+  let t: TestMailPilot;
+  beforeAll(async () => {
+    t = await startTestMailPilot(kind, { engine: false });
+  });
+  afterAll(() => t.close());
+
+  const csv = (from: number, to: number, upper = false) => {
+    const rows = ['email,name'];
+    for (let i = from; i < to; i++) rows.push(`${upper ? 'Q' : 'q'}${i}@queue.test,Q ${i}`);
+    return rows.join('\n');
+  };
+
+  it('queues each address once across overlapping lists, in batches, without the suppressed ones', { timeout: 300_000 }, async () => {
+    const { apiKey } = await t.createUser();
+    const server = await must(t, apiKey, 'POST', '/api/v1/smtp-servers', { name: 's', host: '127.0.0.1', port: 2, security: 'none' });
+    await must(t, apiKey, 'POST', '/api/v1/smtp-accounts', { serverId: server.id, email: 'q@sender.test', hourlyLimit: 0, dailyLimit: 0 });
+    const lists: number[] = [];
+    // 45,000 and 10,000 contacts, 5,000 of them on both lists (in another case): more than two batches.
+    for (const [from, to, upper] of [
+      [0, 45_000, false],
+      [40_000, 50_000, true],
+    ] as const) {
+      const list = await must(t, apiKey, 'POST', '/api/v1/lists', { name: `q${from}` });
+      const res = await t.api('POST', `/api/v1/lists/${list.id}/contacts`, { key: apiKey, body: csv(from, to, upper), contentType: 'text/csv' });
+      expect(res.body.added).toBe(to - from);
+      lists.push(list.id);
+    }
+    const suppressed = ['email', ...Array.from({ length: 300 }, (_, i) => `Q${i * 150}@QUEUE.test`)].join('\n');
+    expect((await t.api('POST', '/api/v1/suppressions/import', { key: apiKey, body: suppressed, contentType: 'text/csv' })).body.added).toBe(300);
+
+    const campaign = await must(t, apiKey, 'POST', '/api/v1/campaigns', { name: 'q', listIds: lists, subject: 's', text: 't' });
+    const started = await must(t, apiKey, 'POST', `/api/v1/campaigns/${campaign.id}/start`);
+    expect(started).toMatchObject({ status: 'running', total: 50_000, suppressed: 300, pending: 49_700 });
+
+    const [queue] = await t.mp.ctx.db.query<{ rows: number; addresses: number; pending: number; fromFirstList: number }>(
+      `SELECT count(*) AS rows, count(DISTINCT lower(email)) AS addresses, count(*) FILTER (WHERE status = 'pending') AS pending,
+              count(*) FILTER (WHERE email LIKE 'q%') AS "fromFirstList"
+         FROM messages WHERE campaign_id = $1`,
+      [campaign.id],
+    );
+    // The first list naming an address wins: 45,000 from it, the other 5,000 only on the second.
+    expect(queue).toEqual({ rows: 50_000, addresses: 50_000, pending: 49_700, fromFirstList: 45_000 });
+  });
+});
