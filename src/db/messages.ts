@@ -28,11 +28,14 @@ export async function materialiseQueue(
             ORDER BY lower(email) LIMIT $5
          ), queued AS (
            INSERT INTO messages (campaign_id, user_id, contact_id, email, status)
-           SELECT $2, $1, b.id, b.email,
-                  CASE WHEN EXISTS (SELECT 1 FROM suppressions s WHERE s.user_id = $1 AND lower(s.email) = b.address)
-                       THEN 'suppressed' ELSE 'pending' END
+           SELECT $2, $1, b.id, b.email, CASE WHEN suppressed.hit IS NULL THEN 'pending' ELSE 'suppressed' END
              FROM batch b
-            WHERE NOT EXISTS (SELECT 1 FROM contacts e WHERE e.list_id = ANY($6::int[]) AND lower(e.email) = b.address)
+             -- LATERAL ... LIMIT 1: an index probe per row, never a hash of a whole list or suppression list.
+             LEFT JOIN LATERAL (SELECT 1 AS hit FROM contacts e
+                                 WHERE e.list_id = ANY($6::int[]) AND lower(e.email) = b.address LIMIT 1) earlier ON true
+             LEFT JOIN LATERAL (SELECT 1 AS hit FROM suppressions s
+                                 WHERE s.user_id = $1 AND lower(s.email) = b.address LIMIT 1) suppressed ON true
+            WHERE earlier.hit IS NULL
             ORDER BY b.address
            RETURNING status
          )
@@ -71,8 +74,11 @@ export async function claimMessages(
 ): Promise<ClaimedMessage[]> {
   return db.query<ClaimedMessage>(
     `WITH picked AS (
-       SELECT m.id, EXISTS (SELECT 1 FROM suppressions s WHERE s.user_id = m.user_id AND lower(s.email) = lower(m.email)) AS suppressed
+       SELECT m.id, sup.hit IS NOT NULL AS suppressed
          FROM messages m
+         -- LATERAL ... LIMIT 1: an index probe per row, never a hash of the user's whole suppression list.
+         LEFT JOIN LATERAL (SELECT 1 AS hit FROM suppressions s
+                             WHERE s.user_id = m.user_id AND lower(s.email) = lower(m.email) LIMIT 1) sup ON true
         WHERE m.campaign_id = $3 AND m.status = 'pending' AND m.id > $4
           AND (m.next_attempt_at IS NULL OR m.next_attempt_at <= $6)
           AND EXISTS (SELECT 1 FROM smtp_accounts WHERE id = $1 AND lease_owner = $2)
