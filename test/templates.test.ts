@@ -99,6 +99,13 @@ describe('templates written by users', () => {
     expect(text).not.toContain('color: red');
     expect(c.text!(vars())).not.toContain('VIP');
   });
+
+  it('convert each rendered HTML when the derived text template would not compile', () => {
+    // The converter drops <style>, and with it the opening of this block.
+    const c = compileCampaign({ subject: 's', html: '<style>{{#if attributes.vip}}</style><p>Hi {{name}}</p>{{/if}}', text: null });
+    expect(c.text!(vars({ vip: true }))).toBe('Hi Ann <b>&');
+    expect(c.text!(vars())).toBe('');
+  });
 });
 
 describe.each(databaseKinds)('templates through the API (%s)', (kind) => {
