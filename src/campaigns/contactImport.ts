@@ -49,7 +49,6 @@ const MAX_ATTRIBUTE_VALUE = 10_000;
 /** How much of an invalid address is echoed back. */
 const MAX_ECHOED_EMAIL = 320;
 
-
 export async function importContacts(
   db: Database,
   userId: number,

@@ -9,7 +9,7 @@ const MATERIALISE_BATCH = 20_000;
  * Builds a campaign's queue from its lists in batches: each address once (case-insensitively) even
  * when it is on several lists, the first list naming it winning; addresses on the user's suppression
  * list are recorded as suppressed and never queued. Each list is walked in address order through its
- * unique index, so a batch costs the same at the end of a million-row list as at its start.
+ * unique index, one batch per statement, so no statement grows with the list.
  */
 export async function materialiseQueue(
   tx: Queryable,

@@ -67,7 +67,9 @@ function sealAccountPassword(secretKey: Buffer, accountId: number, password: str
   return encryptSecret(secretKey, password, passwordContext(accountId));
 }
 
+// Bound to the row like the password.
 const dkimContext = (accountId: number) => `smtp_accounts:${accountId}:dkim`;
+const sealDkimKey = (secretKey: Buffer, accountId: number, pem: string) => encryptSecret(secretKey, pem, dkimContext(accountId));
 
 /** An account's DKIM columns as stored, the key still encrypted. */
 export interface AccountDkimColumns {
@@ -163,7 +165,7 @@ export async function insertAccount(
         now,
         dkim?.domain ?? null,
         dkim?.selector ?? null,
-        dkim ? encryptSecret(secretKey, dkim.privateKey, dkimContext(id)) : null,
+        dkim ? sealDkimKey(secretKey, id, dkim.privateKey) : null,
       ],
     );
     return row;
@@ -224,7 +226,7 @@ export async function updateAccount(
     const { dkim } = changes;
     set('dkim_domain', dkim?.domain ?? null);
     set('dkim_selector', dkim?.selector ?? null);
-    set('dkim_key_enc', dkim ? encryptSecret(secretKey, dkim.privateKey, dkimContext(id)) : null);
+    set('dkim_key_enc', dkim ? sealDkimKey(secretKey, id, dkim.privateKey) : null);
   }
   // Re-enabling an account or changing how it connects deserves a fresh attempt, whatever failed before.
   const reconfigured =
