@@ -10,7 +10,7 @@
  * postgres://postgres@127.0.0.1:5432/postgres). Progress goes to stderr; stdout gets one JSON line
  * with rows/s and the server's peak RSS. Exits non-zero when the counts are not exact.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { contact } from './lib/content.ts';
@@ -58,6 +58,13 @@ function csvStream(rows: number, onProgress: (row: number) => void): ReadableStr
   });
 }
 
+/** CPU time (user + system) a process has used, in seconds: its share of the work, whatever else runs. */
+function cpuSeconds(pid: number): number {
+  // Fields 14 and 15 of /proc/PID/stat, after the command name in parentheses, in clock ticks.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 interface ImportReply {
   added: number;
   updated: number;
@@ -96,6 +103,7 @@ async function main(): Promise<number> {
     const api = apiClient(server.url, user.apiKey);
     const list = await api.call<{ id: number }>('POST', '/api/v1/lists', { body: { name: 'import bench' }, expect: 201 });
     const rssBeforeMb = server.peakRssMb();
+    const cpuBefore = cpuSeconds(server.pid);
 
     log(`importing ${rows} rows`);
     let lastLogged = 0;
@@ -113,6 +121,7 @@ async function main(): Promise<number> {
     } as RequestInit);
     const text = await res.text();
     const seconds = (performance.now() - started) / 1000;
+    const serverCpuSeconds = cpuSeconds(server.pid) - cpuBefore;
     if (res.status !== 200) throw new Error(`import answered ${res.status}: ${text.slice(0, 500)}`);
     const reply = JSON.parse(text) as ImportReply;
     const stored = await api.call<{ contactCount: number }>('GET', `/api/v1/lists/${list.id}`);
@@ -128,7 +137,7 @@ async function main(): Promise<number> {
       duplicates: reply.duplicates,
       invalid: reply.invalidCount,
       contactCount: stored.contactCount,
-      server: { peakRssMb: server.peakRssMb(), rssBeforeImportMb: rssBeforeMb },
+      server: { peakRssMb: server.peakRssMb(), rssBeforeImportMb: rssBeforeMb, cpuSeconds: Number(serverCpuSeconds.toFixed(2)) },
       target: { rowsPerSec: TARGET_ROWS_PER_SEC, met: rowsPerSec >= TARGET_ROWS_PER_SEC },
       machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? null, loadAvg1: { start: loadAtStart, end: loadavg()[0]! }, node: process.version },
     };

@@ -123,6 +123,7 @@ describe.each(databaseKinds)('what a campaign sends, to whom, and what the provi
     for (const forged of [`${otherPayload}.${mac}`, `${payload}.${mac.slice(0, -2)}AA`, `${payload}x.${mac}`, payload, 'garbage']) {
       expect((await post(`/u/${forged}`)).status, forged).toBeGreaterThanOrEqual(400);
       expect((await post(`/u/${forged}`)).status, forged).toBeLessThan(500);
+      expect((await fetch(`${t.url}/u/${forged}`)).status, forged).toBe(404);
     }
 
     // RFC 8058: a form POST with no cookie or key, answered without a redirect.

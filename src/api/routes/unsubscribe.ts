@@ -30,7 +30,9 @@ export function unsubscribeRoutes(app: ZodApp, ctx: AppContext): void {
   };
 
   app.get('/u/:token', { schema: { params: tokenParams } }, async (req, reply) => {
-    const claim = claimOf(req.params.token);
+    const claim = readUnsubscribeToken(ctx.secrets.secretKey, req.params.token);
+    // A person followed this link: they get a page, not a JSON error.
+    if (!claim) return reply.status(404).type('text/html; charset=utf-8').send(page('Link not valid', '<p>This unsubscribe link is not valid.</p>'));
     return reply
       .type('text/html; charset=utf-8')
       .send(
