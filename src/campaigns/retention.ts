@@ -1,4 +1,4 @@
-import type { Clock, Timer } from '../clock.ts';
+import type { Timer } from '../clock.ts';
 import type { AppContext } from '../context.ts';
 import type { Database } from '../db/database.ts';
 import { campaignsToArchive, deleteMessageBatch, markArchived } from '../db/retention.ts';
@@ -39,11 +39,16 @@ export async function archiveFinishedCampaigns(db: Database, now: Date, retentio
   }
 }
 
-/** Runs retention now and then every day (business time), until stopped; a run in progress finishes first. */
+/**
+ * Runs retention now and then once a day (business time) until stopped; a run in progress finishes
+ * first. A run that ends after its next one was due starts that one at once; days skipped entirely
+ * (the process was stopped or the clock jumped) are made up by one run, not one per day.
+ */
 export function scheduleDailyRetention(ctx: AppContext): { stop(): Promise<void> } {
   let timer: Timer | undefined;
   let running: Promise<void> = Promise.resolve();
   let stopped = false;
+  let due = ctx.clock.now().getTime();
   const run = () => {
     running = archiveFinishedCampaigns(ctx.db, ctx.clock.now(), ctx.config.retentionDays).then(
       (r) => {
@@ -52,7 +57,10 @@ export function scheduleDailyRetention(ctx: AppContext): { stop(): Promise<void>
       (err) => ctx.log.error({ err }, 'retention failed'),
     );
     void running.then(() => {
-      if (!stopped) timer = nextDay(ctx.clock, run);
+      if (stopped) return;
+      const missedDays = Math.floor((ctx.clock.now().getTime() - due) / DAY_MS);
+      due += DAY_MS * Math.max(1, missedDays);
+      timer = ctx.clock.at(new Date(due), run);
     });
   };
   run();
@@ -64,5 +72,3 @@ export function scheduleDailyRetention(ctx: AppContext): { stop(): Promise<void>
     },
   };
 }
-
-const nextDay = (clock: Clock, fn: () => void) => clock.at(new Date(clock.now().getTime() + DAY_MS), fn);
