@@ -18,11 +18,14 @@ export interface Config {
    * without handing them over.
    */
   leaseTtlMs: number;
+  /** Days a finished campaign keeps its per-recipient rows (MAILPILOT_RETENTION_DAYS). */
+  retentionDays: number;
 }
 
 const portSchema = z.coerce.number().int().min(0).max(65535);
 const leaseSchema = z.coerce.number().min(1).max(3600);
 const DEFAULT_LEASE_SECONDS = 30;
+const daysSchema = z.coerce.number().int().min(1).max(36_500);
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const port = portSchema.safeParse(env.PORT ?? '8080');
@@ -32,6 +35,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!URL.canParse(publicUrl)) throw new Error(`MAILPILOT_PUBLIC_URL must be an absolute URL, got "${publicUrl}"`);
   const lease = leaseSchema.safeParse(env.MAILPILOT_LEASE_SECONDS || DEFAULT_LEASE_SECONDS);
   if (!lease.success) throw new Error(`MAILPILOT_LEASE_SECONDS must be a number of seconds from 1 to 3600, got "${env.MAILPILOT_LEASE_SECONDS}"`);
+  const retentionDays = daysSchema.safeParse(env.MAILPILOT_RETENTION_DAYS || '30');
+  if (!retentionDays.success) throw new Error(`MAILPILOT_RETENTION_DAYS must be a whole number of days (1 or more), got "${env.MAILPILOT_RETENTION_DAYS}"`);
   return {
     databaseUrl: env.DATABASE_URL || undefined,
     dataDir: env.MAILPILOT_DATA_DIR || './data',
@@ -43,5 +48,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     publicUrl,
     logLevel: env.LOG_LEVEL || 'info',
     leaseTtlMs: lease.data * 1000,
+    retentionDays: retentionDays.data,
   };
 }

@@ -3,7 +3,18 @@ import { pino, type DestinationStream, type Logger } from 'pino';
 export type { Logger };
 
 // Passwords and keys never reach a log line, whatever object is logged.
-const REDACT = ['password', '*.password', 'apiKey', '*.apiKey', 'authorization', '*.authorization', 'req.headers.authorization'];
+const REDACT = [
+  'password',
+  '*.password',
+  'apiKey',
+  '*.apiKey',
+  'authorization',
+  '*.authorization',
+  'req.headers.authorization',
+  'privateKey',
+  '*.privateKey',
+  '*.*.privateKey',
+];
 
 /** Logs JSON lines to stdout, or to `destination` (tests read what was logged). */
 export function createLogger(level: string, destination?: DestinationStream): Logger {

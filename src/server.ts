@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './api/app.ts';
+import { scheduleDailyRetention } from './campaigns/retention.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { Config } from './config.ts';
 import type { AppContext } from './context.ts';
@@ -49,6 +50,7 @@ export async function startMailPilot(opts: StartOptions): Promise<MailPilot> {
     url = await app.listen({ port: config.port, host: config.host });
   }
   await engine?.start();
+  const retention = opts.api ? scheduleDailyRetention(ctx) : undefined;
 
   return {
     ctx,
@@ -57,7 +59,7 @@ export async function startMailPilot(opts: StartOptions): Promise<MailPilot> {
     url,
     async close() {
       // The engine's shutdown is bounded (engine.ts SHUTDOWN_*), and need not wait for the API's.
-      await Promise.all([app?.close(), engine?.stop()]);
+      await Promise.all([app?.close(), retention?.stop(), engine?.stop()]);
       await unbridge();
       if (!opts.db) await db.close();
     },

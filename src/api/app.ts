@@ -16,6 +16,7 @@ import { OPENAPI_PATH, registerOpenApi } from './openapi.ts';
 import { bindRequestDatabase, noAmbientDatabase, settleRequestTransactions } from './requestDatabase.ts';
 import { accountRoutes } from './routes/accounts.ts';
 import { campaignEventRoutes } from './routes/campaignEvents.ts';
+import { campaignTrialRoutes } from './routes/campaignTrials.ts';
 import { campaignRoutes } from './routes/campaigns.ts';
 import { healthRoutes } from './routes/health.ts';
 import { keyRoutes } from './routes/keys.ts';
@@ -23,6 +24,7 @@ import { listRoutes } from './routes/lists.ts';
 import { serverRoutes } from './routes/servers.ts';
 import { statsRoutes } from './routes/stats.ts';
 import { suppressionRoutes } from './routes/suppressions.ts';
+import { suppressionFileRoutes } from './routes/suppressionFiles.ts';
 import { unsubscribeRoutes } from './routes/unsubscribe.ts';
 import { userRoutes } from './routes/users.ts';
 
@@ -107,8 +109,10 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
     accountRoutes,
     listRoutes,
     campaignRoutes,
+    campaignTrialRoutes,
     campaignEventRoutes,
     suppressionRoutes,
+    suppressionFileRoutes,
     statsRoutes,
   ];
   for (const register of routes) register(api, routeCtx);

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Database, Queryable } from '../db/database.ts';
+import type { Database, Transaction } from '../db/database.ts';
 import { tenantScope } from '../db/tenantScope.ts';
 import type { Caller } from './auth.ts';
 
@@ -34,7 +34,7 @@ const ROLLBACK = Symbol('rollback');
 
 /** A transaction opened on first use and held until the request is settled. */
 class RequestTransaction {
-  private opened: Promise<Queryable> | undefined;
+  private opened: Promise<Transaction> | undefined;
   private decide: ((commit: boolean) => void) | undefined;
   private settled: Promise<void> | undefined;
   private savepoints = 0;
@@ -42,8 +42,8 @@ class RequestTransaction {
 
   constructor(private readonly scope: Database) {}
 
-  queryable(): Promise<Queryable> {
-    this.opened ??= new Promise<Queryable>((resolve, reject) => {
+  queryable(): Promise<Transaction> {
+    this.opened ??= new Promise<Transaction>((resolve, reject) => {
       let began = false;
       this.settled = this.scope
         .transaction(async (tx) => {
@@ -62,7 +62,7 @@ class RequestTransaction {
   }
 
   /** One nested unit that rolls back alone when fn throws, like a transaction of its own. */
-  async nested<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  async nested<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
     const tx = await this.queryable();
     const name = `request_${++this.savepoints}`;
     await tx.query(`SAVEPOINT ${name}`);

@@ -1,15 +1,15 @@
-import { pipeline, type Readable } from 'node:stream';
-import { CsvError, parse } from 'csv-parse';
-import { z } from 'zod';
-import { ApiError, invalid } from '../api/errors.ts';
-import type { Queryable } from '../db/database.ts';
-import { newImportId, upsertContacts, type ContactInput } from '../db/contacts.ts';
+import type { Readable } from 'node:stream';
+import { contactCopyLine, mergeContacts, newImportId, type ContactInput } from '../db/contacts.ts';
+import type { Database } from '../db/database.ts';
+import { csvRecords, namedColumns } from './csvRecords.ts';
+import { checkEmail, HEADER_BREAKER } from './emailAddress.ts';
 
 /**
  * Contact import into a list, from a JSON array or a streamed CSV file. Rows are validated one by
- * one (a bad row is reported, not fatal) and written in chunks of one statement each, so memory stays
- * flat whatever the file size. Chunks commit as they go: an interrupted import keeps what it wrote,
- * and sending the file again is safe (addresses already on the list are updated, not added twice).
+ * one (a bad row is reported, not fatal) and written in chunks, each bulk-loaded and merged in one
+ * transaction, so memory stays flat whatever the file size. Chunks commit as they go: an interrupted
+ * import keeps what it wrote, and sending the file again is safe (addresses already on the list are
+ * updated, not added twice).
  */
 
 export interface InvalidRow {
@@ -39,22 +39,18 @@ export interface RawContact {
   problem?: string;
 }
 
-const CHUNK_ROWS = 1000;
+/** A chunk is written when it has this many rows or this many bytes, whichever comes first. */
+const CHUNK_ROWS = 10_000;
+const CHUNK_BYTES = 8 * 1024 * 1024;
 const MAX_INVALID_LISTED = 1000;
-/** A CSV record longer than this is refused, so a file without line breaks cannot fill memory. */
-const MAX_CSV_RECORD_BYTES = 1024 * 1024;
 const MAX_NAME = 200;
 const MAX_ATTRIBUTE_KEY = 200;
 const MAX_ATTRIBUTE_VALUE = 10_000;
 /** How much of an invalid address is echoed back. */
 const MAX_ECHOED_EMAIL = 320;
 
-const emailSyntax = z.email();
-// Names and addresses end up in mail headers.
-const HEADER_BREAKER = /[\r\n\0]/;
-
 export async function importContacts(
-  db: Queryable,
+  db: Database,
   userId: number,
   listId: number,
   source: Iterable<RawContact> | AsyncIterable<RawContact>,
@@ -62,37 +58,60 @@ export async function importContacts(
 ): Promise<ImportResult> {
   const importId = await newImportId(db);
   const result: ImportResult = { added: 0, updated: 0, duplicates: 0, invalid: [], invalidCount: 0 };
-  // Keyed by the lower-cased address: one statement may not touch the same contact twice.
-  let chunk = new Map<string, ContactInput>();
-  const flush = async () => {
-    const { added, updated } = await upsertContacts(db, userId, listId, importId, [...chunk.values()], now);
+  const write = async (chunk: Chunk) => {
+    const { added, updated } = await mergeContacts(db, userId, listId, importId, chunk.lines.join(''), now);
     result.added += added;
     result.updated += updated;
     // The rest were written earlier in this import, in an earlier chunk.
-    result.duplicates += chunk.size - added - updated;
-    chunk = new Map();
+    result.duplicates += chunk.keys.size - added - updated;
   };
-
-  for await (const raw of source) {
-    const checked = checkContact(raw);
-    if (typeof checked === 'string') {
-      result.invalidCount++;
-      if (result.invalid.length < MAX_INVALID_LISTED) {
-        result.invalid.push({ row: raw.row, email: typeof raw.email === 'string' ? raw.email.slice(0, MAX_ECHOED_EMAIL) : null, reason: checked });
+  // One chunk is written while the next is read and checked, so parsing and the database work in
+  // parallel; waiting for the previous write before starting another keeps memory to two chunks.
+  let writing: Promise<void> = Promise.resolve();
+  let chunk = newChunk();
+  try {
+    for await (const raw of source) {
+      const checked = checkContact(raw);
+      if (typeof checked === 'string') {
+        result.invalidCount++;
+        if (result.invalid.length < MAX_INVALID_LISTED) {
+          result.invalid.push({ row: raw.row, email: typeof raw.email === 'string' ? raw.email.slice(0, MAX_ECHOED_EMAIL) : null, reason: checked });
+        }
+        continue;
       }
-      continue;
+      const key = checked.email.toLowerCase();
+      if (chunk.keys.has(key)) {
+        result.duplicates++;
+        continue;
+      }
+      const line = contactCopyLine(checked);
+      chunk.keys.add(key);
+      chunk.lines.push(line);
+      chunk.bytes += line.length;
+      if (chunk.keys.size >= CHUNK_ROWS || chunk.bytes >= CHUNK_BYTES) {
+        await writing;
+        writing = write(chunk);
+        chunk = newChunk();
+      }
     }
-    const key = checked.email.toLowerCase();
-    if (chunk.has(key)) {
-      result.duplicates++;
-      continue;
-    }
-    chunk.set(key, checked);
-    if (chunk.size >= CHUNK_ROWS) await flush();
+  } catch (err) {
+    // What was read before the error is written (see the module comment); the error is the answer.
+    await writing.catch(() => undefined);
+    throw err;
   }
-  if (chunk.size > 0) await flush();
+  await writing;
+  if (chunk.keys.size > 0) await write(chunk);
   return result;
 }
+
+/** Rows read and checked but not yet written; each address once (a statement may touch a contact once). */
+interface Chunk {
+  keys: Set<string>;
+  lines: string[];
+  bytes: number;
+}
+
+const newChunk = (): Chunk => ({ keys: new Set(), lines: [], bytes: 0 });
 
 /** The rows of a JSON import body's `contacts` array. */
 export function jsonContacts(contacts: unknown[]): RawContact[] {
@@ -110,63 +129,22 @@ export function jsonContacts(contacts: unknown[]): RawContact[] {
  * case-insensitively, every other column becomes a string attribute named by its header.
  */
 export async function* csvContacts(input: Readable): AsyncGenerator<RawContact> {
-  let sawHeader = false;
-  const parser = parse({
-    bom: true,
-    trim: true,
-    skip_empty_lines: true,
-    relax_column_count: true,
-    max_record_size: MAX_CSV_RECORD_BYTES,
-    columns: (header: string[]) => {
-      sawHeader = true;
-      return csvColumns(header);
-    },
-  });
-  // pipeline, unlike pipe, hands an aborted upload's error on to the parser (and so to this loop).
-  pipeline(input, parser, () => undefined);
   let row = 0;
-  try {
-    for await (const record of parser as AsyncIterable<Record<string, string | undefined>>) {
-      row++;
-      const { email, name, ...rest } = record;
-      const attributes: Record<string, string> = {};
-      for (const [key, value] of Object.entries(rest)) if (value !== undefined) attributes[key] = value;
-      yield { row, email: email ?? '', name: name || undefined, attributes };
-    }
-  } catch (err) {
-    if (err instanceof CsvError) {
-      throw new ApiError(400, 'malformed_csv', `the CSV is malformed after data row ${row} (earlier rows may already be imported; sending the fixed file again is safe): ${err.message}`);
-    }
-    throw err;
+  for await (const record of csvRecords(input, (header) => namedColumns(header, ['email', 'name'], true))) {
+    row++;
+    const { email, name, ...rest } = record;
+    const attributes: Record<string, string> = Object.create(null);
+    for (const [key, value] of Object.entries(rest)) if (value !== undefined) attributes[key] = value;
+    yield { row, email: email ?? '', name: name || undefined, attributes };
   }
-  if (!sawHeader) throw missingEmailColumn();
-}
-
-const missingEmailColumn = () => invalid('email', 'the CSV needs an email column');
-
-function csvColumns(header: string[]): (string | undefined)[] {
-  const columns = header.map((h) => {
-    const lower = h.toLowerCase();
-    if (lower === 'email' || lower === 'name') return lower;
-    return h === '' ? undefined : h;
-  });
-  if (!columns.includes('email')) throw missingEmailColumn();
-  const seen = new Set<string>();
-  for (const c of columns) {
-    if (c === undefined) continue;
-    if (seen.has(c)) throw invalid('header', `the column "${c}" appears more than once`);
-    seen.add(c);
-  }
-  return columns;
 }
 
 /** The contact to write, or why the row is invalid. */
 function checkContact(raw: RawContact): ContactInput | string {
   if (raw.problem) return raw.problem;
-  if (raw.email === undefined || raw.email === null || raw.email === '') return 'email: missing';
-  if (typeof raw.email !== 'string') return 'email: must be a string';
-  const email = normaliseEmail(raw.email);
-  if (email === undefined) return HEADER_BREAKER.test(raw.email.trim()) ? 'email: must not contain line breaks or NUL' : 'email: not a valid email address';
+  const address = checkEmail(raw.email);
+  if ('problem' in address) return address.problem;
+  const { email } = address;
 
   let name: string | null = null;
   if (raw.name !== undefined && raw.name !== null) {
@@ -176,13 +154,17 @@ function checkContact(raw: RawContact): ContactInput | string {
     if (name && name.length > MAX_NAME) return `name: longer than ${MAX_NAME} characters`;
   }
 
-  const attributes: ContactInput['attributes'] = {};
+  // No prototype: an attribute named "__proto__" is stored like any other, not swallowed.
+  const attributes: ContactInput['attributes'] = Object.create(null);
   if (raw.attributes !== undefined && raw.attributes !== null) {
     if (typeof raw.attributes !== 'object' || Array.isArray(raw.attributes)) return 'attributes: must be an object';
     for (const [key, value] of Object.entries(raw.attributes)) {
       if (key === '' || key.length > MAX_ATTRIBUTE_KEY) return `attributes: names must be 1 to ${MAX_ATTRIBUTE_KEY} characters`;
+      // PostgreSQL's jsonb cannot hold a NUL character.
+      if (key.includes('\0')) return 'attributes: names must not contain NUL';
       if (typeof value === 'string') {
         if (value.length > MAX_ATTRIBUTE_VALUE) return `attributes.${key}: longer than ${MAX_ATTRIBUTE_VALUE} characters`;
+        if (value.includes('\0')) return `attributes.${key}: must not contain NUL`;
       } else if (typeof value !== 'number' && typeof value !== 'boolean') {
         return `attributes.${key}: must be a string, number or boolean`;
       }
@@ -190,12 +172,4 @@ function checkContact(raw: RawContact): ContactInput | string {
     }
   }
   return { email, name, attributes };
-}
-
-/** Trimmed, with the domain lower-cased (domains are case-insensitive; local parts may not be). */
-function normaliseEmail(raw: string): string | undefined {
-  const trimmed = raw.trim();
-  if (trimmed.length > 254 || !emailSyntax.safeParse(trimmed).success) return undefined;
-  const at = trimmed.lastIndexOf('@');
-  return trimmed.slice(0, at + 1) + trimmed.slice(at + 1).toLowerCase();
 }

@@ -6,8 +6,10 @@ import {
   resumeEnginePaused,
   setCampaignStatus,
   setCampaignTotals,
+  updateUnstartedCampaign,
   type Campaign,
   type CampaignStatus,
+  type NewCampaign,
 } from '../db/campaigns.ts';
 import { countUsableAccounts } from '../db/engineAccounts.ts';
 import { cancelPending, materialiseQueue } from '../db/messages.ts';
@@ -16,7 +18,7 @@ import { pauseIfStuck } from '../engine/limits.ts';
 /**
  * The one owner of campaign status. Every transition is a conditional UPDATE from the states that
  * allow it, so concurrent requests and engine processes cannot skip a step:
- *   draft → scheduled → running ⇄ paused (manual) · running ⇄ paused_limits (engine) → completed;
+ *   draft ⇄ scheduled → running ⇄ paused (manual) · running ⇄ paused_limits (engine) → completed;
  *   any non-final state → stopped (what is left is cancelled).
  */
 
@@ -31,12 +33,17 @@ async function refuse(ctx: AppContext, userId: number, id: number, action: strin
   throw conflict('invalid_state', `cannot ${action} a campaign that is ${current.status}`);
 }
 
-/** Builds the queue from the campaign's lists and starts sending (or waits for quota). */
-export async function startCampaign(ctx: AppContext, userId: number, id: number): Promise<Campaign> {
+/**
+ * Builds the queue from the campaign's lists and starts sending (or waits for quota). The scheduler
+ * passes `dueBy`: the campaign then starts only if it is still scheduled for that moment or earlier
+ * (it may have been rescheduled or made a draft since the scheduler read it).
+ */
+export async function startCampaign(ctx: AppContext, userId: number, id: number, opts: { dueBy?: Date } = {}): Promise<Campaign> {
   const now = ctx.clock.now();
   const started = await ctx.db.transaction(async (tx) => {
     const campaign = await getCampaign(tx, userId, id, { lock: true });
     if (!campaign) throw notFound('campaign');
+    if (opts.dueBy && !(campaign.status === 'scheduled' && campaign.scheduledAt! <= opts.dueBy)) return undefined;
     if (campaign.status !== 'draft' && campaign.status !== 'scheduled') {
       throw conflict('invalid_state', `cannot start a campaign that is ${campaign.status}`);
     }
@@ -49,12 +56,28 @@ export async function startCampaign(ctx: AppContext, userId: number, id: number)
     const [completed] = await completeFinished(tx, [id], now);
     return completed ?? running!;
   });
+  if (!started) return (await getCampaign(ctx.db, userId, id))!;
   announce(ctx, started);
   if (started.status === 'running') {
     await pauseIfStuck(ctx, userId);
     ctx.events.emit({ type: 'engine.wake', userId });
   }
   return (await getCampaign(ctx.db, userId, id))!;
+}
+
+/**
+ * Changes a campaign before it starts: its content, lists or schedule. Setting `scheduledAt`
+ * schedules it (draft → scheduled, or a new time); clearing it cancels the schedule (→ draft).
+ */
+export async function updateCampaign(ctx: AppContext, userId: number, id: number, changes: Partial<NewCampaign>): Promise<Campaign> {
+  const updated = await updateUnstartedCampaign(ctx.db, userId, id, changes);
+  if (!updated) return refuse(ctx, userId, id, 'change');
+  if (changes.scheduledAt !== undefined) {
+    announce(ctx, updated);
+    // The scheduler re-arms its timer for the new time.
+    ctx.events.emit({ type: 'engine.wake', userId });
+  }
+  return updated;
 }
 
 export async function pauseCampaign(ctx: AppContext, userId: number, id: number): Promise<Campaign> {

@@ -1,4 +1,6 @@
 import { Command } from 'commander';
+import { archiveFinishedCampaigns } from '../campaigns/retention.ts';
+import { systemClock } from '../clock.ts';
 import { loadConfig } from '../config.ts';
 import { openDatabase } from '../db/database.ts';
 import { migrate } from '../db/migrate.ts';
@@ -6,6 +8,8 @@ import { RotationError, rotateSecretOfInstall } from './rotateSecret.ts';
 import { createLogger } from '../log.ts';
 import { startMailPilot, type MailPilot } from '../server.ts';
 import { startSink } from '../smtp/sink.ts';
+import { loadClientConfig } from './client.ts';
+import { describeImport, importListFile } from './listImport.ts';
 
 /** A stop that has not finished by then is given up, so a supervisor's kill never has to come. */
 const SHUTDOWN_LIMIT_MS = 9_500;
@@ -110,6 +114,40 @@ program
     process.stdout.write(`SMTP sink listening on ${opts.host}:${sink.port}; Ctrl-C to stop\n`);
     process.on('SIGINT', () => void sink.close().then(() => process.exit(0)));
     process.on('SIGTERM', () => void sink.close().then(() => process.exit(0)));
+  });
+
+program
+  .command('archive')
+  .description(`remove the per-recipient rows of campaigns finished more than MAILPILOT_RETENTION_DAYS (30) days ago; counters stay`)
+  .action(async () => {
+    const config = loadConfig();
+    const db = await openDatabase({ url: config.databaseUrl, dataDir: config.databaseUrl ? undefined : `${config.dataDir}/pglite` });
+    try {
+      await migrate(db);
+      const result = await archiveFinishedCampaigns(db, systemClock.now(), config.retentionDays);
+      process.stdout.write(`archived ${result.campaigns} campaign(s), ${result.messagesDeleted} per-recipient row(s) removed\n`);
+    } finally {
+      await db.close();
+    }
+  });
+
+const lists = program.command('lists').description('contact lists (client: talks to MAILPILOT_URL with MAILPILOT_API_KEY)');
+lists
+  .command('import <file>')
+  .description('import a CSV file (header row with an email column; other columns become attributes), with a progress bar')
+  .option('--list <id>', 'the list to import into (default: a new list named after the file)')
+  .option('--name <name>', 'name of the new list')
+  .option('--json', 'print the server reply as JSON')
+  .action(async (file: string, opts: { list?: string; name?: string; json?: boolean }) => {
+    const list = opts.list === undefined ? undefined : Number(opts.list);
+    if (list !== undefined && !(Number.isInteger(list) && list > 0)) program.error(`--list must be a list id, got "${opts.list}"`);
+    try {
+      const config = loadClientConfig();
+      const { listId, result } = await importListFile(config, file, { list, name: opts.name, progress: !opts.json && process.stderr.isTTY });
+      process.stdout.write(opts.json ? `${JSON.stringify({ listId, ...result })}\n` : describeImport(listId, result));
+    } catch (err) {
+      program.error((err as Error).message);
+    }
   });
 
 await program.parseAsync(process.argv);

@@ -27,13 +27,17 @@ export interface Campaign {
   possiblyDelivered: number;
   /** A reply that blamed the sender's domain authentication (SPF/DKIM/DMARC). */
   senderWarning: string | null;
+  /** Recipients who unsubscribed through this campaign's messages. */
+  unsubscribed: number;
+  /** When retention removed its per-recipient rows. */
+  archivedAt: Date | null;
   createdAt: Date;
 }
 
 export const CAMPAIGN_COLUMNS = `id, user_id AS "userId", name, subject, html, text, from_name AS "fromName", reply_to AS "replyTo",
   list_ids AS "listIds", status, pause_reason AS "pauseReason", resume_at AS "resumeAt", scheduled_at AS "scheduledAt",
-  started_at AS "startedAt", completed_at AS "completedAt", total, sent, failed, suppressed, cancelled,
-  possibly_delivered AS "possiblyDelivered", sender_warning AS "senderWarning", created_at AS "createdAt"`;
+  started_at AS "startedAt", completed_at AS "completedAt", total, sent, failed, suppressed, cancelled, unsubscribed,
+  possibly_delivered AS "possiblyDelivered", sender_warning AS "senderWarning", archived_at AS "archivedAt", created_at AS "createdAt"`;
 
 export interface NewCampaign {
   name: string;
@@ -53,6 +57,48 @@ export async function insertCampaign(db: Queryable, userId: number, c: NewCampai
     [userId, c.name, c.subject, c.html, c.text, c.fromName, c.replyTo, c.listIds, c.scheduledAt ? 'scheduled' : 'draft', c.scheduledAt, now],
   );
   return row!;
+}
+
+const CONTENT_COLUMN: Record<keyof NewCampaign, string> = {
+  name: 'name',
+  subject: 'subject',
+  html: 'html',
+  text: 'text',
+  fromName: 'from_name',
+  replyTo: 'reply_to',
+  listIds: 'list_ids',
+  scheduledAt: 'scheduled_at',
+};
+
+/**
+ * Changes a campaign that has not started (draft or scheduled); undefined when it is not the
+ * user's or has started. Setting `scheduledAt` schedules it, clearing it makes it a draft again.
+ */
+export async function updateUnstartedCampaign(
+  db: Queryable,
+  userId: number,
+  id: number,
+  changes: Partial<NewCampaign>,
+): Promise<Campaign | undefined> {
+  const params: unknown[] = [id, userId];
+  const sets: string[] = [];
+  for (const [key, column] of Object.entries(CONTENT_COLUMN) as [keyof NewCampaign, string][]) {
+    if (changes[key] === undefined) continue;
+    params.push(changes[key]);
+    sets.push(`${column} = $${params.length}`);
+  }
+  if (changes.scheduledAt !== undefined) {
+    // The new value: on the right of SET, scheduled_at would still be the old one.
+    params.push(changes.scheduledAt);
+    sets.push(`status = CASE WHEN $${params.length}::timestamptz IS NULL THEN 'draft' ELSE 'scheduled' END`);
+  }
+  if (sets.length === 0) sets.push('id = id');
+  const [row] = await db.query<Campaign>(
+    `UPDATE campaigns SET ${sets.join(', ')} WHERE id = $1 AND user_id = $2 AND status IN ('draft', 'scheduled')
+     RETURNING ${CAMPAIGN_COLUMNS}`,
+    params,
+  );
+  return row;
 }
 
 export async function getCampaign(db: Queryable, userId: number, id: number, opts: { lock?: boolean } = {}): Promise<Campaign | undefined> {

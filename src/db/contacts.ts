@@ -1,4 +1,4 @@
-import type { Queryable } from './database.ts';
+import type { Database, Queryable } from './database.ts';
 
 export interface ContactInput {
   /** Trimmed, domain lower-cased; unique (case-insensitively) within one call. */
@@ -13,42 +13,74 @@ export async function newImportId(db: Queryable): Promise<number> {
   return row!.id;
 }
 
+// COPY text format: a backslash, tab, newline or carriage return inside a value is escaped.
+const COPY_SPECIAL = /[\\\t\n\r]/g;
+const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
+const copyValue = (value: string | null) => (value === null ? '\\N' : value.replace(COPY_SPECIAL, (c) => COPY_ESCAPES[c]!));
+
+/** One contact as a line of the COPY data that mergeContacts loads. */
+export function contactCopyLine(c: ContactInput): string {
+  return `${copyValue(c.email)}\t${copyValue(c.name)}\t${copyValue(JSON.stringify(c.attributes))}\n`;
+}
+
 /**
- * Adds contacts to one of the user's lists in one statement, or updates those already on it (a new
- * name replaces the old, attributes merge). A contact this same import already wrote is left alone
- * and counted in neither `added` nor `updated`: the caller counts it as a duplicate.
+ * Adds contacts to one of the user's lists, or updates those already on it (a new name replaces the
+ * old, attributes merge), in one transaction: the rows are bulk-loaded with COPY into a temporary
+ * table, then merged with one set-based statement. `lines` come from contactCopyLine, each address
+ * once (case-insensitively). A contact this same import already wrote is left alone and counted in
+ * neither `added` nor `updated`: the caller counts it as a duplicate.
  */
-export async function upsertContacts(
-  db: Queryable,
+export async function mergeContacts(
+  db: Database,
   userId: number,
   listId: number,
   importId: number,
-  contacts: ContactInput[],
+  lines: string,
   now: Date,
 ): Promise<{ added: number; updated: number }> {
-  if (contacts.length === 0) return { added: 0, updated: 0 };
-  const rows = await db.query<{ inserted: boolean }>(
-    `INSERT INTO contacts (user_id, list_id, email, name, attributes, created_at, import_id)
-     SELECT $1, $2, c.email, c.name, c.attributes::jsonb, $6, $7
-       FROM unnest($3::text[], $4::text[], $5::text[]) AS c(email, name, attributes)
-      WHERE EXISTS (SELECT 1 FROM lists WHERE id = $2 AND user_id = $1)
-     ON CONFLICT (list_id, lower(email)) DO UPDATE
-        SET name = coalesce(excluded.name, contacts.name),
-            attributes = contacts.attributes || excluded.attributes,
-            import_id = excluded.import_id
-      WHERE contacts.import_id IS DISTINCT FROM excluded.import_id
-     -- xmax is 0 only on a row this statement inserted, not on one it updated.
-     RETURNING (xmax = 0) AS inserted`,
-    [
-      userId,
-      listId,
-      contacts.map((c) => c.email),
-      contacts.map((c) => c.name),
-      contacts.map((c) => JSON.stringify(c.attributes)),
-      now,
-      importId,
-    ],
-  );
-  const added = rows.filter((r) => r.inserted).length;
-  return { added, updated: rows.length - added };
+  return db.transaction(async (tx) => {
+    await tx.query(`CREATE TEMPORARY TABLE contact_staging (email text, name text, attributes jsonb) ON COMMIT DROP`);
+    await tx.copyIn('contact_staging (email, name, attributes)', lines);
+    const [row] = await tx.query<{ added: number; updated: number }>(
+      `WITH written AS (
+         INSERT INTO contacts (user_id, list_id, email, name, attributes, created_at, import_id)
+         SELECT $1, $2, s.email, s.name, s.attributes, $3, $4 FROM contact_staging s
+          WHERE EXISTS (SELECT 1 FROM lists WHERE id = $2 AND user_id = $1)
+         ON CONFLICT (list_id, lower(email)) DO UPDATE
+            SET name = coalesce(excluded.name, contacts.name),
+                attributes = contacts.attributes || excluded.attributes,
+                import_id = excluded.import_id
+          WHERE contacts.import_id IS DISTINCT FROM excluded.import_id
+         -- xmax is 0 only on a row this statement inserted, not on one it updated.
+         RETURNING xmax = 0 AS inserted
+       )
+       SELECT count(*) FILTER (WHERE inserted) AS added, count(*) FILTER (WHERE NOT inserted) AS updated FROM written`,
+      [userId, listId, now, importId],
+    );
+    return row!;
+  });
+}
+
+export interface ContactRow {
+  email: string;
+  name: string | null;
+  attributes: Record<string, unknown>;
+}
+
+/**
+ * A contact on one of the given lists of the user: the one with this address (case-insensitively),
+ * or without an address the first contact of the first list that has one. The first list wins, as
+ * when a campaign's queue is built.
+ */
+export async function findListContact(db: Queryable, userId: number, listIds: number[], email?: string): Promise<ContactRow | undefined> {
+  for (const listId of listIds) {
+    const [row] = await db.query<ContactRow>(
+      `SELECT email, name, attributes FROM contacts
+        WHERE list_id = $1 AND user_id = $2 AND ($3::text IS NULL OR lower(email) = lower($3))
+        ORDER BY lower(email) LIMIT 1`,
+      [listId, userId, email ?? null],
+    );
+    if (row) return row;
+  }
+  return undefined;
 }

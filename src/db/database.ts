@@ -1,7 +1,10 @@
 import { mkdirSync } from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { isTransientDbError } from './transient.ts';
+import { from as copyFrom } from 'pg-copy-streams';
 
 /** Something that runs parameterised SQL: the database itself or an open transaction. */
 export interface Queryable {
@@ -10,10 +13,19 @@ export interface Queryable {
   exec(sql: string): Promise<void>;
 }
 
+/** An open transaction: one connection, so temporary tables live as long as it. */
+export interface Transaction extends Queryable {
+  /**
+   * Bulk-loads rows with COPY: `target` is a table and its columns (`staging (a, b)`), `data` is
+   * COPY text format (one line per row, tab-separated, backslash escapes).
+   */
+  copyIn(target: string, data: string): Promise<void>;
+}
+
 export interface Database extends Queryable {
   readonly kind: 'pglite' | 'postgres';
   /** Runs fn in one transaction: committed when it resolves, rolled back when it throws. */
-  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T>;
   /**
    * Calls `handler` with each notification on `channel` until the returned function is called. On
    * a server the listening connection comes back by itself after it is lost; `onReconnect` is then
@@ -58,6 +70,9 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
           exec: async (sql) => {
             await tx.exec(sql);
           },
+          copyIn: async (target, data) => {
+            await tx.query(`COPY ${target} FROM '/dev/blob'`, [], { blob: new Blob([data]) });
+          },
         }),
       ),
     exec: async (sql) => {
@@ -97,6 +112,7 @@ async function openPostgres(url: string): Promise<Database> {
           exec: async (sql) => {
             await client.query(sql);
           },
+          copyIn: (target, data) => pipeline(Readable.from([data]), client.query(copyFrom(`COPY ${target} FROM STDIN`))),
         });
         await client.query('COMMIT');
         return result;

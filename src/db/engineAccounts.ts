@@ -1,8 +1,9 @@
 import type { Queryable } from './database.ts';
 import { recoverAccountMessages } from './messages.ts';
+import type { AccountDkimColumns } from './smtpAccounts.ts';
 
 /** What an account worker needs to know about its account. */
-export interface WorkerAccount {
+export interface WorkerAccount extends AccountDkimColumns {
   id: number;
   userId: number;
   email: string;
@@ -60,6 +61,7 @@ export async function takeLease(tx: Queryable, accountId: number, owner: string,
         AND (a.lease_owner IS NULL OR a.lease_expires_at < $3)
       RETURNING a.id, a.user_id AS "userId", a.email, a.username, a.password_enc AS "passwordEnc",
                 a.rate_per_second AS "ratePerSecond", a.timezone, s.host, s.port, s.security,
+                a.dkim_domain AS "dkimDomain", a.dkim_selector AS "dkimSelector", a.dkim_key_enc AS "dkimKeyEnc",
                 greatest(1, s.max_connections / (SELECT count(*) FROM smtp_accounts x WHERE x.server_id = s.id AND x.active))::int AS connections,
                 a.throttle_strikes AS "throttleStrikes"`,
     [accountId, owner, now, expiresAt],

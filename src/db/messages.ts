@@ -2,10 +2,14 @@ import type { Queryable } from './database.ts';
 
 export type MessageStatus = 'pending' | 'sending' | 'sent' | 'failed' | 'suppressed' | 'cancelled';
 
+/** Contacts read per statement when a queue is built, so each statement stays well inside statement_timeout. */
+const MATERIALISE_BATCH = 20_000;
+
 /**
- * Builds a campaign's queue from its lists: each address once (case-insensitively) even when it
- * is on several lists, in contact order; addresses on the user's suppression list are recorded as
- * suppressed and never queued.
+ * Builds a campaign's queue from its lists in batches: each address once (case-insensitively) even
+ * when it is on several lists, the first list naming it winning; addresses on the user's suppression
+ * list are recorded as suppressed and never queued. Each list is walked in address order through its
+ * unique index, one batch per statement, so no statement grows with the list.
  */
 export async function materialiseQueue(
   tx: Queryable,
@@ -13,23 +17,40 @@ export async function materialiseQueue(
   campaignId: number,
   listIds: number[],
 ): Promise<{ total: number; suppressed: number }> {
-  const [row] = await tx.query<{ total: number; suppressed: number }>(
-    `WITH recipients AS (
-       SELECT DISTINCT ON (lower(email)) id, email FROM contacts
-        WHERE user_id = $1 AND list_id = ANY($3::int[])
-        ORDER BY lower(email), id
-     ), inserted AS (
-       INSERT INTO messages (campaign_id, user_id, contact_id, email, status)
-       SELECT $2, $1, r.id, r.email,
-              CASE WHEN EXISTS (SELECT 1 FROM suppressions s WHERE s.user_id = $1 AND lower(s.email) = lower(r.email))
-                   THEN 'suppressed' ELSE 'pending' END
-         FROM recipients r ORDER BY r.id
-       RETURNING status
-     )
-     SELECT count(*) AS total, count(*) FILTER (WHERE status = 'suppressed') AS suppressed FROM inserted`,
-    [userId, campaignId, listIds],
-  );
-  return row!;
+  const counts = { total: 0, suppressed: 0 };
+  for (const [i, listId] of listIds.entries()) {
+    const earlierLists = listIds.slice(0, i);
+    for (let after = ''; ; ) {
+      const [row] = await tx.query<{ last: string | null; read: number; total: number; suppressed: number }>(
+        `WITH batch AS (
+           SELECT id, email, lower(email) AS address FROM contacts
+            WHERE list_id = $3 AND user_id = $1 AND lower(email) > $4
+            ORDER BY lower(email) LIMIT $5
+         ), queued AS (
+           INSERT INTO messages (campaign_id, user_id, contact_id, email, status)
+           SELECT $2, $1, b.id, b.email, CASE WHEN suppressed.hit IS NULL THEN 'pending' ELSE 'suppressed' END
+             FROM batch b
+             -- LATERAL ... LIMIT 1: an index probe per row, never a hash of a whole list or suppression list.
+             LEFT JOIN LATERAL (SELECT 1 AS hit FROM contacts e
+                                 WHERE e.list_id = ANY($6::int[]) AND lower(e.email) = b.address LIMIT 1) earlier ON true
+             LEFT JOIN LATERAL (SELECT 1 AS hit FROM suppressions s
+                                 WHERE s.user_id = $1 AND lower(s.email) = b.address LIMIT 1) suppressed ON true
+            WHERE earlier.hit IS NULL
+            ORDER BY b.address
+           RETURNING status
+         )
+         SELECT (SELECT max(address) FROM batch) AS last, (SELECT count(*) FROM batch) AS read,
+                count(*) AS total, count(*) FILTER (WHERE status = 'suppressed') AS suppressed
+           FROM queued`,
+        [userId, campaignId, listId, after, MATERIALISE_BATCH, earlierLists],
+      );
+      counts.total += row!.total;
+      counts.suppressed += row!.suppressed;
+      if (row!.read < MATERIALISE_BATCH || row!.last === null) break;
+      after = row!.last;
+    }
+  }
+  return counts;
 }
 
 export interface ClaimedMessage {
@@ -44,7 +65,8 @@ export interface ClaimedMessage {
 /**
  * Claims up to `limit` due pending messages of one running campaign for an account, in id order
  * from `afterId`, skipping rows other workers hold. Lands only while `owner` holds the account's
- * lease and the campaign is still running.
+ * lease and the campaign is still running. An address suppressed since the queue was built (an
+ * unsubscribe mid-campaign) is marked suppressed and counted instead of claimed.
  */
 export async function claimMessages(
   db: Queryable,
@@ -52,20 +74,30 @@ export async function claimMessages(
 ): Promise<ClaimedMessage[]> {
   return db.query<ClaimedMessage>(
     `WITH picked AS (
-       SELECT id FROM messages
-        WHERE campaign_id = $3 AND status = 'pending' AND id > $4
-          AND (next_attempt_at IS NULL OR next_attempt_at <= $6)
+       SELECT m.id, sup.hit IS NOT NULL AS suppressed
+         FROM messages m
+         -- LATERAL ... LIMIT 1: an index probe per row, never a hash of the user's whole suppression list.
+         LEFT JOIN LATERAL (SELECT 1 AS hit FROM suppressions s
+                             WHERE s.user_id = m.user_id AND lower(s.email) = lower(m.email) LIMIT 1) sup ON true
+        WHERE m.campaign_id = $3 AND m.status = 'pending' AND m.id > $4
+          AND (m.next_attempt_at IS NULL OR m.next_attempt_at <= $6)
           AND EXISTS (SELECT 1 FROM smtp_accounts WHERE id = $1 AND lease_owner = $2)
           AND EXISTS (SELECT 1 FROM campaigns WHERE id = $3 AND status = 'running')
-        ORDER BY id LIMIT $5
-        FOR UPDATE SKIP LOCKED
+        ORDER BY m.id LIMIT $5
+        FOR UPDATE OF m SKIP LOCKED
      ), claimed AS (
-       UPDATE messages m SET status = 'sending', account_id = $1
+       UPDATE messages m SET status = CASE WHEN picked.suppressed THEN 'suppressed' ELSE 'sending' END,
+                             account_id = CASE WHEN picked.suppressed THEN NULL ELSE $1::int END
          FROM picked WHERE m.id = picked.id
-       RETURNING m.id, m.campaign_id, m.email, m.attempts, m.contact_id
+       RETURNING m.id, m.campaign_id, m.email, m.attempts, m.contact_id, m.status
+     ), counted AS (
+       UPDATE campaigns c SET suppressed = c.suppressed + n.n
+         FROM (SELECT count(*) AS n FROM claimed WHERE status = 'suppressed') n
+        WHERE c.id = $3 AND n.n > 0
      )
      SELECT c.id, c.campaign_id AS "campaignId", c.email, c.attempts, ct.name, ct.attributes
        FROM claimed c LEFT JOIN contacts ct ON ct.id = c.contact_id
+      WHERE c.status = 'sending'
       ORDER BY c.id`,
     [p.accountId, p.owner, p.campaignId, p.afterId, p.limit, p.now],
   );

@@ -1,4 +1,5 @@
 import { decryptSecret, encryptSecret } from '../secrets.ts';
+import { dkimKey, type DkimKey } from '../smtp/dkim.ts';
 import type { Queryable } from './database.ts';
 import { isForeignKeyViolation, type Security } from './smtpServers.ts';
 
@@ -19,7 +20,16 @@ export interface SmtpAccount {
   health: HealthState;
   healthUntil: Date | null;
   healthReason: string | null;
+  /** DKIM signing, never the private key. */
+  dkim: { domain: string; selector: string } | null;
   createdAt: Date;
+}
+
+/** DKIM signing for an account's messages: the key as PEM (plaintext; stored encrypted). */
+export interface DkimSettings {
+  domain: string;
+  selector: string;
+  privateKey: string;
 }
 
 export interface AccountFields {
@@ -33,6 +43,7 @@ export interface AccountFields {
   ratePerSecond: number | null;
   timezone: string;
   active: boolean;
+  dkim: DkimSettings | null;
 }
 
 export interface AccountHealth {
@@ -43,7 +54,9 @@ export interface AccountHealth {
 
 const COLUMNS = `id, server_id AS "serverId", email, username, password_enc IS NOT NULL AS "hasPassword",
   hourly_limit AS "hourlyLimit", daily_limit AS "dailyLimit", rate_per_second AS "ratePerSecond", timezone, active,
-  health, health_until AS "healthUntil", health_reason AS "healthReason", created_at AS "createdAt"`;
+  health, health_until AS "healthUntil", health_reason AS "healthReason",
+  CASE WHEN dkim_domain IS NOT NULL THEN json_build_object('domain', dkim_domain, 'selector', dkim_selector) END AS dkim,
+  created_at AS "createdAt"`;
 
 const ACTIVE_CAMPAIGN_STATUSES = ['running', 'paused', 'paused_limits', 'scheduled'];
 
@@ -52,6 +65,37 @@ const passwordContext = (accountId: number) => `smtp_accounts:${accountId}:passw
 
 export function sealAccountPassword(secretKey: Buffer, accountId: number, password: string): string {
   return encryptSecret(secretKey, password, passwordContext(accountId));
+}
+
+// Bound to the row like the password.
+const dkimContext = (accountId: number) => `smtp_accounts:${accountId}:dkim`;
+const sealDkimKey = (secretKey: Buffer, accountId: number, pem: string) => encryptSecret(secretKey, pem, dkimContext(accountId));
+
+/** An account's DKIM columns as stored, the key still encrypted. */
+export interface AccountDkimColumns {
+  dkimDomain: string | null;
+  dkimSelector: string | null;
+  dkimKeyEnc: string | null;
+}
+
+/** The account's signing key, decrypted and parsed; undefined when it signs nothing. */
+export function accountDkimKey(secretKey: Buffer, accountId: number, c: AccountDkimColumns): DkimKey | undefined {
+  if (c.dkimDomain === null || c.dkimSelector === null || c.dkimKeyEnc === null) return undefined;
+  return dkimKey(c.dkimDomain, c.dkimSelector, decryptSecret(secretKey, c.dkimKeyEnc, dkimContext(accountId)));
+}
+
+/** What rendering needs of one of the user's accounts: its address and DKIM columns. */
+export async function getSenderAccount(
+  db: Queryable,
+  userId: number,
+  id: number,
+): Promise<({ id: number; userId: number; email: string } & AccountDkimColumns) | undefined> {
+  const [row] = await db.query<{ id: number; userId: number; email: string } & AccountDkimColumns>(
+    `SELECT id, user_id AS "userId", email, dkim_domain AS "dkimDomain", dkim_selector AS "dkimSelector", dkim_key_enc AS "dkimKeyEnc"
+       FROM smtp_accounts WHERE id = $1 AND user_id = $2`,
+    [id, userId],
+  );
+  return row;
 }
 
 /** Decrypts an account's stored password; throws when it was tampered with or belongs to another row. */
@@ -99,11 +143,12 @@ export async function insertAccount(
   const [seq] = await db.query<{ id: number }>(`SELECT nextval('smtp_accounts_id_seq')::int AS id`);
   const id = seq!.id;
   const passwordEnc = fields.password === null ? null : sealAccountPassword(secretKey, id, fields.password);
+  const { dkim } = fields;
   try {
     const [row] = await db.query<SmtpAccount>(
       `INSERT INTO smtp_accounts (id, user_id, server_id, email, username, password_enc, hourly_limit, daily_limit,
-                                  rate_per_second, timezone, active, created_at)
-       SELECT $1, $2, s.id, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM smtp_servers s WHERE s.id = $3 AND s.user_id = $2
+                                  rate_per_second, timezone, active, created_at, dkim_domain, dkim_selector, dkim_key_enc)
+       SELECT $1, $2, s.id, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM smtp_servers s WHERE s.id = $3 AND s.user_id = $2
        RETURNING ${COLUMNS}`,
       [
         id,
@@ -118,6 +163,9 @@ export async function insertAccount(
         fields.timezone,
         fields.active,
         now,
+        dkim?.domain ?? null,
+        dkim?.selector ?? null,
+        dkim ? sealDkimKey(secretKey, id, dkim.privateKey) : null,
       ],
     );
     return row;
@@ -140,7 +188,7 @@ export async function getAccount(db: Queryable, userId: number, id: number): Pro
   return row;
 }
 
-const COLUMN_OF: Record<Exclude<keyof AccountFields, 'password'>, string> = {
+const COLUMN_OF: Record<Exclude<keyof AccountFields, 'password' | 'dkim'>, string> = {
   serverId: 'server_id',
   email: 'email',
   username: 'username',
@@ -173,6 +221,12 @@ export async function updateAccount(
   }
   if (changes.password !== undefined) {
     set('password_enc', changes.password === null ? null : sealAccountPassword(secretKey, id, changes.password));
+  }
+  if (changes.dkim !== undefined) {
+    const { dkim } = changes;
+    set('dkim_domain', dkim?.domain ?? null);
+    set('dkim_selector', dkim?.selector ?? null);
+    set('dkim_key_enc', dkim ? sealDkimKey(secretKey, id, dkim.privateKey) : null);
   }
   // Re-enabling an account or changing how it connects deserves a fresh attempt, whatever failed before.
   const reconfigured =

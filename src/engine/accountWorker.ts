@@ -198,7 +198,7 @@ export class AccountWorker {
     this.inflight++;
     let raw: string;
     try {
-      raw = this.renderer.render(q.msg, this.account.userId, this.account.email);
+      raw = this.renderer.render(q.msg, this.account);
     } catch (err) {
       this.settle(q, { kind: 'failed', error: `rendering failed: ${(err as Error).message}`, cause: 'local' }, undefined);
       return;

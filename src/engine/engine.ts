@@ -135,7 +135,7 @@ export class Engine {
     const nodes = await renewNode(ctx.db, this.owner, now, new Date(now.getTime() + ctx.config.leaseTtlMs));
     await forgetDeadNodes(ctx.db, new Date(now.getTime() - FORGET_NODES_AFTER_MS));
     for (const c of await campaignsDue(ctx.db, 'scheduled', now)) {
-      await startCampaign(ctx, c.userId, c.id).catch((err) => ctx.log.warn({ err, campaignId: c.id }, 'scheduled start failed'));
+      await startCampaign(ctx, c.userId, c.id, { dueBy: now }).catch((err) => ctx.log.warn({ err, campaignId: c.id }, 'scheduled start failed'));
     }
     for (const c of await campaignsDue(ctx.db, 'paused_limits', now)) await resumeFromLimits(ctx, c);
     for (const accountId of await accountsToSweep(ctx.db, now)) {

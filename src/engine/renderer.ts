@@ -1,25 +1,90 @@
-import { compileCampaign, type CompiledCampaign } from '../campaigns/template.ts';
+import { randomBytes } from 'node:crypto';
+import { compileCampaign, type CampaignContent, type CompiledCampaign, type MergeVars } from '../campaigns/template.ts';
 import { messageIdFor, unsubscribeToken } from '../campaigns/unsubscribe.ts';
 import type { AppContext } from '../context.ts';
 import type { Campaign } from '../db/campaigns.ts';
 import type { ClaimedMessage } from '../db/messages.ts';
+import { accountDkimKey, type AccountDkimColumns } from '../db/smtpAccounts.ts';
+import type { DkimKey } from '../smtp/dkim.ts';
 import { renderMessage, type MessageSkeleton } from '../smtp/mime.ts';
 
-interface Prepared {
+/** A campaign ready to render: MIME skeleton and compiled templates. */
+export interface PreparedCampaign {
   skeleton: MessageSkeleton;
   templates: CompiledCampaign;
 }
 
-/** Turns a claimed message into its raw MIME. Templates compile once per campaign per process. */
+export function prepareCampaign(c: Pick<Campaign, 'id' | 'fromName' | 'replyTo'> & CampaignContent): PreparedCampaign {
+  return { skeleton: { campaignId: c.id, fromName: c.fromName, replyTo: c.replyTo }, templates: compileCampaign(c) };
+}
+
+/** Who a message goes to, as the templates see them. */
+export interface Recipient {
+  email: string;
+  name: string | null;
+  attributes: Record<string, unknown> | null;
+}
+
+/** The account a message goes out through, as far as rendering cares: its address and DKIM key. */
+export interface Sender extends AccountDkimColumns {
+  id: number;
+  userId: number;
+  email: string;
+}
+
+/** A recipient's merge values, with the unsubscribe link that is theirs for this campaign. */
+export function recipientVars(ctx: AppContext, userId: number, campaignId: number, r: Recipient): MergeVars {
+  const token = unsubscribeToken(ctx.secrets.secretKey, { userId, campaignId, email: r.email });
+  return { name: r.name ?? '', email: r.email, attributes: r.attributes ?? {}, unsubscribeUrl: `${ctx.config.publicUrl}/u/${token}` };
+}
+
+/** Host part of Message-IDs: the public URL's, so they point at whoever runs this MailPilot. */
+export const messageIdDomain = (ctx: AppContext) => new URL(ctx.config.publicUrl).hostname || 'mailpilot.invalid';
+
+/** One message's raw MIME, personalised, signed when the sender has a DKIM key. */
+export function renderFor(
+  ctx: AppContext,
+  campaign: PreparedCampaign,
+  r: Recipient,
+  sender: { userId: number; email: string; dkim: DkimKey | undefined },
+  messageId: string,
+): string {
+  const vars = recipientVars(ctx, sender.userId, campaign.skeleton.campaignId, r);
+  const { templates } = campaign;
+  return renderMessage(
+    campaign.skeleton,
+    {
+      from: sender.email,
+      to: r.email,
+      toName: r.name,
+      subject: templates.subject(vars),
+      html: templates.html?.(vars),
+      text: templates.text?.(vars),
+      messageId,
+      unsubscribeUrl: vars.unsubscribeUrl,
+      date: ctx.clock.now(),
+    },
+    sender.dkim,
+  );
+}
+
+/** A Message-ID for a message that has no queue row (a test send). */
+export const oneOffMessageId = (ctx: AppContext) => `<test.${randomBytes(9).toString('base64url')}@${messageIdDomain(ctx)}>`;
+
+/**
+ * Turns a claimed message into its raw MIME. Templates compile once per campaign per process, DKIM
+ * keys are decrypted and parsed once per account (again when the account's key changes).
+ */
 export class Renderer {
-  private prepared = new Map<number, Prepared>();
+  private prepared = new Map<number, PreparedCampaign>();
+  private dkimKeys = new Map<number, { sealed: string; key: DkimKey }>();
   private readonly messageIdDomain: string;
 
   constructor(private ctx: AppContext) {
-    this.messageIdDomain = new URL(ctx.config.publicUrl).hostname || 'mailpilot.invalid';
+    this.messageIdDomain = messageIdDomain(ctx);
   }
 
-  private async prepare(campaignId: number): Promise<Prepared> {
+  private async prepare(campaignId: number): Promise<PreparedCampaign> {
     const cached = this.prepared.get(campaignId);
     if (cached) return cached;
     const [c] = await this.ctx.db.query<Pick<Campaign, 'subject' | 'html' | 'text' | 'fromName' | 'replyTo'>>(
@@ -27,7 +92,7 @@ export class Renderer {
       [campaignId],
     );
     if (!c) throw new Error(`campaign ${campaignId} vanished`);
-    const prepared = { skeleton: { campaignId, fromName: c.fromName, replyTo: c.replyTo }, templates: compileCampaign(c) };
+    const prepared = prepareCampaign({ id: campaignId, ...c });
     this.prepared.set(campaignId, prepared);
     return prepared;
   }
@@ -37,21 +102,18 @@ export class Renderer {
     for (const id of campaignIds) await this.prepare(id);
   }
 
-  render(m: ClaimedMessage, userId: number, fromAddress: string): string {
-    const { skeleton, templates } = this.prepared.get(m.campaignId)!;
-    const { secretKey } = this.ctx.secrets;
-    const unsubscribeUrl = `${this.ctx.config.publicUrl}/u/${unsubscribeToken(secretKey, { userId, campaignId: m.campaignId, email: m.email })}`;
-    const vars = { name: m.name ?? '', email: m.email, attributes: m.attributes ?? {}, unsubscribeUrl };
-    return renderMessage(skeleton, {
-      from: fromAddress,
-      to: m.email,
-      toName: m.name,
-      subject: templates.subject(vars),
-      html: templates.html?.(vars),
-      text: templates.text?.(vars),
-      messageId: messageIdFor(secretKey, m.id, m.campaignId, this.messageIdDomain),
-      unsubscribeUrl,
-      date: this.ctx.clock.now(),
-    });
+  private dkimFor(account: Sender): DkimKey | undefined {
+    if (account.dkimKeyEnc === null) return undefined;
+    const cached = this.dkimKeys.get(account.id);
+    if (cached?.sealed === account.dkimKeyEnc) return cached.key;
+    const key = accountDkimKey(this.ctx.secrets.secretKey, account.id, account)!;
+    this.dkimKeys.set(account.id, { sealed: account.dkimKeyEnc, key });
+    return key;
+  }
+
+  render(m: ClaimedMessage, account: Sender): string {
+    const messageId = messageIdFor(this.ctx.secrets.secretKey, m.id, m.campaignId, this.messageIdDomain);
+    const sender = { userId: account.userId, email: account.email, dkim: this.dkimFor(account) };
+    return renderFor(this.ctx, this.prepared.get(m.campaignId)!, m, sender, messageId);
   }
 }

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import libmime from 'libmime';
+import { dkimSignature, type DkimKey } from './dkim.ts';
 import { encodeQuotedPrintable } from './quotedPrintable.ts';
 
 /**
@@ -61,7 +62,8 @@ function part(type: 'plain' | 'html', content: string): string {
   return `Content-Type: text/${type}; charset=utf-8${CRLF}Content-Transfer-Encoding: quoted-printable${CRLF}${CRLF}${encodeQuotedPrintable(content)}`;
 }
 
-export function renderMessage(skeleton: MessageSkeleton, p: MessageParts): string {
+/** The message's raw MIME; signed with DKIM (every top-level header) when a key is given. */
+export function renderMessage(skeleton: MessageSkeleton, p: MessageParts, dkim?: DkimKey): string {
   const headers = [
     `From: ${mailbox(skeleton.fromName, p.from)}`,
     `To: ${mailbox(p.toName, p.to)}`,
@@ -76,15 +78,19 @@ export function renderMessage(skeleton: MessageSkeleton, p: MessageParts): strin
     'List-Unsubscribe-Post: List-Unsubscribe=One-Click',
     `X-MailPilot-Campaign: ${skeleton.campaignId}`,
   );
-  const head = headers.map(fold).join(CRLF);
+  let body: string;
   if (p.html !== undefined && p.text !== undefined) {
     const boundary = `mp-${randomBytes(12).toString('hex')}`;
-    return (
-      `${head}${CRLF}Content-Type: multipart/alternative; boundary="${boundary}"${CRLF}${CRLF}` +
+    headers.push(`Content-Type: multipart/alternative; boundary="${boundary}"`);
+    body =
       `--${boundary}${CRLF}${part('plain', p.text)}${CRLF}` +
       `--${boundary}${CRLF}${part('html', p.html)}${CRLF}` +
-      `--${boundary}--${CRLF}`
-    );
+      `--${boundary}--${CRLF}`;
+  } else {
+    headers.push(`Content-Type: text/${p.html !== undefined ? 'html' : 'plain'}; charset=utf-8`, 'Content-Transfer-Encoding: quoted-printable');
+    body = `${encodeQuotedPrintable(p.html ?? p.text ?? '')}${CRLF}`;
   }
-  return `${head}${CRLF}${part(p.html !== undefined ? 'html' : 'plain', p.html ?? p.text ?? '')}${CRLF}`;
+  const folded = headers.map(fold);
+  if (dkim) folded.unshift(dkimSignature(folded, body, dkim, p.date));
+  return `${folded.join(CRLF)}${CRLF}${CRLF}${body}`;
 }

@@ -13,6 +13,7 @@ import {
   type SmtpAccount,
 } from '../../db/smtpAccounts.ts';
 import { readUsage } from '../../db/usage.ts';
+import { dkimKeyProblem } from '../../smtp/dkim.ts';
 import type { ZodApp } from '../app.ts';
 import { requireUser } from '../auth.ts';
 import { conflict, invalid, notFound } from '../errors.ts';
@@ -32,6 +33,24 @@ function isIanaTimeZone(name: string): boolean {
   }
 }
 
+// One or more DNS labels (RFC 1035 letters, digits, hyphens), as a DKIM domain or selector.
+const DNS_NAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
+const MAX_PEM_CHARS = 20_000;
+
+const dkimSettings = z
+  .object({
+    domain: z.string().trim().toLowerCase().regex(DNS_NAME, 'must be a domain name such as example.com'),
+    selector: z.string().trim().toLowerCase().regex(DNS_NAME, 'must be a DNS label such as mail2026'),
+    privateKey: z
+      .string()
+      .max(MAX_PEM_CHARS)
+      .superRefine((pem, check) => {
+        const problem = dkimKeyProblem(pem);
+        if (problem) check.addIssue({ code: 'custom', message: problem });
+      }),
+  })
+  .strict();
+
 const accountShape = {
   serverId: z.number().int().positive().max(MAX_INT),
   email,
@@ -42,6 +61,8 @@ const accountShape = {
   ratePerSecond: z.number().positive().max(10_000).nullable(),
   timezone: z.string().max(64).refine(isIanaTimeZone, 'must be an IANA time zone name such as Europe/Paris'),
   active: z.boolean(),
+  /** Signs every message of the account; null = no signature. */
+  dkim: dkimSettings.nullable(),
 };
 
 const createAccountBody = z
@@ -52,6 +73,7 @@ const createAccountBody = z
     ratePerSecond: accountShape.ratePerSecond.default(null),
     timezone: accountShape.timezone.default('UTC'),
     active: accountShape.active.default(true),
+    dkim: accountShape.dkim.default(null),
   })
   .strict();
 const patchAccountBody = z.object(accountShape).partial().strict();
@@ -71,10 +93,12 @@ export function accountRoutes(app: ZodApp, ctx: AppContext): void {
   const present = async (db: Queryable, accounts: SmtpAccount[]) => {
     const now = ctx.clock.now();
     const usage = await readUsage(db, accounts.map((a) => a.id), now);
-    return accounts.map(({ health, healthUntil, healthReason, ...fields }) => {
+    return accounts.map(({ health, healthUntil, healthReason, dkim, ...fields }) => {
       const u = usage.get(fields.id);
       return {
         ...fields,
+        // Only where configured, and never the key.
+        ...(dkim ? { dkim } : {}),
         usage: {
           sentThisHour: u?.sentThisHour ?? 0,
           sentToday: u?.sentToday ?? 0,

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { pauseCampaign, resumeCampaign, startCampaign, stopCampaign } from '../../campaigns/lifecycle.ts';
-import { compileCampaign, TemplateError } from '../../campaigns/template.ts';
+import { pauseCampaign, resumeCampaign, startCampaign, stopCampaign, updateCampaign } from '../../campaigns/lifecycle.ts';
+import { compileCampaign, TemplateError, type CampaignContent } from '../../campaigns/template.ts';
 import type { AppContext } from '../../context.ts';
 import type { Queryable } from '../../db/database.ts';
 import { existingListIds } from '../../db/lists.ts';
@@ -15,19 +15,41 @@ import { email, headerSafe, id, idParams, noBody, page, pageQuery } from '../sch
 export const MANY_CAMPAIGNS_WARNING_AT = 5;
 const MAX_BODY_CHARS = 1_000_000;
 
+const campaignShape = {
+  name: z.string().trim().min(1).max(200),
+  listIds: z.array(id).min(1).max(100),
+  subject: headerSafe(998).pipe(z.string().trim().min(1)),
+  html: z.string().max(MAX_BODY_CHARS),
+  text: z.string().max(MAX_BODY_CHARS),
+  fromName: headerSafe(200),
+  replyTo: email.refine((s) => !/[\r\n\0<>]/.test(s), 'must be a plain email address'),
+  scheduledAt: z.iso.datetime({ offset: true }),
+};
+
 const createBody = z
   .object({
-    name: z.string().trim().min(1).max(200),
-    listIds: z.array(id).min(1).max(100),
-    subject: headerSafe(998).pipe(z.string().trim().min(1)),
-    html: z.string().max(MAX_BODY_CHARS).optional(),
-    text: z.string().max(MAX_BODY_CHARS).optional(),
-    fromName: headerSafe(200).optional(),
-    replyTo: email.refine((s) => !/[\r\n\0<>]/.test(s), 'must be a plain email address').optional(),
-    scheduledAt: z.iso.datetime({ offset: true }).optional(),
+    ...campaignShape,
+    html: campaignShape.html.optional(),
+    text: campaignShape.text.optional(),
+    fromName: campaignShape.fromName.optional(),
+    replyTo: campaignShape.replyTo.optional(),
+    scheduledAt: campaignShape.scheduledAt.optional(),
   })
   .strict()
   .refine((b) => b.html !== undefined || b.text !== undefined, { message: 'give html, text or both', path: ['html'] });
+
+/** Any field; null clears an optional one (scheduledAt: null cancels the schedule). */
+const patchBody = z
+  .object({
+    ...campaignShape,
+    html: campaignShape.html.nullable(),
+    text: campaignShape.text.nullable(),
+    fromName: campaignShape.fromName.nullable(),
+    replyTo: campaignShape.replyTo.nullable(),
+    scheduledAt: campaignShape.scheduledAt.nullable(),
+  })
+  .partial()
+  .strict();
 
 const messagesQuery = pageQuery.extend({ status: z.enum(['pending', 'sending', 'sent', 'failed', 'suppressed', 'cancelled']).optional() }).strict();
 
@@ -53,12 +75,14 @@ function present(c: Campaign, runningCampaigns: number) {
     failed: c.failed,
     suppressed: c.suppressed,
     cancelled: c.cancelled,
+    unsubscribed: c.unsubscribed,
     pending: c.total - c.sent - c.failed - c.suppressed - c.cancelled,
     possiblyDelivered: c.possiblyDelivered,
     resumeAt: c.resumeAt,
     scheduledAt: c.scheduledAt,
     startedAt: c.startedAt,
     completedAt: c.completedAt,
+    archivedAt: c.archivedAt,
     createdAt: c.createdAt,
     warnings,
   };
@@ -67,19 +91,29 @@ function present(c: Campaign, runningCampaigns: number) {
 export function campaignRoutes(app: ZodApp, ctx: AppContext): void {
   const show = async (db: Queryable, c: Campaign) => present(c, await countRunningCampaigns(db, c.userId));
 
-  app.post('/api/v1/campaigns', { schema: { body: createBody } }, async (req, reply) => {
-    const userId = requireUser(req.caller);
-    const b = req.body;
+  /** Refuses templates that do not compile (422 naming the field, line and column). */
+  const assertCompiles = (content: CampaignContent) => {
     try {
-      compileCampaign({ subject: b.subject, html: b.html ?? null, text: b.text ?? null });
+      compileCampaign(content);
     } catch (err) {
       if (err instanceof TemplateError) throw new ApiError(422, 'invalid_template', err.message);
       throw err;
     }
-    const listIds = [...new Set(b.listIds)];
-    const owned = new Set(await existingListIds(req.db, userId, listIds));
-    const missing = listIds.filter((l) => !owned.has(l));
+  };
+
+  /** The user's lists among `listIds`, each once; 422 naming any that is not theirs. */
+  const ownLists = async (db: Queryable, userId: number, listIds: number[]) => {
+    const unique = [...new Set(listIds)];
+    const owned = new Set(await existingListIds(db, userId, unique));
+    const missing = unique.filter((l) => !owned.has(l));
     if (missing.length > 0) throw invalid('listIds', `no such list: ${missing.join(', ')}`);
+    return unique;
+  };
+
+  app.post('/api/v1/campaigns', { schema: { body: createBody } }, async (req, reply) => {
+    const userId = requireUser(req.caller);
+    const b = req.body;
+    assertCompiles({ subject: b.subject, html: b.html ?? null, text: b.text ?? null });
     const campaign = await insertCampaign(
       req.db,
       userId,
@@ -90,13 +124,33 @@ export function campaignRoutes(app: ZodApp, ctx: AppContext): void {
         text: b.text ?? null,
         fromName: b.fromName ?? null,
         replyTo: b.replyTo ?? null,
-        listIds,
+        listIds: await ownLists(req.db, userId, b.listIds),
         scheduledAt: b.scheduledAt ? new Date(b.scheduledAt) : null,
       },
       ctx.clock.now(),
     );
     if (campaign.scheduledAt) req.afterCommit(() => ctx.events.emit({ type: 'engine.wake', userId }));
     return reply.status(201).send(await show(req.db, campaign));
+  });
+
+  app.patch('/api/v1/campaigns/:id', { schema: { params: idParams, body: patchBody } }, async (req) => {
+    const userId = requireUser(req.caller);
+    const current = await getCampaign(req.db, userId, req.params.id);
+    if (!current) throw notFound('campaign');
+    const { scheduledAt, listIds, ...fields } = req.body;
+    const content = {
+      subject: fields.subject ?? current.subject,
+      html: fields.html === undefined ? current.html : fields.html,
+      text: fields.text === undefined ? current.text : fields.text,
+    };
+    if (content.html === null && content.text === null) throw invalid('html', 'give html, text or both');
+    assertCompiles(content);
+    const updated = await updateCampaign({ ...ctx, db: req.db }, userId, current.id, {
+      ...fields,
+      listIds: listIds && (await ownLists(req.db, userId, listIds)),
+      scheduledAt: scheduledAt === undefined || scheduledAt === null ? scheduledAt : new Date(scheduledAt),
+    });
+    return show(req.db, updated);
   });
 
   app.get('/api/v1/campaigns', { schema: { querystring: pageQuery } }, async (req) => {

@@ -2,13 +2,13 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { readUnsubscribeToken } from '../../campaigns/unsubscribe.ts';
 import type { AppContext } from '../../context.ts';
-import { addSuppressions } from '../../db/suppressions.ts';
 import { tenantScope } from '../../db/tenantScope.ts';
+import { recordUnsubscribe } from '../../db/unsubscribes.ts';
 import type { ZodApp } from '../app.ts';
 import { ApiError } from '../errors.ts';
 
-const FORM_LIMIT_BYTES = 64 * 1024;
 const tokenParams = z.object({ token: z.string().max(2000) }).strict();
+const MAX_POST_BODY_BYTES = 4096;
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -33,7 +33,9 @@ export function unsubscribeRoutes(app: ZodApp, ctx: AppContext): void {
   };
 
   app.get('/u/:token', { schema: { params: tokenParams } }, async (req, reply) => {
-    const claim = claimOf(req.params.token);
+    const claim = readUnsubscribeToken(ctx.secrets.secretKey, req.params.token);
+    // A person followed this link: they get a page, not a JSON error.
+    if (!claim) return reply.status(404).type('text/html; charset=utf-8').send(page('Link not valid', '<p>This unsubscribe link is not valid.</p>'));
     return reply
       .type('text/html; charset=utf-8')
       .send(
@@ -44,16 +46,14 @@ export function unsubscribeRoutes(app: ZodApp, ctx: AppContext): void {
       );
   });
 
-  // The one-click POST is a form ("List-Unsubscribe=One-Click", urlencoded or multipart) whose
-  // content carries nothing the token does not: read it (within a small limit) and ignore it.
+  // Mailbox providers post `List-Unsubscribe=One-Click` as a form, the page's button an empty form:
+  // whatever the body, the token alone decides, so bodies are accepted (up to a small size) and ignored.
   app.register(async (plugin) => {
     const scoped = plugin.withTypeProvider<ZodTypeProvider>();
-    scoped.addContentTypeParser(['application/x-www-form-urlencoded', 'multipart/form-data'], { parseAs: 'string', bodyLimit: FORM_LIMIT_BYTES }, (_req, _body, done) =>
-      done(null, undefined),
-    );
+    scoped.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_POST_BODY_BYTES }, (_req, _body, done) => done(null, undefined));
     scoped.post('/u/:token', { schema: { params: tokenParams } }, async (req, reply) => {
       const claim = claimOf(req.params.token);
-      await addSuppressions(tenantScope(ctx.db, claim.userId), claim.userId, [claim.email], 'unsubscribed', ctx.clock.now());
+      await recordUnsubscribe(tenantScope(ctx.db, claim.userId), claim, ctx.clock.now());
       return reply.type('text/html; charset=utf-8').send(page('Unsubscribed', `<p>${escapeHtml(claim.email)} will receive no more emails from this sender.</p>`));
     });
   });

@@ -1,0 +1,34 @@
+import { Readable } from 'node:stream';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { exportSuppressions, importSuppressions, SUPPRESSION_REASONS } from '../../campaigns/suppressionFiles.ts';
+import type { AppContext } from '../../context.ts';
+import type { SuppressionReason } from '../../db/suppressions.ts';
+import type { ZodApp } from '../app.ts';
+import { requireUser } from '../auth.ts';
+import { ApiError } from '../errors.ts';
+
+const importQuery = z.object({ reason: z.enum(SUPPRESSION_REASONS as [SuppressionReason, ...SuppressionReason[]]).default('manual') }).strict();
+
+/** CSV export and import of a user's suppression list (the list itself: /api/v1/suppressions). */
+export function suppressionFileRoutes(app: ZodApp, ctx: AppContext): void {
+  // Both stream: their queries run one by one in the caller's scope, not in one request transaction.
+  app.get('/api/v1/suppressions/export.csv', { config: { dbScope: 'per-query' } }, async (req, reply) => {
+    const userId = requireUser(req.caller);
+    return reply
+      .type('text/csv; charset=utf-8')
+      .header('content-disposition', 'attachment; filename="suppressions.csv"')
+      .send(exportSuppressions(req.db, userId));
+  });
+
+  // Scoped, so only this route takes CSV, as the raw request stream (see the contact import).
+  app.register(async (plugin) => {
+    const scoped = plugin.withTypeProvider<ZodTypeProvider>();
+    scoped.addContentTypeParser('text/csv', (_req, payload, done) => done(null, payload));
+    scoped.post('/api/v1/suppressions/import', { schema: { querystring: importQuery }, config: { dbScope: 'per-query' } }, async (req) => {
+      const userId = requireUser(req.caller);
+      if (!(req.body instanceof Readable)) throw new ApiError(415, 'unsupported_media_type', 'send the suppressions as text/csv');
+      return importSuppressions(req.db, userId, req.body, req.query.reason, ctx.clock.now());
+    });
+  });
+}

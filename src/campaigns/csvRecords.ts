@@ -1,0 +1,63 @@
+import { pipeline, type Readable } from 'node:stream';
+import { CsvError, parse } from 'csv-parse';
+import { ApiError, invalid } from '../api/errors.ts';
+
+/** A CSV record longer than this is refused, so a file without line breaks cannot fill memory. */
+const MAX_CSV_RECORD_BYTES = 1024 * 1024;
+
+const missingEmailColumn = () => invalid('email', 'the CSV needs an email column');
+
+/**
+ * Names the columns of a header row: the `known` names match case-insensitively, any other column
+ * keeps its header as its name (`keepOthers`) or is dropped. An `email` column is required.
+ */
+export function namedColumns(header: string[], known: readonly string[], keepOthers: boolean): (string | undefined)[] {
+  const columns = header.map((h) => {
+    const lower = h.toLowerCase();
+    if (known.includes(lower)) return lower;
+    return keepOthers && h !== '' ? h : undefined;
+  });
+  if (!columns.includes('email')) throw missingEmailColumn();
+  const seen = new Set<string>();
+  for (const c of columns) {
+    if (c === undefined) continue;
+    if (seen.has(c)) throw invalid('header', `the column "${c}" appears more than once`);
+    seen.add(c);
+  }
+  return columns;
+}
+
+/**
+ * Streams the data records of a CSV file with a header row, each as an object keyed by the names
+ * `columns` gives the header's columns.
+ * Backpressure reaches the upload: the file is read as fast as the records are consumed.
+ */
+export async function* csvRecords(input: Readable, columns: (header: string[]) => (string | undefined)[]): AsyncGenerator<Record<string, string | undefined>> {
+  let sawHeader = false;
+  const parser = parse({
+    bom: true,
+    trim: true,
+    skip_empty_lines: true,
+    relax_column_count: true,
+    max_record_size: MAX_CSV_RECORD_BYTES,
+    columns: (header: string[]) => {
+      sawHeader = true;
+      return columns(header);
+    },
+  });
+  // pipeline, unlike pipe, hands an aborted upload's error on to the parser (and so to this loop).
+  pipeline(input, parser, () => undefined);
+  let row = 0;
+  try {
+    for await (const record of parser as AsyncIterable<Record<string, string | undefined>>) {
+      row++;
+      yield record;
+    }
+  } catch (err) {
+    if (err instanceof CsvError) {
+      throw new ApiError(400, 'malformed_csv', `the CSV is malformed after data row ${row} (earlier rows may already be imported; sending the fixed file again is safe): ${err.message}`);
+    }
+    throw err;
+  }
+  if (!sawHeader) throw missingEmailColumn();
+}
