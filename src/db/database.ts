@@ -71,7 +71,16 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
             await tx.exec(sql);
           },
           copyIn: async (target, data) => {
-            await tx.query(`COPY ${target} FROM '/dev/blob'`, [], { blob: new Blob([data]) });
+            // PGlite's COPY reads a virtual file, which only a superuser may, so a tenant-scoped
+            // transaction steps out of its role for this one statement. The rows land only in the
+            // caller's staging table; everything after it runs under the tenant role again.
+            const [scope] = (await tx.query<{ role: string }>('SELECT current_user AS role')).rows;
+            await tx.exec('SET LOCAL ROLE NONE');
+            try {
+              await tx.query(`COPY ${target} FROM '/dev/blob'`, [], { blob: new Blob([data]) });
+            } finally {
+              await tx.query(`SELECT set_config('role', $1, true)`, [scope!.role]);
+            }
           },
         }),
       ),
