@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { logActivity } from './activityLog.ts';
 import { buildApp } from './api/app.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { Config } from './config.ts';
@@ -40,6 +41,7 @@ export async function startMailPilot(opts: StartOptions): Promise<MailPilot> {
   const ctx: AppContext = { config, db, clock: opts.clock ?? systemClock, secrets, events: new Events(), log };
 
   const engine = opts.engine ? new Engine(ctx) : undefined;
+  const stopActivityLog = logActivity(ctx.events, log, engine?.owner);
   let app: FastifyInstance | undefined;
   let url: string | undefined;
   if (opts.api) {
@@ -56,6 +58,7 @@ export async function startMailPilot(opts: StartOptions): Promise<MailPilot> {
     async close() {
       await app?.close();
       await engine?.stop();
+      stopActivityLog();
       if (!opts.db) await db.close();
     },
   };

@@ -19,6 +19,7 @@ import { accountRoutes } from './routes/accounts.ts';
 import { campaignRoutes } from './routes/campaigns.ts';
 import { healthRoutes } from './routes/health.ts';
 import { listRoutes } from './routes/lists.ts';
+import { metricsRoutes } from './routes/metrics.ts';
 import { serverRoutes } from './routes/servers.ts';
 import { unsubscribeRoutes } from './routes/unsubscribe.ts';
 import { userRoutes } from './routes/users.ts';
@@ -88,7 +89,7 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
   );
 
   const api = app.withTypeProvider<ZodTypeProvider>();
-  for (const routes of [healthRoutes, userRoutes, serverRoutes, accountRoutes, listRoutes, campaignRoutes, unsubscribeRoutes]) {
+  for (const routes of [healthRoutes, userRoutes, serverRoutes, accountRoutes, listRoutes, campaignRoutes, unsubscribeRoutes, metricsRoutes]) {
     routes(api, ctx);
   }
   return app;
