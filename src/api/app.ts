@@ -16,6 +16,7 @@ import type { AppContext } from '../context.ts';
 import { authenticate, type Caller } from './auth.ts';
 import { ApiError } from './errors.ts';
 import { accountRoutes } from './routes/accounts.ts';
+import { campaignReportRoutes } from './routes/campaignReports.ts';
 import { campaignRoutes } from './routes/campaigns.ts';
 import { healthRoutes } from './routes/health.ts';
 import { listRoutes } from './routes/lists.ts';
@@ -89,7 +90,7 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
   );
 
   const api = app.withTypeProvider<ZodTypeProvider>();
-  for (const routes of [healthRoutes, userRoutes, serverRoutes, accountRoutes, listRoutes, campaignRoutes, unsubscribeRoutes, metricsRoutes]) {
+  for (const routes of [healthRoutes, userRoutes, serverRoutes, accountRoutes, listRoutes, campaignRoutes, unsubscribeRoutes, metricsRoutes, campaignReportRoutes]) {
     routes(api, ctx);
   }
   return app;
