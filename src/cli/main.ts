@@ -1,10 +1,16 @@
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { loadConfig } from '../config.ts';
-import { openDatabase } from '../db/database.ts';
-import { migrate } from '../db/migrate.ts';
-import { createLogger } from '../log.ts';
-import { startMailPilot, type MailPilot } from '../server.ts';
-import { startSink } from '../smtp/sink.ts';
+import type { MailPilot } from '../server.ts';
+import { registerCampaignCommands } from './client/campaigns.ts';
+import { EXIT } from './client/exitCodes.ts';
+import { registerListCommands } from './client/lists.ts';
+import { registerSmtpCommands } from './client/smtp.ts';
+import { registerUserCommands } from './client/users.ts';
+import { registerDemoCommand } from './demo.ts';
+
+// The server side (database, engine, SMTP) is loaded only by the commands that run it, so the
+// client commands start quickly.
+const serverSide = () => import('../server.ts');
 
 /** Process lifetime: stop cleanly on SIGTERM/SIGINT (in-flight sends finish and are recorded). */
 function stopOnSignals(mp: MailPilot): void {
@@ -28,13 +34,17 @@ function stopOnSignals(mp: MailPilot): void {
 const program = new Command()
   .name('mailpilot')
   .description('Multi-user email campaign sender: one worker per SMTP account, exact hourly and daily limits.')
-  .showHelpAfterError();
+  .option('--json', 'print machine-readable JSON (errors too, on stderr)')
+  .showHelpAfterError()
+  // Inherited by every command defined below: a wrong command line exits with EXIT.usage.
+  .exitOverride();
 
 program
   .command('serve')
   .description('migrate the database, then serve the API, the dashboard and the sending engine')
   .action(async () => {
     const config = loadConfig();
+    const { startMailPilot } = await serverSide();
     const mp = await startMailPilot({ config, api: true, engine: true });
     const where = config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `the embedded database in ${config.dataDir}`;
     mp.ctx.log.info({ url: mp.url }, `MailPilot listening on ${mp.url}, using ${where}`);
@@ -53,6 +63,7 @@ program
     if (!config.databaseUrl) {
       program.error('mailpilot worker needs DATABASE_URL: several processes can only share a PostgreSQL server, not the embedded database');
     }
+    const { startMailPilot } = await serverSide();
     const mp = await startMailPilot({ config, api: false, engine: true });
     mp.ctx.log.info({ owner: mp.engine!.owner }, 'MailPilot worker running');
     stopOnSignals(mp);
@@ -62,6 +73,11 @@ program
   .command('migrate')
   .description('apply database migrations and exit')
   .action(async () => {
+    const [{ openDatabase }, { migrate }, { createLogger }] = await Promise.all([
+      import('../db/database.ts'),
+      import('../db/migrate.ts'),
+      import('../log.ts'),
+    ]);
     const config = loadConfig();
     const log = createLogger(config.logLevel);
     const db = await openDatabase({ url: config.databaseUrl, dataDir: config.databaseUrl ? undefined : `${config.dataDir}/pglite` });
@@ -77,6 +93,7 @@ program
   .option('--host <host>', 'address to listen on', '127.0.0.1')
   .option('-q, --quiet', 'do not print a line per message')
   .action(async (opts: { port: string; host: string; quiet?: boolean }) => {
+    const { startSink } = await import('../smtp/sink.ts');
     const sink = await startSink({
       port: Number(opts.port),
       host: opts.host,
@@ -87,4 +104,17 @@ program
     process.on('SIGTERM', () => void sink.close().then(() => process.exit(0)));
   });
 
-await program.parseAsync(process.argv);
+registerUserCommands(program);
+registerSmtpCommands(program);
+registerListCommands(program);
+registerCampaignCommands(program);
+registerDemoCommand(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (!(err instanceof CommanderError)) throw err;
+  // Help and version are answers, not failures; program.error() keeps its own code.
+  const answered = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help';
+  process.exitCode = answered ? EXIT.ok : err.code === 'commander.error' ? err.exitCode : EXIT.usage;
+}
