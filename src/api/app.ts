@@ -18,6 +18,7 @@ import { ApiError } from './errors.ts';
 import { accountRoutes } from './routes/accounts.ts';
 import { campaignReportRoutes } from './routes/campaignReports.ts';
 import { campaignRoutes } from './routes/campaigns.ts';
+import { dashboardRoutes } from './routes/dashboard.ts';
 import { healthRoutes } from './routes/health.ts';
 import { listRoutes } from './routes/lists.ts';
 import { metricsRoutes } from './routes/metrics.ts';
@@ -90,7 +91,7 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
   );
 
   const api = app.withTypeProvider<ZodTypeProvider>();
-  for (const routes of [healthRoutes, userRoutes, serverRoutes, accountRoutes, listRoutes, campaignRoutes, unsubscribeRoutes, metricsRoutes, campaignReportRoutes]) {
+  for (const routes of [healthRoutes, userRoutes, serverRoutes, accountRoutes, listRoutes, campaignRoutes, unsubscribeRoutes, metricsRoutes, campaignReportRoutes, dashboardRoutes]) {
     routes(api, ctx);
   }
   return app;

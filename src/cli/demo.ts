@@ -95,10 +95,16 @@ export function registerDemoCommand(program: Command): void {
         say(`MailPilot demo: SMTP sink on 127.0.0.1:${sink.port}, API and dashboard on ${baseUrl}/ (data in memory)`);
         const admin = new ApiClient(baseUrl, mp.ctx.secrets.adminKey);
         const demo = await setUp(admin, baseUrl, sink, opts);
-        say(`Created a user, ${ACCOUNTS} SMTP accounts (${HOURLY_LIMIT}/hour, ${DAILY_LIMIT}/day each), a list of ${opts.contacts} contacts and campaign ${demo.campaignId}; starting it.`);
+        const dashboard = `${baseUrl}/#/campaigns/${demo.campaignId}`;
+        const whereToLook = [
+          `See it in the dashboard: ${dashboard}`,
+          `Sign in with the demo user's API key: ${demo.apiKey}`,
+          `(The admin key, for the system view and /metrics: ${mp.ctx.secrets.adminKey})`,
+        ].join('\n');
+        say(`Created a user, ${ACCOUNTS} SMTP accounts (${HOURLY_LIMIT}/hour, ${DAILY_LIMIT}/day each), a list of ${opts.contacts} contacts and campaign ${demo.campaignId}.`);
+        say(`${whereToLook}\n\nStarting the campaign.`);
         await demo.api.request('POST', `/api/v1/campaigns/${demo.campaignId}/start`);
         const final = await watchCampaign(demo.api, demo.campaignId, { json, out: process.stdout });
-        const dashboard = `${baseUrl}/#/campaigns/${demo.campaignId}`;
         const delivered = final.status === 'completed' && sink.received === final.sent;
         if (json) {
           const report = { dashboard, url: baseUrl, apiKey: demo.apiKey, adminKey: mp.ctx.secrets.adminKey, sinkReceived: sink.received, campaign: final };
@@ -106,9 +112,7 @@ export function registerDemoCommand(program: Command): void {
         }
         say(summary(final));
         say(`The sink received ${sink.received} messages.`);
-        say(`\nSee it in the dashboard: ${dashboard}`);
-        say(`Sign in with the demo user's API key: ${demo.apiKey}`);
-        say(`(The admin key, for the system view and /metrics: ${mp.ctx.secrets.adminKey})`);
+        say(`\n${whereToLook}`);
         if (opts.exit) {
           await shutdown();
           process.exitCode = delivered ? EXIT.ok : final.status === 'stopped' ? EXIT.stopped : EXIT.failed;
