@@ -88,7 +88,8 @@ export function registerDemoCommand(program: Command): void {
         rmSync(dataDir, { recursive: true, force: true });
       };
       try {
-        const config = { ...loadConfig(), databaseUrl: undefined, dataDir, host: '127.0.0.1', port: opts.port };
+        // Keys of its own, generated in its temporary data dir: the demo prints them, so never the real ones.
+        const config = { ...loadConfig(), databaseUrl: undefined, dataDir, adminKey: undefined, secretKey: undefined, host: '127.0.0.1', port: opts.port };
         // Quiet logs: the progress bar owns the terminal.
         mp = await startMailPilot({ config, api: true, engine: true, db, log: createLogger(process.env.LOG_LEVEL || 'warn') });
         const baseUrl = mp.url!;
