@@ -59,6 +59,10 @@ interface MessagePage {
   next: string | number | null;
 }
 
+function counters(c: Campaign): string {
+  return `status ${c.status}, total ${c.total}, sent ${c.sent}, failed ${c.failed}, suppressed ${c.suppressed}, cancelled ${c.cancelled}, pending ${c.pending}`;
+}
+
 /** Users, server, accounts, list and contacts: everything a campaign needs, through the public API. */
 async function setUp(admin: Api, baseUrl: string, sinkPort: number, messages: number): Promise<{ api: Api; listId: number }> {
   const user = await admin.call<{ apiKey: string }>('POST', '/api/v1/users', {
@@ -114,10 +118,10 @@ async function runCampaign(api: Api, listId: number, messages: number, timeoutMs
     const now = performance.now();
     if (c.status === 'completed') return { campaign: c, requested, started, completed: now };
     if (c.status === 'stopped' || c.status === 'paused' || c.status === 'paused_limits') {
-      throw new Error(`campaign ${c.id} went to "${c.status}" with ${c.pending} pending: ${JSON.stringify(c)}`);
+      throw new Error(`campaign ${c.id} went to "${c.status}": ${counters(c)}`);
     }
     if (now - started > timeoutMs) {
-      throw new Error(`campaign ${c.id} did not complete within ${timeoutMs / 1000} s: ${JSON.stringify(c)}`);
+      throw new Error(`campaign ${c.id} did not complete within ${timeoutMs / 1000} s (BENCH_TIMEOUT_SECONDS): ${counters(c)}`);
     }
     if (polls % 4 === 0) {
       const rate = Math.round(((c.sent - last.sent) * 1000) / (now - last.at));

@@ -8,11 +8,21 @@ export interface Config {
   host: string;
   adminKey: string | undefined;
   secretKey: string | undefined;
+  /** Earlier secret keys, kept after a rotation so old unsubscribe links still verify. */
+  previousSecretKeys: string[];
   publicUrl: string;
   logLevel: string;
+  /**
+   * How long an engine process's hold on an account lasts without a heartbeat: how soon the
+   * accounts of a crashed process are taken over, and how long a database outage is survived
+   * without handing them over.
+   */
+  leaseTtlMs: number;
 }
 
 const portSchema = z.coerce.number().int().min(0).max(65535);
+const leaseSchema = z.coerce.number().min(1).max(3600);
+const DEFAULT_LEASE_SECONDS = 30;
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const port = portSchema.safeParse(env.PORT ?? '8080');
@@ -20,6 +30,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const host = env.HOST || '127.0.0.1';
   const publicUrl = (env.MAILPILOT_PUBLIC_URL || `http://${host}:${port.data}`).replace(/\/+$/, '');
   if (!URL.canParse(publicUrl)) throw new Error(`MAILPILOT_PUBLIC_URL must be an absolute URL, got "${publicUrl}"`);
+  const lease = leaseSchema.safeParse(env.MAILPILOT_LEASE_SECONDS || DEFAULT_LEASE_SECONDS);
+  if (!lease.success) throw new Error(`MAILPILOT_LEASE_SECONDS must be a number of seconds from 1 to 3600, got "${env.MAILPILOT_LEASE_SECONDS}"`);
   return {
     databaseUrl: env.DATABASE_URL || undefined,
     dataDir: env.MAILPILOT_DATA_DIR || './data',
@@ -27,7 +39,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host,
     adminKey: env.MAILPILOT_ADMIN_KEY || undefined,
     secretKey: env.MAILPILOT_SECRET_KEY || undefined,
+    previousSecretKeys: (env.MAILPILOT_PREVIOUS_SECRET_KEYS ?? '').split(',').map((k) => k.trim()).filter(Boolean),
     publicUrl,
     logLevel: env.LOG_LEVEL || 'info',
+    leaseTtlMs: lease.data * 1000,
   };
 }

@@ -7,6 +7,7 @@ import type { AppContext } from './context.ts';
 import { openDatabase, type Database } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
 import { Engine } from './engine/engine.ts';
+import { bridgeEvents } from './eventBridge.ts';
 import { Events } from './events.ts';
 import { createLogger, type Logger } from './log.ts';
 import { loadSecrets } from './secrets.ts';
@@ -39,6 +40,7 @@ export async function startMailPilot(opts: StartOptions): Promise<MailPilot> {
   await migrate(db);
   const secrets = loadSecrets(config);
   const ctx: AppContext = { config, db, clock: opts.clock ?? systemClock, secrets, events: new Events(), log };
+  const unbridge = await bridgeEvents(ctx.events, db, log);
 
   const engine = opts.engine ? new Engine(ctx) : undefined;
   const stopActivityLog = logActivity(ctx.events, log, engine?.owner);
@@ -56,8 +58,9 @@ export async function startMailPilot(opts: StartOptions): Promise<MailPilot> {
     app,
     url,
     async close() {
-      await app?.close();
-      await engine?.stop();
+      // The engine's shutdown is bounded (engine.ts SHUTDOWN_*), and need not wait for the API's.
+      await Promise.all([app?.close(), engine?.stop()]);
+      await unbridge();
       stopActivityLog();
       if (!opts.db) await db.close();
     },

@@ -6,25 +6,30 @@ import Fastify, {
   type RawRequestDefaultExpression,
   type RawServerDefault,
 } from 'fastify';
-import {
-  hasZodFastifySchemaValidationErrors,
-  serializerCompiler,
-  validatorCompiler,
-  type ZodTypeProvider,
-} from 'fastify-type-provider-zod';
+import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { AppContext } from '../context.ts';
 import { authenticate, type Caller } from './auth.ts';
 import { ApiError } from './errors.ts';
+import { noQuery } from './schemas.ts';
+import { BODY_LIMIT_BYTES, parseJsonBody } from './jsonBody.ts';
+import { OPENAPI_PATH, registerOpenApi } from './openapi.ts';
+import { bindRequestDatabase, noAmbientDatabase, settleRequestTransactions } from './requestDatabase.ts';
 import { accountRoutes } from './routes/accounts.ts';
+import { campaignEventRoutes } from './routes/campaignEvents.ts';
 import { campaignReportRoutes } from './routes/campaignReports.ts';
 import { campaignRoutes } from './routes/campaigns.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
 import { healthRoutes } from './routes/health.ts';
+import { keyRoutes } from './routes/keys.ts';
 import { listRoutes } from './routes/lists.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { serverRoutes } from './routes/servers.ts';
+import { statsRoutes } from './routes/stats.ts';
+import { suppressionRoutes } from './routes/suppressions.ts';
 import { unsubscribeRoutes } from './routes/unsubscribe.ts';
 import { userRoutes } from './routes/users.ts';
+
+export { BODY_LIMIT_BYTES };
 
 export type ZodApp = FastifyInstance<
   RawServerDefault,
@@ -36,28 +41,25 @@ export type ZodApp = FastifyInstance<
 
 declare module 'fastify' {
   interface FastifyRequest {
+    /** Who sent the key (on /api/ routes; null on the routes that take none). */
     caller: Caller;
   }
 }
-
-/** Request bodies above this size are refused with 413 (a CSV import is streamed, not buffered). */
-export const BODY_LIMIT_BYTES = 10 * 1024 * 1024;
 
 export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
   const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT_BYTES });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.decorateRequest('caller', null as never);
-  // POST /start and friends are often sent with a JSON content type and no body: that is no body, not an error.
-  const parseJson = app.getDefaultJsonParser('error', 'error');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
-    if (body === '') done(null, undefined);
-    else parseJson(req, body as string, done);
-  });
+  app.decorateRequest('db', null as never);
+  app.decorateRequest('afterCommit', null as never);
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody(app));
 
   app.addHook('onRequest', async (req) => {
-    if (req.url.startsWith('/api/')) req.caller = await authenticate(ctx, req);
+    if (req.url.startsWith('/api/') && req.url.split('?')[0] !== OPENAPI_PATH) req.caller = await authenticate(ctx, req);
+    bindRequestDatabase(req, ctx.db, req.caller);
   });
+  settleRequestTransactions(app);
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err instanceof ApiError) return reply.status(err.status).send({ error: { code: err.code, message: err.message } });
@@ -71,18 +73,20 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
       return reply.status(422).send({ error: { code: 'invalid_field', message } });
     }
     if (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || err instanceof SyntaxError) {
-      return reply.status(400).send({ error: { code: 'malformed_json', message: 'the request body is not valid JSON' } });
+      return reply.status(400).send({ error: { code: 'malformed_json', message: 'body: not valid JSON' } });
     }
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      return reply.status(413).send({ error: { code: 'body_too_large', message: `request bodies are limited to ${BODY_LIMIT_BYTES} bytes` } });
+      return reply.status(413).send({ error: { code: 'body_too_large', message: `body: larger than the limit of ${BODY_LIMIT_BYTES} bytes` } });
     }
     if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-      return reply.status(415).send({ error: { code: 'unsupported_media_type', message: 'send application/json (or text/csv where documented)' } });
+      return reply
+        .status(415)
+        .send({ error: { code: 'unsupported_media_type', message: 'body: send application/json (or text/csv where documented)' } });
     }
     if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
       return reply.status(err.statusCode).send({ error: { code: 'bad_request', message: err.message } });
     }
-    ctx.log.error({ err, url: req.url }, 'request failed');
+    ctx.log.error({ err, url: req.url.split('?')[0] }, 'request failed');
     return reply.status(500).send({ error: { code: 'internal', message: 'internal error; the server log has the details' } });
   });
 
@@ -90,9 +94,32 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
     reply.status(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } }),
   );
 
+  // A route that declares no query parameters takes none: an unknown one is refused like an unknown field.
+  app.addHook('onRoute', (route) => {
+    if (route.url.startsWith('/api/') && route.schema?.querystring === undefined) route.schema = { ...route.schema, querystring: noQuery };
+  });
+  await registerOpenApi(app);
   const api = app.withTypeProvider<ZodTypeProvider>();
-  for (const routes of [healthRoutes, userRoutes, serverRoutes, accountRoutes, listRoutes, campaignRoutes, unsubscribeRoutes, metricsRoutes, campaignReportRoutes, dashboardRoutes]) {
-    routes(api, ctx);
-  }
+  // Routes see no ctx.db: each request queries through req.db, set above from the caller's key.
+  const routeCtx: AppContext = { ...ctx, db: noAmbientDatabase };
+  const routes = [
+    healthRoutes,
+    userRoutes,
+    keyRoutes,
+    serverRoutes,
+    accountRoutes,
+    listRoutes,
+    campaignRoutes,
+    campaignEventRoutes,
+    suppressionRoutes,
+    statsRoutes,
+    campaignReportRoutes,
+    dashboardRoutes,
+  ];
+  for (const register of routes) register(api, routeCtx);
+  // Unsubscribe links carry no key: the signed token names the user, and the route scopes itself to it.
+  unsubscribeRoutes(api, ctx);
+  // Metrics describe every tenant: the route checks for the admin key and reads the whole database.
+  metricsRoutes(api, ctx);
   return app;
 }

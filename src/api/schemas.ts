@@ -3,20 +3,52 @@ import { z } from 'zod';
 /** Building blocks shared by the route schemas. */
 
 const MAX_ID = 2 ** 31 - 1;
+const LINE_BREAK_OR_NUL = /[\r\n\0]/;
 
-export const id = z.coerce.number().int().positive().max(MAX_ID);
-export const idParams = z.object({ id }).strict();
+/** An id inside a JSON body: a JSON number, never a string or a boolean coerced into one. */
+export const id = z.number().int().positive().max(MAX_ID);
+
+/** An id in a path or a query string, where everything arrives as text: digits only. */
+export const idText = z
+  .string()
+  .regex(/^[0-9]{1,10}$/, 'must be a positive integer id')
+  .transform(Number)
+  .pipe(z.number().int().positive().max(MAX_ID, 'is not an id that exists'));
+
+export const idParams = z.object({ id: idText }).strict();
+
+export const noQuery = z.object({}).strict();
+
+/** No body, or an empty JSON object: for actions that take nothing. */
+export const noBody = z.object({}).strict().nullish();
 
 // Values that end up in mail headers must not smuggle in new header lines.
-export const headerSafe = (max: number) =>
-  z.string().max(max).refine((s) => !/[\r\n\0]/.test(s), 'must not contain line breaks or NUL');
+export const headerSafe = (max: number) => z.string().max(max).refine((s) => !LINE_BREAK_OR_NUL.test(s), 'must not contain line breaks or NUL');
+
+export const displayName = z
+  .string()
+  .trim()
+  .min(1)
+  .max(200)
+  .refine((s) => !LINE_BREAK_OR_NUL.test(s), 'must not contain line breaks or NUL');
 
 export const email = z.string().trim().max(254).pipe(z.email({ message: 'must be a valid email address' }));
 
+const cursor = z
+  .string()
+  .regex(/^[0-9]{1,16}$/, 'must be the `next` value of the previous page')
+  .transform(Number)
+  .pipe(z.number().int().min(0).max(Number.MAX_SAFE_INTEGER));
+
 export const pageQuery = z
   .object({
-    limit: z.coerce.number().int().min(1).max(1000).default(100),
-    after: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+    limit: z
+      .string()
+      .regex(/^[0-9]{1,4}$/, 'must be an integer from 1 to 1000')
+      .transform(Number)
+      .pipe(z.number().int().min(1).max(1000))
+      .default(100),
+    after: cursor.optional(),
   })
   .strict();
 

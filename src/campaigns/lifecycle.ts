@@ -3,6 +3,7 @@ import type { AppContext } from '../context.ts';
 import {
   completeFinished,
   getCampaign,
+  resumeEnginePaused,
   setCampaignStatus,
   setCampaignTotals,
   type Campaign,
@@ -105,6 +106,17 @@ export async function pauseForLimits(ctx: AppContext, userId: number, resumeAt: 
     if (c) paused.push(announce(ctx, c));
   }
   return paused;
+}
+
+/**
+ * One of the user's accounts may be able to send again (re-enabled, a new password, a new account):
+ * campaigns the engine paused because no account could send carry on.
+ */
+export async function resumeForUsableAccount(ctx: AppContext, userId: number): Promise<void> {
+  if ((await countUsableAccounts(ctx.db, userId)) === 0) return;
+  const resumed = await resumeEnginePaused(ctx.db, userId);
+  for (const c of resumed) announce(ctx, c);
+  if (resumed.length > 0) await pauseIfStuck(ctx, userId);
 }
 
 export async function resumeFromLimits(ctx: AppContext, campaign: Campaign): Promise<void> {

@@ -26,6 +26,10 @@ export class TemplateError extends Error {
 const handlebars = Handlebars.create();
 const COMPILE_OPTIONS = { knownHelpersOnly: true, strict: false, preventIndent: true } as const;
 
+function lexerPosition(): { first_line: number; first_column: number } | undefined {
+  return (handlebars as unknown as { Parser?: { lexer?: { yylloc?: { first_line: number; first_column: number } } } }).Parser?.lexer?.yylloc;
+}
+
 /**
  * Compiles a user's template once (per campaign, not per message). Syntax errors are reported
  * with line and column now, instead of failing at the first send.
@@ -38,10 +42,12 @@ export function compileTemplate(field: string, source: string, escapeHtml: boole
     return compiled;
   } catch (err) {
     const e = err as Error & { lineNumber?: number; column?: number };
+    // A parse error names its line only in its text; the parser's lexer still holds where it stopped.
+    const stoppedAt = e.message.startsWith('Parse error') ? lexerPosition() : undefined;
     const lineFromMessage = /line (\d+)/.exec(e.message)?.[1];
-    const line = e.lineNumber ?? (lineFromMessage ? Number(lineFromMessage) : undefined);
+    const line = e.lineNumber ?? stoppedAt?.first_line ?? (lineFromMessage ? Number(lineFromMessage) : undefined);
     const detail = e.message.split('\n').at(-1) ?? e.message;
-    throw new TemplateError(field, line, e.column, detail);
+    throw new TemplateError(field, line, e.column ?? stoppedAt?.first_column, detail);
   }
 }
 

@@ -12,13 +12,23 @@ import { registerDemoCommand } from './demo.ts';
 // client commands start quickly.
 const serverSide = () => import('../server.ts');
 
-/** Process lifetime: stop cleanly on SIGTERM/SIGINT (in-flight sends finish and are recorded). */
+/** A stop that has not finished by then is given up, so a supervisor's kill never has to come. */
+const SHUTDOWN_LIMIT_MS = 9_500;
+
+/**
+ * Process lifetime: stop cleanly on SIGTERM/SIGINT: claiming stops, sends in flight finish (or are
+ * cut and recorded by how far they got), outcomes are recorded, leases released; exit 0.
+ */
 function stopOnSignals(mp: MailPilot): void {
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     mp.ctx.log.info({ signal }, 'shutting down');
+    setTimeout(() => {
+      mp.ctx.log.error('shutdown did not finish in time; exiting anyway');
+      process.exit(1);
+    }, SHUTDOWN_LIMIT_MS).unref();
     mp.close().then(
       () => process.exit(0),
       (err) => {
@@ -84,6 +94,21 @@ program
     const applied = await migrate(db);
     await db.close();
     log.info({ applied }, applied.length ? `applied ${applied.length} migration(s)` : 'database is up to date');
+  });
+
+program
+  .command('rotate-secret')
+  .description('re-encrypt every stored SMTP password under a new secret key (stop MailPilot first; README: "Rotating the secret key")')
+  .action(async () => {
+    const { RotationError, rotateSecretOfInstall } = await import('./rotateSecret.ts');
+    try {
+      const outcome = await rotateSecretOfInstall(loadConfig(), process.env.MAILPILOT_NEW_SECRET_KEY || undefined);
+      process.stdout.write(`Re-encrypted ${outcome.reencrypted} SMTP password(s) (${outcome.alreadyNew} already under the new key).\n${outcome.instructions}\n`);
+    } catch (err) {
+      if (!(err instanceof RotationError)) throw err;
+      process.stderr.write(`mailpilot rotate-secret: ${err.message}\n`);
+      process.exitCode = 1;
+    }
   });
 
 program

@@ -23,12 +23,17 @@ export interface Campaign {
   failed: number;
   suppressed: number;
   cancelled: number;
+  /** Of `sent`, those whose server reply was lost after the final dot. */
+  possiblyDelivered: number;
+  /** A reply that blamed the sender's domain authentication (SPF/DKIM/DMARC). */
+  senderWarning: string | null;
   createdAt: Date;
 }
 
 export const CAMPAIGN_COLUMNS = `id, user_id AS "userId", name, subject, html, text, from_name AS "fromName", reply_to AS "replyTo",
   list_ids AS "listIds", status, pause_reason AS "pauseReason", resume_at AS "resumeAt", scheduled_at AS "scheduledAt",
-  started_at AS "startedAt", completed_at AS "completedAt", total, sent, failed, suppressed, cancelled, created_at AS "createdAt"`;
+  started_at AS "startedAt", completed_at AS "completedAt", total, sent, failed, suppressed, cancelled,
+  possibly_delivered AS "possiblyDelivered", sender_warning AS "senderWarning", created_at AS "createdAt"`;
 
 export interface NewCampaign {
   name: string;
@@ -127,6 +132,14 @@ export async function completeFinished(db: Queryable, ids: number[], now: Date):
   );
 }
 
+/** Running (or limit-paused) campaigns whose every message is in a final state, for completion. */
+export async function finishedCampaignIds(db: Queryable): Promise<number[]> {
+  const rows = await db.query<{ id: number }>(
+    `SELECT id FROM campaigns WHERE status IN ('running', 'paused_limits') AND sent + failed + suppressed + cancelled >= total`,
+  );
+  return rows.map((r) => r.id);
+}
+
 export async function campaignsDue(db: Queryable, status: 'scheduled' | 'paused_limits', now: Date): Promise<Campaign[]> {
   const column = status === 'scheduled' ? 'scheduled_at' : 'resume_at';
   return db.query<Campaign>(
@@ -135,11 +148,26 @@ export async function campaignsDue(db: Queryable, status: 'scheduled' | 'paused_
   );
 }
 
-/** The earliest future moment a scheduled or limit-paused campaign is due, for the engine's timer. */
-export async function nextDueAt(db: Queryable): Promise<Date | undefined> {
-  const [row] = await db.query<{ at: Date | null }>(
-    `SELECT min(CASE WHEN status = 'scheduled' THEN scheduled_at ELSE resume_at END) AS at
-       FROM campaigns WHERE status IN ('scheduled', 'paused_limits')`,
+/**
+ * Back to running: the user's campaigns the engine paused because no account could send (a
+ * manual pause carries no pause_reason, so those stay paused).
+ */
+export async function resumeEnginePaused(db: Queryable, userId: number): Promise<Campaign[]> {
+  return db.query<Campaign>(
+    `UPDATE campaigns SET status = 'running', pause_reason = NULL
+      WHERE user_id = $1 AND status = 'paused' AND pause_reason IS NOT NULL
+      RETURNING ${CAMPAIGN_COLUMNS}`,
+    [userId],
   );
-  return row?.at ?? undefined;
+}
+
+/** Keeps the first reply that blamed the sender's domain authentication, per campaign. */
+export async function noteSenderWarnings(db: Queryable, warnings: Map<number, string>): Promise<void> {
+  if (warnings.size === 0) return;
+  await db.query(
+    `UPDATE campaigns c SET sender_warning = w.warning
+       FROM unnest($1::int[], $2::text[]) AS w(id, warning)
+      WHERE c.id = w.id AND c.sender_warning IS NULL`,
+    [[...warnings.keys()], [...warnings.values()]],
+  );
 }

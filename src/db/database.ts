@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
+import { isTransientDbError } from './transient.ts';
 
 /** Something that runs parameterised SQL: the database itself or an open transaction. */
 export interface Queryable {
@@ -13,7 +14,14 @@ export interface Database extends Queryable {
   readonly kind: 'pglite' | 'postgres';
   /** Runs fn in one transaction: committed when it resolves, rolled back when it throws. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
-  listen(channel: string, handler: (payload: string) => void): Promise<() => Promise<void>>;
+  /**
+   * Calls `handler` with each notification on `channel` until the returned function is called. On
+   * a server the listening connection comes back by itself after it is lost; `onReconnect` is then
+   * called, since notifications sent meanwhile are gone.
+   */
+  listen(channel: string, handler: (payload: string) => void, onReconnect?: () => void): Promise<() => Promise<void>>;
+  /** Sends each payload as a notification on `channel`, in order, in one statement. */
+  notify(channel: string, payloads: string[]): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -24,6 +32,12 @@ const parseInt8 = (value: string) => Number(value);
 // A stuck lock or a runaway statement fails fast and is retried, instead of stalling a worker.
 const SESSION_SETTINGS = '-c lock_timeout=5000 -c statement_timeout=60000';
 const POOL_SIZE = 10;
+// An unreachable server fails a query in this long instead of stalling it (and a shutdown) indefinitely.
+const CONNECT_TIMEOUT_MS = 5_000;
+const LISTEN_RECONNECT_MS = 250;
+const LISTEN_RECONNECT_MAX_MS = 5_000;
+// A function scan over an array yields its elements in order, so the notifications keep it.
+const NOTIFY_SQL = 'SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p';
 
 export async function openDatabase(opts: { url?: string; dataDir?: string }): Promise<Database> {
   if (opts.url) return openPostgres(opts.url);
@@ -53,13 +67,16 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
       const unlisten = await db.listen(channel, handler);
       return unlisten;
     },
+    notify: async (channel, payloads) => {
+      if (payloads.length > 0) await db.query(NOTIFY_SQL, [channel, payloads]);
+    },
     close: () => db.close(),
   };
 }
 
 async function openPostgres(url: string): Promise<Database> {
   pg.types.setTypeParser(INT8, parseInt8);
-  const pool = new pg.Pool({ connectionString: url, max: POOL_SIZE, options: SESSION_SETTINGS });
+  const pool = new pg.Pool({ connectionString: url, max: POOL_SIZE, options: SESSION_SETTINGS, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
   // An idle client's error (server restart, pg_terminate_backend) must not kill the process;
   // the pool drops that client and the next query gets a fresh one.
   pool.on('error', () => undefined);
@@ -69,6 +86,10 @@ async function openPostgres(url: string): Promise<Database> {
     query,
     transaction: async (fn) => {
       const client = await pool.connect();
+      // A connection lost while checked out must fail the next query, not crash the process.
+      const ignore = () => undefined;
+      client.on('error', ignore);
+      let lost: Error | undefined;
       try {
         await client.query('BEGIN');
         const result = await fn({
@@ -80,27 +101,71 @@ async function openPostgres(url: string): Promise<Database> {
         await client.query('COMMIT');
         return result;
       } catch (err) {
+        if (isTransientDbError(err)) lost = err as Error;
         await client.query('ROLLBACK').catch(() => undefined);
         throw err;
       } finally {
-        client.release();
+        client.off('error', ignore);
+        // A client that hit connection trouble is discarded rather than handed to the next caller.
+        client.release(lost);
       }
     },
     exec: async (sql) => {
       await pool.query(sql);
     },
-    listen: async (channel, handler) => {
-      const client = new pg.Client({ connectionString: url });
-      client.on('error', () => undefined);
-      await client.connect();
-      client.on('notification', (msg) => {
-        if (msg.channel === channel) handler(msg.payload ?? '');
-      });
-      await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
-      return async () => {
-        await client.end().catch(() => undefined);
-      };
+    listen: (channel, handler, onReconnect) => listenResiliently(url, channel, handler, onReconnect),
+    notify: async (channel, payloads) => {
+      if (payloads.length > 0) await pool.query(NOTIFY_SQL, [channel, payloads]);
     },
     close: () => pool.end(),
+  };
+}
+
+/** A LISTEN on its own connection (a pooled one would be handed to others), re-established when lost. */
+async function listenResiliently(
+  url: string,
+  channel: string,
+  handler: (payload: string) => void,
+  onReconnect: (() => void) | undefined,
+): Promise<() => Promise<void>> {
+  let current: pg.Client | undefined;
+  let closed = false;
+  let timer: NodeJS.Timeout | undefined;
+
+  const connect = async () => {
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
+    client.on('error', () => undefined);
+    client.on('notification', (msg) => {
+      if (msg.channel === channel) handler(msg.payload ?? '');
+    });
+    client.on('end', () => {
+      if (current === client && !closed) reconnect(0);
+    });
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      throw err;
+    }
+    current = client;
+  };
+
+  const reconnect = (attempt: number) => {
+    current = undefined;
+    const wait = Math.min(LISTEN_RECONNECT_MAX_MS, LISTEN_RECONNECT_MS * 2 ** attempt);
+    timer = setTimeout(() => {
+      connect().then(
+        () => (closed ? void current?.end().catch(() => undefined) : onReconnect?.()),
+        () => !closed && reconnect(attempt + 1),
+      );
+    }, wait);
+  };
+
+  await connect();
+  return async () => {
+    closed = true;
+    clearTimeout(timer);
+    await current?.end().catch(() => undefined);
   };
 }

@@ -15,6 +15,8 @@ export interface WorkerAccount {
   security: 'none' | 'starttls' | 'tls';
   /** This account's share of its server's connection cap. */
   connections: number;
+  /** Throttles in a row without a successful send since (see accountHealth.ts). */
+  throttleStrikes: number;
 }
 
 // Usable: switched on, server switched on, not disabled, and any back-off window over.
@@ -37,6 +39,15 @@ export async function findLaunchCandidates(db: Queryable, now: Date): Promise<{ 
   );
 }
 
+/*
+ * Leases. The account lease IS the message lease: a 'sending' row belongs to whoever holds its
+ * account's lease (messages.account_id), so one lease per account covers every message in flight
+ * through it, and recovery is per account: taking over an expired lease, sweeping one, or releasing
+ * one returns that account's 'sending' rows to the queue in the same transaction. No message needs
+ * its own lease column, and no claim or outcome write needs a per-message heartbeat. Outcome writes
+ * are fenced by lease_owner, so a worker that lost its account cannot overwrite its successor.
+ */
+
 /**
  * Takes an account's lease if it is free or expired. Whatever a previous holder left in 'sending'
  * goes back to the queue in the same transaction, before this owner can claim anything.
@@ -49,7 +60,8 @@ export async function takeLease(tx: Queryable, accountId: number, owner: string,
         AND (a.lease_owner IS NULL OR a.lease_expires_at < $3)
       RETURNING a.id, a.user_id AS "userId", a.email, a.username, a.password_enc AS "passwordEnc",
                 a.rate_per_second AS "ratePerSecond", a.timezone, s.host, s.port, s.security,
-                greatest(1, s.max_connections / (SELECT count(*) FROM smtp_accounts x WHERE x.server_id = s.id AND x.active))::int AS connections`,
+                greatest(1, s.max_connections / (SELECT count(*) FROM smtp_accounts x WHERE x.server_id = s.id AND x.active))::int AS connections,
+                a.throttle_strikes AS "throttleStrikes"`,
     [accountId, owner, now, expiresAt],
   );
   if (row) await recoverAccountMessages(tx, accountId);
@@ -65,22 +77,48 @@ export async function renewLease(db: Queryable, accountId: number, owner: string
   return rows.length > 0;
 }
 
-export async function releaseLease(db: Queryable, accountId: number, owner: string): Promise<void> {
-  await db.query('UPDATE smtp_accounts SET lease_owner = NULL, lease_expires_at = NULL WHERE id = $1 AND lease_owner = $2', [accountId, owner]);
+/**
+ * Gives the lease back. The worker has recorded every outcome it knows, so anything still 'sending'
+ * under the account is an orphan (a claim whose reply was lost to a dropped connection): it goes
+ * back to the queue now rather than waiting for a sweep.
+ */
+export async function releaseLease(tx: Queryable, accountId: number, owner: string): Promise<number> {
+  const released = await tx.query(
+    'UPDATE smtp_accounts SET lease_owner = NULL, lease_expires_at = NULL WHERE id = $1 AND lease_owner = $2 RETURNING id',
+    [accountId, owner],
+  );
+  return released.length > 0 ? recoverAccountMessages(tx, accountId) : 0;
 }
 
-/** Frees leases whose holder stopped heartbeating, returning its messages to the queue. */
-export async function sweepExpiredLease(tx: Queryable, accountId: number, now: Date): Promise<number> {
+/** Frees a lease whose holder stopped heartbeating (or an unleased account's orphans), returning its messages to the queue. */
+export async function sweepAccount(tx: Queryable, accountId: number, now: Date): Promise<number> {
   const freed = await tx.query(
-    'UPDATE smtp_accounts SET lease_owner = NULL, lease_expires_at = NULL WHERE id = $1 AND lease_expires_at < $2 RETURNING id',
+    `UPDATE smtp_accounts SET lease_owner = NULL, lease_expires_at = NULL
+      WHERE id = $1 AND (lease_owner IS NULL OR lease_expires_at < $2) RETURNING id`,
     [accountId, now],
   );
   return freed.length > 0 ? recoverAccountMessages(tx, accountId) : 0;
 }
 
-export async function expiredLeases(db: Queryable, now: Date): Promise<number[]> {
-  const rows = await db.query<{ id: number }>('SELECT id FROM smtp_accounts WHERE lease_owner IS NOT NULL AND lease_expires_at < $1', [now]);
+/** Accounts whose holder stopped heartbeating, and unleased accounts that still have 'sending' rows. */
+export async function accountsToSweep(db: Queryable, now: Date): Promise<number[]> {
+  const rows = await db.query<{ id: number }>(
+    `SELECT id FROM smtp_accounts WHERE lease_owner IS NOT NULL AND lease_expires_at < $1
+     UNION
+     SELECT a.id FROM smtp_accounts a
+      WHERE a.lease_owner IS NULL AND EXISTS (SELECT 1 FROM messages m WHERE m.account_id = a.id AND m.status = 'sending')`,
+    [now],
+  );
   return rows.map((r) => r.id);
+}
+
+/** Accounts whose lease another process holds live: with this process's own, what the processes share. */
+export async function countOthersLiveLeases(db: Queryable, owner: string, now: Date): Promise<number> {
+  const [row] = await db.query<{ n: number }>(
+    'SELECT count(*) AS n FROM smtp_accounts WHERE lease_owner IS NOT NULL AND lease_owner <> $1 AND lease_expires_at >= $2',
+    [owner, now],
+  );
+  return row!.n;
 }
 
 export type Health = 'healthy' | 'throttled' | 'exhausted' | 'disabled';
@@ -89,8 +127,44 @@ export async function setAccountHealth(db: Queryable, accountId: number, health:
   await db.query('UPDATE smtp_accounts SET health = $2, health_until = $3, health_reason = $4 WHERE id = $1', [accountId, health, until, reason]);
 }
 
+/**
+ * Throttles the account for `baseMs` doubled per throttle in a row (capped at `maxMs`), counting
+ * this one. Returns the end of the back-off.
+ */
+export async function throttleAccount(
+  db: Queryable,
+  accountId: number,
+  p: { now: Date; baseMs: number; maxMs: number; reason: string },
+): Promise<Date> {
+  const [row] = await db.query<{ until: Date }>(
+    `UPDATE smtp_accounts
+        SET health = 'throttled', health_reason = $5, throttle_strikes = throttle_strikes + 1,
+            health_until = $2::timestamptz + make_interval(secs => least($4::float8, $3::float8 * power(2, least(throttle_strikes, 30))) / 1000)
+      WHERE id = $1 RETURNING health_until AS until`,
+    [accountId, p.now, p.baseMs, p.maxMs, p.reason],
+  );
+  return row?.until ?? p.now;
+}
+
+/** Marks the account out of quota until its next calendar day (in its timezone) begins. */
+export async function exhaustAccount(db: Queryable, accountId: number, now: Date, reason: string): Promise<Date> {
+  const [row] = await db.query<{ until: Date }>(
+    `UPDATE smtp_accounts SET health = 'exhausted', health_until = next_day_window_start($2, timezone), health_reason = $3
+      WHERE id = $1 RETURNING health_until AS until`,
+    [accountId, now, reason],
+  );
+  return row?.until ?? now;
+}
+
+/** A successful send ends a run of throttles: the next one backs off from the base again. */
+export async function clearThrottleStrikes(db: Queryable, accountId: number): Promise<void> {
+  await db.query('UPDATE smtp_accounts SET throttle_strikes = 0 WHERE id = $1 AND throttle_strikes > 0', [accountId]);
+}
+
 export interface UserAccountState {
   id: number;
+  /** Switched on by its user, on a server switched on. */
+  active: boolean;
   usable: boolean;
   leased: boolean;
   /** End of a throttle or exhaustion window still in force. */
@@ -103,7 +177,7 @@ export interface UserAccountState {
 /** Every account of a user with what decides whether it can send, for the limits check. */
 export async function userAccountStates(db: Queryable, userId: number, now: Date): Promise<UserAccountState[]> {
   return db.query<UserAccountState>(
-    `SELECT a.id, a.email, a.health, a.health_reason AS "healthReason",
+    `SELECT a.id, a.email, a.health, a.health_reason AS "healthReason", (a.active AND s.active) AS active,
             (a.active AND s.active AND a.health <> 'disabled') AS usable,
             (a.lease_owner IS NOT NULL AND a.lease_expires_at >= $2) AS leased,
             CASE WHEN a.health IN ('throttled', 'exhausted') AND a.health_until > $2 THEN a.health_until END AS "blockedUntil"

@@ -27,3 +27,9 @@ export async function getList(db: Queryable, userId: number, id: number): Promis
   const [row] = await db.query<List>(`SELECT ${COLUMNS} FROM lists WHERE id = $1 AND user_id = $2`, [id, userId]);
   return row;
 }
+
+/** Which of these ids are lists of the user. */
+export async function existingListIds(db: Queryable, userId: number, ids: number[]): Promise<number[]> {
+  const rows = await db.query<{ id: number }>('SELECT id FROM lists WHERE user_id = $1 AND id = ANY($2::int[])', [userId, ids]);
+  return rows.map((r) => r.id);
+}

@@ -80,6 +80,8 @@ export interface Outcome {
   error: string | null;
   sentAt: Date | null;
   nextAttemptAt: Date | null;
+  /** Sent, but the reply to the final dot was lost: counted in the campaign's possiblyDelivered too. */
+  possiblyDelivered: boolean;
 }
 
 export interface CampaignCounters {
@@ -108,20 +110,22 @@ export async function recordOutcomes(db: Queryable, accountId: number, owner: st
               attempts = m.attempts + u.charged, last_error = coalesce(u.error, m.last_error),
               sent_at = u.sent_at, next_attempt_at = u.next_attempt_at,
               account_id = CASE WHEN u.status = 'pending' AND c.status <> 'stopped' THEN NULL ELSE m.account_id END
-         FROM unnest($3::bigint[], $4::text[], $5::int[], $6::text[], $7::timestamptz[], $8::timestamptz[])
-              AS u(id, status, charged, error, sent_at, next_attempt_at),
+         FROM unnest($3::bigint[], $4::text[], $5::int[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::bool[])
+              AS u(id, status, charged, error, sent_at, next_attempt_at, possibly_delivered),
               campaigns c
         WHERE m.id = u.id AND c.id = m.campaign_id AND m.status = 'sending' AND m.account_id = $1
           AND EXISTS (SELECT 1 FROM smtp_accounts WHERE id = $1 AND lease_owner = $2)
-       RETURNING m.campaign_id, m.status
+       RETURNING m.campaign_id, m.status, u.possibly_delivered
      ), totals AS (
        SELECT campaign_id,
               count(*) FILTER (WHERE status = 'sent') AS sent,
               count(*) FILTER (WHERE status = 'failed') AS failed,
-              count(*) FILTER (WHERE status = 'cancelled') AS cancelled
+              count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
+              count(*) FILTER (WHERE possibly_delivered) AS possibly_delivered
          FROM updated GROUP BY campaign_id
      )
-     UPDATE campaigns c SET sent = c.sent + t.sent, failed = c.failed + t.failed, cancelled = c.cancelled + t.cancelled
+     UPDATE campaigns c SET sent = c.sent + t.sent, failed = c.failed + t.failed, cancelled = c.cancelled + t.cancelled,
+            possibly_delivered = c.possibly_delivered + t.possibly_delivered
        FROM totals t WHERE c.id = t.campaign_id
      RETURNING c.id, c.user_id AS "userId", c.status, c.total, c.sent, c.failed, c.suppressed, c.cancelled`,
     [
@@ -133,6 +137,7 @@ export async function recordOutcomes(db: Queryable, accountId: number, owner: st
       outcomes.map((o) => o.error),
       outcomes.map((o) => o.sentAt),
       outcomes.map((o) => o.nextAttemptAt),
+      outcomes.map((o) => o.possiblyDelivered),
     ],
   );
 }
@@ -197,6 +202,8 @@ export interface MessageRow {
   accountId: number | null;
   lastError: string | null;
   sentAt: Date | null;
+  /** When a pending message that was retried may be tried again. */
+  nextAttemptAt: Date | null;
 }
 
 export async function listMessages(
@@ -205,11 +212,17 @@ export async function listMessages(
   campaignId: number,
   p: { status?: MessageStatus; after: number; limit: number },
 ): Promise<MessageRow[]> {
+  const columns = `id, email, status, attempts, account_id AS "accountId", last_error AS "lastError", sent_at AS "sentAt",
+    next_attempt_at AS "nextAttemptAt"`;
+  // Two statements, not "($4 IS NULL OR status = $4)", so each can use its own index.
+  if (p.status) {
+    return db.query<MessageRow>(
+      `SELECT ${columns} FROM messages WHERE campaign_id = $1 AND user_id = $2 AND status = $3 AND id > $4 ORDER BY id LIMIT $5`,
+      [campaignId, userId, p.status, p.after, p.limit],
+    );
+  }
   return db.query<MessageRow>(
-    `SELECT id, email, status, attempts, account_id AS "accountId", last_error AS "lastError", sent_at AS "sentAt"
-       FROM messages
-      WHERE campaign_id = $1 AND user_id = $2 AND id > $3 AND ($4::text IS NULL OR status = $4)
-      ORDER BY id LIMIT $5`,
-    [campaignId, userId, p.after, p.status ?? null, p.limit],
+    `SELECT ${columns} FROM messages WHERE campaign_id = $1 AND user_id = $2 AND id > $3 ORDER BY id LIMIT $4`,
+    [campaignId, userId, p.after, p.limit],
   );
 }

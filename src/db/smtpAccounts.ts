@@ -50,7 +50,7 @@ const ACTIVE_CAMPAIGN_STATUSES = ['running', 'paused', 'paused_limits', 'schedul
 // The row id is bound into the ciphertext, so a password copied onto another account does not decrypt.
 const passwordContext = (accountId: number) => `smtp_accounts:${accountId}:password`;
 
-function sealAccountPassword(secretKey: Buffer, accountId: number, password: string): string {
+export function sealAccountPassword(secretKey: Buffer, accountId: number, password: string): string {
   return encryptSecret(secretKey, password, passwordContext(accountId));
 }
 

@@ -1,17 +1,16 @@
-import type { Transporter } from 'nodemailer';
 import type { AppContext } from '../context.ts';
 import { runningCampaignIds } from '../db/campaigns.ts';
-import type { WorkerAccount } from '../db/engineAccounts.ts';
-import { renewLease } from '../db/engineAccounts.ts';
-import { claimMessages, recordOutcomes, type ClaimedMessage, type Outcome } from '../db/messages.ts';
-import { addSuppressions } from '../db/suppressions.ts';
+import { clearThrottleStrikes, releaseLease, type WorkerAccount } from '../db/engineAccounts.ts';
+import { claimMessages, type ClaimedMessage } from '../db/messages.ts';
+import { isTransientDbError, retryTransient } from '../db/transient.ts';
 import { releaseSends, reserveSends } from '../db/usage.ts';
 import type { AppEvent } from '../events.ts';
 import { decryptSecret } from '../secrets.ts';
-import { classifyError, classifyInfo, type SendOutcome } from '../smtp/classify.ts';
-import { createAccountTransport } from '../smtp/transport.ts';
+import type { AccountOutcome, SendOutcome } from '../smtp/classify.ts';
+import { AccountTransport } from '../smtp/transport.ts';
 import { applyAccountOutcome } from './accountHealth.ts';
-import { completeIfFinished } from '../campaigns/lifecycle.ts';
+import { AccountLease } from './accountLease.ts';
+import { OutcomeRecorder, type RecordedOutcome } from './outcomeRecorder.ts';
 import type { Renderer } from './renderer.ts';
 import { retryAt, MAX_ATTEMPTS } from './retry.ts';
 import { Signal } from './signal.ts';
@@ -20,14 +19,8 @@ import { Signal } from './signal.ts';
 const CLAIM_BATCH = 100;
 /** Claim the next batch when this few are left queued, so connections never wait on the database. */
 const REFILL_BELOW = 50;
-/** Outcomes are written in batches of this many, or after this long. */
-const FLUSH_BATCH = 100;
-const FLUSH_INTERVAL_MS = 100;
-export const LEASE_TTL_MS = 30_000;
-const HEARTBEAT_MS = 5_000;
-const FLUSH_RETRIES = 5;
 
-export type ExitReason = 'no_quota' | 'no_work' | 'lease_lost' | 'account_problem' | 'shutdown' | 'error';
+export type ExitReason = 'no_quota' | 'no_work' | 'lease_lost' | 'account_problem' | 'shutdown' | 'rebalance' | 'error';
 
 interface Queued {
   msg: ClaimedMessage;
@@ -38,19 +31,23 @@ interface Queued {
 
 /**
  * One account's sending loop (promise 1): reserve quota, claim that many messages round-robin over
- * the user's running campaigns, send them over the account's pooled connections, record outcomes
- * in batches, give back what was not spent. Exits when the account has no quota or no work left.
+ * the user's running campaigns, send them over the account's SMTP sessions, record outcomes in
+ * batches, give back what was not spent, release the account. Exits when the account has no quota
+ * or no work left, when the server blames the account, when told to stop, or when its lease can no
+ * longer be trusted (then at once: sends in flight are cut, so no two processes ever send through
+ * one account).
  *
- *   pending ──claim──► sending ──► sent | failed | pending (retry, pause, throttle) | cancelled (stop)
+ *   pending ──claim──► sending ──► sent | failed | pending (retry, pause, account trouble) | cancelled (stop)
+ *
+ * Database trouble (a dropped connection, a lock timeout) is retried with backoff; the claim and
+ * outcome statements are safe to repeat.
  */
 export class AccountWorker {
-  private readonly transport: Transporter;
+  private readonly transport: AccountTransport;
+  private readonly lease: AccountLease;
+  private readonly book: OutcomeRecorder;
   private queue: Queued[] = [];
   private inflight = 0;
-  private outcomes: Outcome[] = [];
-  private bounces: string[] = [];
-  private tally: Record<string, number> = {};
-  private latencies: number[] = [];
   private unspent = new Map<number, number>();
   private campaignStatus = new Map<number, string>();
   /** Sequence number of the last status event per campaign, so a slower database read never overrides it. */
@@ -62,32 +59,57 @@ export class AccountWorker {
   private halted: ExitReason | undefined;
   private exitReason: ExitReason = 'no_work';
   private refilling: Promise<void> | undefined;
-  private flushing: Promise<void> = Promise.resolve();
-  private flushTimer: NodeJS.Timeout | undefined;
   private paceTimer: NodeJS.Timeout | undefined;
   private nextSendAt = 0;
   private readonly wake = new Signal();
+  /** The first account-level outcome (throttle, quota, credentials), applied to the account on exit. */
+  private accountProblem: AccountOutcome | undefined;
+  /** Set when sends in flight were cut on purpose: their failures say nothing about the account. */
+  private aborted = false;
+  /** performance.now() after which database writes give up (shutdown); Infinity otherwise. */
+  private giveUpAt = Infinity;
+  private throttleStrikes: number;
 
   constructor(
     private readonly ctx: AppContext,
     readonly account: WorkerAccount,
     private readonly owner: string,
     private readonly renderer: Renderer,
+    leaseTakenAt: number,
   ) {
     const password = account.passwordEnc
       ? decryptSecret(ctx.secrets.secretKey, account.passwordEnc, `smtp_accounts:${account.id}:password`)
       : null;
-    this.transport = createAccountTransport(account, { username: account.username, password }, account.connections);
+    this.transport = new AccountTransport(account, { username: account.username, password }, account.connections);
+    this.lease = new AccountLease(ctx, account.id, owner, leaseTakenAt, () => {
+      this.halt('lease_lost');
+      this.abort();
+    });
+    this.book = new OutcomeRecorder(ctx, account, owner, () => this.lease.takenOver || performance.now() > this.giveUpAt, () => this.halt('error'));
+    this.throttleStrikes = account.throttleStrikes;
   }
 
-  /** Asks the loop to stop claiming; sends in flight finish and are recorded. */
-  stop(): void {
-    this.halt('shutdown');
+  /**
+   * Stops claiming; sends in flight finish and are recorded. With a deadline (shutdown), sends
+   * still in flight after `abortAfterMs` are cut, and database writes give up after `giveUpAfterMs`.
+   */
+  stop(reason: 'shutdown' | 'rebalance', deadline?: { abortAfterMs: number; giveUpAfterMs: number }): void {
+    this.halt(reason);
+    if (!deadline) return;
+    this.giveUpAt = performance.now() + deadline.giveUpAfterMs;
+    setTimeout(() => this.abort(), deadline.abortAfterMs).unref();
+  }
+
+  /** Cuts the sends in flight; each is recorded by how far it got (see smtp/transport.ts). */
+  private abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.transport.close();
   }
 
   async run(): Promise<ExitReason> {
     const unsubscribe = this.ctx.events.on((e) => this.onEvent(e));
-    const heartbeat = setInterval(() => void this.heartbeat(), HEARTBEAT_MS);
+    this.lease.start();
     try {
       for (;;) {
         if (this.halted) break;
@@ -105,13 +127,15 @@ export class AccountWorker {
       }
       while (this.inflight > 0 || this.refilling) await this.wake.wait();
     } finally {
-      clearInterval(heartbeat);
       clearTimeout(this.paceTimer);
       unsubscribe();
+      if (this.aborted) this.transport.close();
+      else this.transport.quit();
       this.returnQueued();
-      await this.flush();
+      await this.book.flush();
       await this.releaseUnspent();
-      this.transport.close();
+      if (this.accountProblem) await this.reportAccountProblem(this.accountProblem);
+      await this.releaseAccount();
     }
     return this.halted ?? this.exitReason;
   }
@@ -122,7 +146,8 @@ export class AccountWorker {
   }
 
   private fail(err: unknown): void {
-    this.ctx.log.error({ err, accountId: this.account.id }, 'account worker failed');
+    // A transient error after the worker was told to stop is just the retry giving up.
+    if (!(this.halted && isTransientDbError(err))) this.ctx.log.error({ err, accountId: this.account.id }, 'account worker failed');
     this.halt('error');
   }
 
@@ -133,15 +158,13 @@ export class AccountWorker {
     if (e.status !== 'running') this.wake.notify();
   }
 
-  private async heartbeat(): Promise<void> {
-    const expires = new Date(this.ctx.clock.now().getTime() + LEASE_TTL_MS);
-    const held = await renewLease(this.ctx.db, this.account.id, this.owner, expires).catch(() => true);
-    if (!held) this.halt('lease_lost');
-  }
-
-  /** Starts sends while a connection is free: the next message goes out before the last is recorded. */
+  /** Starts sends while a session is free: the next message goes out before the last is recorded. */
   private pump(): void {
     while (!this.halted && this.inflight < this.account.connections && this.queue.length > 0) {
+      if (!this.lease.trusted) {
+        this.halt('lease_lost');
+        return;
+      }
       if (this.account.ratePerSecond) {
         const wait = this.nextSendAt - performance.now();
         if (wait > 0) {
@@ -157,7 +180,7 @@ export class AccountWorker {
       const status = this.campaignStatus.get(next.msg.campaignId);
       if (status !== 'running') {
         this.queue.shift();
-        this.record(next.msg, status === 'stopped' ? { status: 'cancelled' } : { status: 'pending' });
+        this.book.record({ id: next.msg.id, status: status === 'stopped' ? 'cancelled' : 'pending' });
         continue;
       }
       if (this.ctx.clock.now().getTime() >= next.validUntil) {
@@ -167,77 +190,78 @@ export class AccountWorker {
       }
       this.queue.shift();
       this.unspent.set(next.hourStart, this.unspent.get(next.hourStart)! - 1);
-      this.send(next.msg);
+      this.send(next);
     }
   }
 
-  private send(msg: ClaimedMessage): void {
+  private send(q: Queued): void {
     this.inflight++;
     let raw: string;
     try {
-      raw = this.renderer.render(msg, this.account.userId, this.account.email);
+      raw = this.renderer.render(q.msg, this.account.userId, this.account.email);
     } catch (err) {
-      this.settle(msg, { kind: 'failed', error: `rendering failed: ${(err as Error).message}`, suppress: false });
+      this.settle(q, { kind: 'failed', error: `rendering failed: ${(err as Error).message}`, cause: 'local' }, undefined);
       return;
     }
     const startedAt = performance.now();
-    this.transport
-      .sendMail({ envelope: { from: this.account.email, to: [msg.email] }, raw })
-      .then(classifyInfo, classifyError)
-      .then((outcome) => {
-        this.latencies.push(performance.now() - startedAt);
-        this.settle(msg, outcome);
-      });
+    void this.transport.send(this.account.email, q.msg.email, raw).then((outcome) => this.settle(q, outcome, performance.now() - startedAt));
   }
 
-  private settle(msg: ClaimedMessage, outcome: SendOutcome): void {
+  /** The one place a send's outcome turns into a message transition (smtp/classify.ts decides the outcome). */
+  private settle(q: Queued, outcome: SendOutcome, latencyMs: number | undefined): void {
+    const { msg } = q;
     this.inflight--;
-    this.pump();
-    this.tally[outcome.kind] = (this.tally[outcome.kind] ?? 0) + 1;
+    this.book.count(outcome.kind, latencyMs);
     const now = this.ctx.clock.now();
+    const record = (o: Omit<RecordedOutcome, 'id'>) => this.book.record({ id: msg.id, ...o });
     switch (outcome.kind) {
       case 'sent':
-        this.record(msg, { status: 'sent', charged: 1, sentAt: now });
+        record({ status: 'sent', charged: 1, sentAt: now });
+        if (this.throttleStrikes > 0) {
+          this.throttleStrikes = 0;
+          void clearThrottleStrikes(this.ctx.db, this.account.id).catch(() => undefined);
+        }
         break;
       case 'unknown':
-        // The data went out and the reply was lost: it may well have arrived, so never resend it.
-        this.record(msg, { status: 'sent', charged: 1, sentAt: now, error: `possibly delivered: ${outcome.error}` });
+        // The data went out and the reply was lost: it may well have arrived, so it is never sent again.
+        record({ status: 'sent', charged: 1, sentAt: now, error: `possibly delivered: ${outcome.error}`, possiblyDelivered: true });
         break;
       case 'retry':
-        if (msg.attempts + 1 >= MAX_ATTEMPTS) this.record(msg, { status: 'failed', charged: 1, error: outcome.error });
-        else this.record(msg, { status: 'pending', charged: 1, error: outcome.error, nextAttemptAt: retryAt(now, msg.attempts + 1) });
+        if (msg.attempts + 1 >= (outcome.maxAttempts ?? MAX_ATTEMPTS)) record({ status: 'failed', charged: 1, error: outcome.error });
+        else record({ status: 'pending', charged: 1, error: outcome.error, nextAttemptAt: retryAt(now, msg.attempts + 1) });
         break;
       case 'failed':
-        this.record(msg, { status: 'failed', charged: 1, error: outcome.error });
-        if (outcome.suppress) this.bounces.push(msg.email);
+        record({ status: 'failed', charged: 1, error: outcome.error });
+        if (outcome.cause === 'hard_bounce') this.book.bounce(msg.email);
+        if (outcome.cause === 'sender_config') this.book.senderWarning(msg.campaignId, outcome.error);
+        if (outcome.cause === 'protocol') this.ctx.log.error({ accountId: this.account.id, reply: outcome.error }, 'the SMTP server rejected what MailPilot said');
         break;
       default:
-        // The account, not the message, is at fault: the message waits for another account.
-        this.record(msg, { status: 'pending', error: outcome.error });
-        if (!this.halted) {
+        // The account, not the message, is at fault: the message goes back untouched for another
+        // account (its reserved send too, since nothing went out), and this one stops. After a
+        // deliberate cut the failure says nothing about the account.
+        record({ status: 'pending' });
+        this.unspent.set(q.hourStart, this.unspent.get(q.hourStart)! + 1);
+        if (!this.aborted && !this.accountProblem) {
+          this.accountProblem = outcome;
           this.halt('account_problem');
-          void applyAccountOutcome(this.ctx, this.account, outcome).catch((err) => this.fail(err));
         }
     }
+    this.pump();
     this.wake.notify();
-  }
-
-  private record(msg: ClaimedMessage, o: Partial<Outcome> & Pick<Outcome, 'status'>): void {
-    this.outcomes.push({ id: msg.id, charged: 0, error: null, sentAt: null, nextAttemptAt: null, ...o });
-    if (this.outcomes.length >= FLUSH_BATCH) void this.flush();
-    else this.flushTimer ??= setTimeout(() => void this.flush(), FLUSH_INTERVAL_MS);
   }
 
   /** Puts every queued, unsent message back in the queue for any account to take. */
   private returnQueued(): void {
-    for (const q of this.queue.splice(0)) this.record(q.msg, { status: 'pending' });
+    for (const q of this.queue.splice(0)) this.book.record({ id: q.msg.id, status: 'pending' });
   }
 
   private async refill(): Promise<void> {
     const { db } = this.ctx;
     const now = this.ctx.clock.now();
+    const retry = <T>(fn: () => Promise<T>) => retryTransient(fn, () => this.halted !== undefined);
     const readAt = this.eventSeq;
-    const campaigns = await runningCampaignIds(db, this.account.userId);
+    const campaigns = await retry(() => runningCampaignIds(db, this.account.userId));
     const running = new Set(campaigns);
     for (const id of new Set([...campaigns, ...this.campaignStatus.keys()])) {
       if ((this.statusSeen.get(id) ?? -1) > readAt) continue;
@@ -245,19 +269,21 @@ export class AccountWorker {
       else if (this.campaignStatus.get(id) === 'running') this.campaignStatus.set(id, 'not_running');
     }
     if (campaigns.length === 0) return this.finish('no_work');
-    const reservation = await db.transaction((tx) => reserveSends(tx, this.account.id, CLAIM_BATCH, now));
+    // Repeated after a lost reply, a reservation leaks quota (never overshoots); a claim leaves
+    // orphan 'sending' rows under this account, which go back to the queue when the lease is released.
+    const reservation = await retry(() => db.transaction((tx) => reserveSends(tx, this.account.id, CLAIM_BATCH, now)));
     if (reservation.granted === 0) return this.finish('no_quota');
+    const hourStart = reservation.hourStart.getTime();
+    this.unspent.set(hourStart, (this.unspent.get(hourStart) ?? 0) + reservation.granted);
     const claimed: ClaimedMessage[] = [];
     for (let i = 0; i < campaigns.length && claimed.length < reservation.granted; i++) {
       const campaignId = campaigns[(this.roundRobin + i) % campaigns.length]!;
-      claimed.push(...(await this.claimFrom(campaignId, reservation.granted - claimed.length, now)));
+      claimed.push(...(await retry(() => this.claimFrom(campaignId, reservation.granted - claimed.length, now))));
     }
     this.roundRobin = (this.roundRobin + 1) % campaigns.length;
-    await releaseSends(db, this.account.id, reservation.hourStart, reservation.granted - claimed.length);
+    await this.giveBack(hourStart, reservation.granted - claimed.length);
     if (claimed.length === 0) return this.finish('no_work');
-    await this.renderer.load(new Set(claimed.map((m) => m.campaignId)));
-    const hourStart = reservation.hourStart.getTime();
-    this.unspent.set(hourStart, (this.unspent.get(hourStart) ?? 0) + claimed.length);
+    await retry(() => this.renderer.load(new Set(claimed.map((m) => m.campaignId))));
     for (const msg of claimed) this.queue.push({ msg, hourStart, validUntil: reservation.validUntil.getTime() });
   }
 
@@ -278,48 +304,41 @@ export class AccountWorker {
     return claimed;
   }
 
-  /** Writes buffered outcomes; one write at a time, retried on database trouble. */
-  private flush(): Promise<void> {
-    clearTimeout(this.flushTimer);
-    this.flushTimer = undefined;
-    this.flushing = this.flushing.then(async () => {
-      const batch = this.outcomes.splice(0);
-      const bounces = this.bounces.splice(0);
-      if (this.latencies.length > 0 || Object.keys(this.tally).length > 0) {
-        const { id: accountId, userId } = this.account;
-        this.ctx.events.emit({ type: 'account.outcomes', userId, accountId, counts: this.tally, latenciesMs: this.latencies });
-        this.tally = {};
-        this.latencies = [];
-      }
-      if (batch.length === 0 && bounces.length === 0) return;
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await addSuppressions(this.ctx.db, this.account.userId, bounces, 'hard_bounce', this.ctx.clock.now());
-          const counters = await recordOutcomes(this.ctx.db, this.account.id, this.owner, batch);
-          for (const c of counters) this.ctx.events.emit({ type: 'campaign.progress', userId: c.userId, campaignId: c.id });
-          const finished = counters.filter((c) => c.sent + c.failed + c.suppressed + c.cancelled >= c.total).map((c) => c.id);
-          await completeIfFinished(this.ctx, finished);
-          return;
-        } catch (err) {
-          if (attempt >= FLUSH_RETRIES) {
-            // Unrecorded rows stay 'sending' under this account; once the lease lapses the sweep requeues them.
-            this.ctx.log.error({ err, accountId: this.account.id }, 'recording outcomes failed');
-            this.halt('error');
-            return;
-          }
-          await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
-        }
-      }
-    });
-    return this.flushing;
+  /**
+   * Gives back reserved sends that will not be spent. Never repeated: a give-back whose reply was
+   * lost may have landed, and giving back twice could let the account pass its limit. A failed
+   * one leaks quota instead, which is the safe side.
+   */
+  private async giveBack(hourStart: number, count: number): Promise<void> {
+    if (count <= 0) return;
+    this.unspent.set(hourStart, this.unspent.get(hourStart)! - count);
+    await releaseSends(this.ctx.db, this.account.id, new Date(hourStart), count).catch((err) =>
+      this.ctx.log.warn({ err, accountId: this.account.id, count }, 'could not give back unspent quota'),
+    );
   }
 
   private async releaseUnspent(): Promise<void> {
-    for (const [hourStart, n] of this.unspent) {
-      await releaseSends(this.ctx.db, this.account.id, new Date(hourStart), n).catch((err) =>
-        this.ctx.log.warn({ err, accountId: this.account.id }, 'could not give back unspent quota'),
-      );
-    }
+    for (const [hourStart, n] of this.unspent) await this.giveBack(hourStart, n);
     this.unspent.clear();
+  }
+
+  private async reportAccountProblem(problem: AccountOutcome): Promise<void> {
+    await applyAccountOutcome(this.ctx, this.account, problem, () => performance.now() > this.giveUpAt).catch((err) =>
+      this.ctx.log.error({ err, accountId: this.account.id }, 'could not record the account health change'),
+    );
+  }
+
+  /**
+   * Frees the account for any process, returning orphaned claims to the queue. Not when an
+   * outcome batch failed to land: those rows may have been sent, and the lease's expiry (later)
+   * is the most that can be done for them.
+   */
+  private async releaseAccount(): Promise<void> {
+    this.lease.stop();
+    if (!this.book.complete || this.lease.takenOver) return;
+    await retryTransient(
+      () => this.ctx.db.transaction((tx) => releaseLease(tx, this.account.id, this.owner)),
+      () => performance.now() > this.giveUpAt,
+    ).catch((err) => this.ctx.log.warn({ err, accountId: this.account.id }, 'could not release the account lease; it will expire'));
   }
 }

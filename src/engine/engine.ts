@@ -2,25 +2,63 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Timer } from '../clock.ts';
 import type { AppContext } from '../context.ts';
-import { campaignsDue, nextDueAt } from '../db/campaigns.ts';
-import { expiredLeases, findLaunchCandidates, idleUsersWithWork, releaseLease, sweepExpiredLease, takeLease } from '../db/engineAccounts.ts';
+import { campaignsDue, finishedCampaignIds } from '../db/campaigns.ts';
+import { accountsToSweep, countOthersLiveLeases, findLaunchCandidates, idleUsersWithWork, releaseLease, sweepAccount, takeLease } from '../db/engineAccounts.ts';
+import { forgetDeadNodes, removeNode, renewNode } from '../db/engineNodes.ts';
+import { nextWakeAt } from '../db/engineSchedule.ts';
+import { isTransientDbError } from '../db/transient.ts';
 import { nextQuotaAt } from '../db/usage.ts';
 import { completeIfFinished, resumeFromLimits, settleStopped, startCampaign } from '../campaigns/lifecycle.ts';
-import { AccountWorker, LEASE_TTL_MS } from './accountWorker.ts';
+import { AccountWorker, type ExitReason } from './accountWorker.ts';
 import { pauseIfStuck } from './limits.ts';
 import { Renderer } from './renderer.ts';
 
 /** How often the scheduler looks even when nothing woke it (real time, not business time). */
 const TICK_INTERVAL_MS = 1_000;
+/** An account whose worker found nothing to claim waits this long, or for a wake-up, before the next try. */
+const IDLE_COOLDOWN_MS = 1_000;
+/** An account whose worker failed waits this long before the next try, doubled per failure in a row. */
+const ERROR_BACKOFF_MS = 1_000;
+const MAX_ERROR_BACKOFF_MS = 60_000;
+/** On shutdown, sends in flight get this long to finish, and database writes this long to land. */
+const SHUTDOWN_SENDS_MS = 5_000;
+const SHUTDOWN_WRITES_MS = 8_000;
+/** On shutdown, how long a scheduler pass under way may finish (it may be waiting on an unreachable database). */
+const SHUTDOWN_TICK_MS = 1_000;
+/** How long a process that stopped renewing its engine_nodes row is remembered. */
+const FORGET_NODES_AFTER_MS = 60 * 60_000;
+
+interface Running {
+  worker: AccountWorker;
+  userId: number;
+  done: Promise<void>;
+  /** Told to stop so another process can take the account (fair share). */
+  leaving: boolean;
+}
+
+interface Cooldown {
+  until: number;
+  userId: number;
+  failures: number;
+}
 
 /**
  * The scheduler (one per process): launches one worker per account that can send, taking the
  * account's lease so only one worker in the whole cluster uses it; pauses users whose accounts are
  * all at a limit and resumes them by timer; starts scheduled campaigns; sweeps dead leases.
+ *
+ * Several processes share the accounts fairly: each renews a row in engine_nodes, takes at most
+ * its share (accounts at work cluster-wide / processes alive) and hands accounts back when it holds
+ * more, so a process started later gets work too.
+ *
+ * Nothing spins: an account whose worker found no work or failed cools down before it is tried
+ * again, and work that is not yet due (a retry, an account's back-off, a scheduled start, a limit
+ * resume) is woken by a timer at its moment.
  */
 export class Engine {
   readonly owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
-  private readonly workers = new Map<number, { worker: AccountWorker; done: Promise<void> }>();
+  private readonly workers = new Map<number, Running>();
+  private readonly cooldowns = new Map<number, Cooldown>();
   private readonly renderer: Renderer;
   private interval: NodeJS.Timeout | undefined;
   private dueTimer: Timer | undefined;
@@ -28,6 +66,8 @@ export class Engine {
   private tickAgain = false;
   private stopping = false;
   private unsubscribe: (() => void) | undefined;
+  /** Account workers this process has launched since it started. */
+  launches = 0;
 
   constructor(private readonly ctx: AppContext) {
     this.renderer = new Renderer(ctx);
@@ -35,22 +75,31 @@ export class Engine {
 
   async start(): Promise<void> {
     this.unsubscribe = this.ctx.events.on((e) => {
-      if (e.type === 'engine.wake' || (e.type === 'campaign.status' && e.status === 'running')) this.wake();
+      if (e.type === 'engine.wake' || (e.type === 'campaign.status' && e.status === 'running')) {
+        this.endIdleCooldowns(e.userId);
+        void this.wake();
+      }
     });
-    this.interval = setInterval(() => this.wake(), TICK_INTERVAL_MS);
-    this.wake();
-    await this.ticking;
+    this.interval = setInterval(() => void this.wake(), TICK_INTERVAL_MS);
+    await this.wake();
   }
 
-  /** Stops launching, lets every worker finish its in-flight sends and record them, frees the leases. */
+  /**
+   * Stops launching; every worker stops claiming, its sends in flight finish (or are cut after
+   * SHUTDOWN_SENDS_MS), its outcomes are recorded and its lease released.
+   */
   async stop(): Promise<void> {
     this.stopping = true;
     clearInterval(this.interval);
     this.dueTimer?.cancel();
     this.unsubscribe?.();
-    await this.ticking;
-    for (const { worker } of this.workers.values()) worker.stop();
+    // A pass that takes a lease after this point hands it straight back (see launch).
+    await Promise.race([this.ticking, new Promise((r) => setTimeout(r, SHUTDOWN_TICK_MS).unref())]);
+    for (const { worker } of this.workers.values()) {
+      worker.stop('shutdown', { abortAfterMs: SHUTDOWN_SENDS_MS, giveUpAfterMs: SHUTDOWN_WRITES_MS });
+    }
     await Promise.all([...this.workers.values()].map((w) => w.done));
+    await Promise.race([removeNode(this.ctx.db, this.owner).catch(() => undefined), new Promise((r) => setTimeout(r, 1_000).unref())]);
   }
 
   /** Number of account workers running in this process. */
@@ -71,7 +120,9 @@ export class Engine {
         try {
           await this.tick();
         } catch (err) {
-          this.ctx.log.error({ err }, 'scheduler pass failed');
+          // The next pass (at the latest TICK_INTERVAL_MS later) starts over; database trouble is expected to pass.
+          if (isTransientDbError(err)) this.ctx.log.warn({ err }, 'scheduler pass interrupted by database trouble');
+          else this.ctx.log.error({ err }, 'scheduler pass failed');
         }
       } while (this.tickAgain && !this.stopping);
     })().finally(() => (this.ticking = undefined));
@@ -81,51 +132,103 @@ export class Engine {
   private async tick(): Promise<void> {
     const { ctx } = this;
     const now = ctx.clock.now();
+    const nodes = await renewNode(ctx.db, this.owner, now, new Date(now.getTime() + ctx.config.leaseTtlMs));
+    await forgetDeadNodes(ctx.db, new Date(now.getTime() - FORGET_NODES_AFTER_MS));
     for (const c of await campaignsDue(ctx.db, 'scheduled', now)) {
       await startCampaign(ctx, c.userId, c.id).catch((err) => ctx.log.warn({ err, campaignId: c.id }, 'scheduled start failed'));
     }
     for (const c of await campaignsDue(ctx.db, 'paused_limits', now)) await resumeFromLimits(ctx, c);
-    for (const accountId of await expiredLeases(ctx.db, now)) {
-      if (!this.workers.has(accountId)) await ctx.db.transaction((tx) => sweepExpiredLease(tx, accountId, now));
+    for (const accountId of await accountsToSweep(ctx.db, now)) {
+      if (this.workers.has(accountId)) continue;
+      const requeued = await ctx.db.transaction((tx) => sweepAccount(tx, accountId, now));
+      if (requeued > 0) ctx.log.warn({ accountId, requeued }, 'requeued the messages of a dead worker');
     }
     await settleStopped(ctx);
-    const finished = await ctx.db.query<{ id: number }>(
-      `SELECT id FROM campaigns WHERE status IN ('running', 'paused_limits') AND sent + failed + suppressed + cancelled >= total`,
-    );
-    await completeIfFinished(ctx, finished.map((r) => r.id));
-    await this.launch(now);
+    await completeIfFinished(ctx, await finishedCampaignIds(ctx.db));
+    await this.launch(now, nodes);
     for (const userId of await idleUsersWithWork(ctx.db, now)) await pauseIfStuck(ctx, userId);
-    await this.armDueTimer();
+    await this.armDueTimer(now);
   }
 
-  private async launch(now: Date): Promise<void> {
-    const candidates = (await findLaunchCandidates(this.ctx.db, now)).filter((c) => !this.workers.has(c.id));
-    if (candidates.length === 0) return;
-    const quotaAt = await nextQuotaAt(this.ctx.db, candidates.map((c) => c.id), now);
+  private async launch(now: Date, nodes: number): Promise<void> {
+    const { ctx } = this;
+    const candidates = (await findLaunchCandidates(ctx.db, now)).filter((c) => !this.workers.has(c.id) && !this.coolingDown(c.id));
+    const atWork = this.workers.size + (await countOthersLiveLeases(ctx.db, this.owner, now)) + candidates.length;
+    const share = Math.ceil(atWork / nodes);
+    const staying = [...this.workers.values()].filter((w) => !w.leaving);
+    for (const w of staying.slice(share)) {
+      w.leaving = true;
+      w.worker.stop('rebalance');
+    }
+    let room = Math.max(0, share - staying.length);
+    if (candidates.length === 0 || room <= 0) return;
+    const quotaAt = await nextQuotaAt(ctx.db, candidates.map((c) => c.id), now);
     for (const c of candidates) {
-      if (this.stopping || quotaAt.get(c.id)! > now) continue;
-      const expires = new Date(now.getTime() + LEASE_TTL_MS);
-      const account = await this.ctx.db.transaction((tx) => takeLease(tx, c.id, this.owner, now, expires));
+      if (this.stopping || room <= 0) break;
+      if (quotaAt.get(c.id)! > now) continue;
+      const takenAt = performance.now();
+      const expires = new Date(now.getTime() + ctx.config.leaseTtlMs);
+      const account = await ctx.db.transaction((tx) => takeLease(tx, c.id, this.owner, now, expires));
       if (!account) continue;
-      const worker = new AccountWorker(this.ctx, account, this.owner, this.renderer);
+      if (this.stopping) {
+        await ctx.db.transaction((tx) => releaseLease(tx, account.id, this.owner));
+        return;
+      }
+      room--;
+      this.launches++;
+      const worker = new AccountWorker(ctx, account, this.owner, this.renderer, takenAt);
       const done = worker
         .run()
-        .then((reason) => this.ctx.log.debug({ accountId: account.id, reason }, 'account worker exited'))
-        .catch((err) => this.ctx.log.error({ err, accountId: account.id }, 'account worker crashed'))
-        .then(() => releaseLease(this.ctx.db, account.id, this.owner))
-        .catch((err) => this.ctx.log.warn({ err, accountId: account.id }, 'could not release lease'))
+        .then(
+          (reason) => this.exited(account.id, account.userId, reason),
+          (err) => {
+            ctx.log.error({ err, accountId: account.id }, 'account worker crashed');
+            this.exited(account.id, account.userId, 'error');
+          },
+        )
         .finally(() => {
           this.workers.delete(account.id);
           void this.wake();
         });
-      this.workers.set(account.id, { worker, done });
+      this.workers.set(account.id, { worker, userId: account.userId, done, leaving: false });
     }
   }
 
-  /** Business-time timer for the next scheduled start or limit resume, so neither waits for a poll. */
-  private async armDueTimer(): Promise<void> {
-    const at = await nextDueAt(this.ctx.db);
+  private exited(accountId: number, userId: number, reason: ExitReason): void {
+    this.ctx.log.debug({ accountId, reason }, 'account worker exited');
+    const failures = reason === 'error' ? (this.cooldowns.get(accountId)?.failures ?? 0) + 1 : 0;
+    if (reason === 'error') {
+      const wait = Math.min(MAX_ERROR_BACKOFF_MS, ERROR_BACKOFF_MS * 2 ** (failures - 1));
+      this.cooldowns.set(accountId, { until: performance.now() + wait, userId, failures });
+    } else if (reason === 'no_work' || reason === 'lease_lost') {
+      this.cooldowns.set(accountId, { until: performance.now() + IDLE_COOLDOWN_MS, userId, failures });
+    } else this.cooldowns.delete(accountId);
+    // Handed back for another process to take: tell them now rather than at their next pass.
+    if (reason === 'rebalance') this.ctx.events.emit({ type: 'engine.wake', userId });
+  }
+
+  private coolingDown(accountId: number): boolean {
+    const c = this.cooldowns.get(accountId);
+    return c !== undefined && performance.now() < c.until;
+  }
+
+  /** New work for a user (or for anyone): its idle accounts may try again at once (failed ones keep their back-off). */
+  private endIdleCooldowns(userId?: number): void {
+    for (const [accountId, c] of this.cooldowns) {
+      if ((userId === undefined || c.userId === userId) && c.failures === 0) this.cooldowns.delete(accountId);
+    }
+  }
+
+  /** Business-time timer for the next thing not yet due (see nextWakeAt), so none waits for a poll. */
+  private async armDueTimer(now: Date): Promise<void> {
+    const at = await nextWakeAt(this.ctx.db, now);
     this.dueTimer?.cancel();
-    this.dueTimer = at && !this.stopping ? this.ctx.clock.at(at, () => void this.wake()) : undefined;
+    this.dueTimer =
+      at && !this.stopping
+        ? this.ctx.clock.at(at, () => {
+            this.endIdleCooldowns();
+            void this.wake();
+          })
+        : undefined;
   }
 }

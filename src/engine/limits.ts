@@ -1,6 +1,6 @@
 import { pauseForLimits } from '../campaigns/lifecycle.ts';
 import type { AppContext } from '../context.ts';
-import { userAccountStates } from '../db/engineAccounts.ts';
+import { userAccountStates, type UserAccountState } from '../db/engineAccounts.ts';
 import { hasDueMessages } from '../db/messages.ts';
 import { nextQuotaAt } from '../db/usage.ts';
 
@@ -15,8 +15,8 @@ export async function pauseIfStuck(ctx: AppContext, userId: number): Promise<Dat
   if (accounts.some((a) => a.leased)) return undefined;
   if (!(await hasDueMessages(ctx.db, userId, now))) return undefined;
   const usable = accounts.filter((a) => a.usable);
+  const attention = accounts.filter((a) => !a.usable).map(needsAttention).join('; ');
   if (usable.length === 0) {
-    const attention = accounts.map((a) => `${a.email} (${a.healthReason ?? a.health})`).join(', ');
     await pauseForLimits(ctx, userId, null, `no SMTP account can send; these need attention: ${attention || 'none configured'}`);
     return undefined;
   }
@@ -28,6 +28,12 @@ export async function pauseIfStuck(ctx: AppContext, userId: number): Promise<Dat
     if (!earliest || at < earliest) earliest = at;
   }
   if (!earliest || earliest <= now) return undefined;
-  await pauseForLimits(ctx, userId, earliest, 'every SMTP account of this user is at a limit');
+  const reason = 'every SMTP account of this user is at a limit';
+  await pauseForLimits(ctx, userId, earliest, attention ? `${reason}; these need attention: ${attention}` : reason);
   return earliest;
+}
+
+function needsAttention(a: UserAccountState): string {
+  if (!a.active) return `${a.email} (switched off)`;
+  return `${a.email} (${a.healthReason ?? a.health})`;
 }

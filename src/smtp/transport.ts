@@ -1,6 +1,7 @@
 import net from 'node:net';
-import nodemailer, { type Transporter } from 'nodemailer';
-import type SMTPPool from 'nodemailer/lib/smtp-pool/index.js';
+import { PassThrough } from 'node:stream';
+import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
+import { classifyError, type SendOutcome, type SmtpFailure } from './classify.ts';
 
 export interface ServerSettings {
   host: string;
@@ -17,34 +18,196 @@ const CONNECTION_TIMEOUT_MS = 15_000;
 const GREETING_TIMEOUT_MS = 15_000;
 const SOCKET_TIMEOUT_MS = 60_000;
 
-/** One pooled SMTP transport for one account. */
-export function createAccountTransport(
-  server: ServerSettings,
-  credentials: AccountCredentials,
-  maxConnections: number,
-): Transporter<SMTPPool.SentMessageInfo> {
-  const options: SMTPPool.Options & { maxRequeues: number } = {
-    pool: true,
-    host: server.host,
-    port: server.port,
-    secure: server.security === 'tls',
-    requireTLS: server.security === 'starttls',
-    ignoreTLS: server.security === 'none',
-    auth: credentials.username ? { user: credentials.username, pass: credentials.password ?? '' } : undefined,
-    maxConnections,
-    maxMessages: Infinity,
-    // The pool would otherwise resend a message whose connection dropped mid-transaction, without
-    // limit (nodemailer #1105): a silent double send. The engine decides what a drop means.
-    maxRequeues: 0,
-    connectionTimeout: CONNECTION_TIMEOUT_MS,
-    greetingTimeout: GREETING_TIMEOUT_MS,
-    socketTimeout: SOCKET_TIMEOUT_MS,
-    // Nagle's algorithm plus delayed ACKs stall each message ~40 ms when the process does other
-    // I/O between sends (SMTP-FACTS "Measured here"): hand nodemailer a socket with it off.
-    getSocket: (opts, callback) => {
-      const socket = net.connect({ host: opts.host ?? server.host, port: opts.port ?? server.port, noDelay: true });
-      callback(null, { connection: socket });
-    },
+type Connection = SMTPConnection & { allowsAuth?: boolean };
+
+function failureOf(err: SMTPConnection.SMTPError | Error, dataSent: boolean): SmtpFailure {
+  const e = err as Partial<SMTPConnection.SMTPError>;
+  return {
+    message: err.message,
+    code: e.code,
+    responseCode: typeof e.responseCode === 'number' ? e.responseCode : undefined,
+    response: e.response,
+    command: e.command,
+    dataSent,
   };
-  return nodemailer.createTransport(options);
+}
+
+/** One SMTP connection, opened and authenticated once, then used for one message after another. */
+class Session {
+  readonly ready: Promise<void>;
+  dead = false;
+  /** Fails whatever the session is doing when the connection errors or closes under it. */
+  private onLoss: ((err: Error) => void) | undefined;
+  private readonly conn: Connection;
+
+  constructor(server: ServerSettings, credentials: AccountCredentials, onDead: (s: Session) => void) {
+    // Nagle's algorithm plus delayed ACKs stall each message ~40 ms when the process does other
+    // I/O between sends (SMTP-FACTS "Measured here"): the socket goes to nodemailer with it off.
+    const socket = net.connect({ host: server.host, port: server.port, noDelay: true });
+    this.conn = new SMTPConnection({
+      host: server.host,
+      port: server.port,
+      secure: server.security === 'tls',
+      requireTLS: server.security === 'starttls',
+      ignoreTLS: server.security === 'none',
+      connection: socket,
+      connectionTimeout: CONNECTION_TIMEOUT_MS,
+      greetingTimeout: GREETING_TIMEOUT_MS,
+      socketTimeout: SOCKET_TIMEOUT_MS,
+      logger: false,
+    });
+    const lost = (err: Error) => {
+      if (!this.dead) {
+        this.dead = true;
+        onDead(this);
+      }
+      const fail = this.onLoss;
+      this.onLoss = undefined;
+      fail?.(err);
+    };
+    this.conn.on('error', lost);
+    this.conn.on('end', () => lost(Object.assign(new Error('connection closed'), { code: 'ECONNECTION', command: 'CONN' })));
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.onLoss = reject;
+      this.conn.connect(() => {
+        if (!credentials.username || !this.conn.allowsAuth) {
+          this.onLoss = undefined;
+          return resolve();
+        }
+        this.conn.login({ user: credentials.username, pass: credentials.password ?? '' }, (err) => {
+          this.onLoss = undefined;
+          if (err) {
+            this.close();
+            reject(err);
+          } else resolve();
+        });
+      });
+    });
+    // A failed open is reported by the send that waits on it.
+    this.ready.catch(() => undefined);
+  }
+
+  /**
+   * Sends one message. The body goes through a stream whose end marks the moment the final dot is
+   * handed to the connection: a connection lost before it means "not delivered", after it "maybe".
+   */
+  send(from: string, to: string, raw: string): Promise<{ outcome: SendOutcome; reusable: boolean }> {
+    return new Promise((resolve) => {
+      let dataSent = false;
+      const body = new PassThrough();
+      body.once('end', () => (dataSent = true));
+      body.end(raw);
+      this.onLoss = (err) => resolve({ outcome: classifyError(failureOf(err, dataSent)), reusable: false });
+      this.conn.send({ from, to: [to] }, body, (err, info) => {
+        if (!this.onLoss) return;
+        this.onLoss = undefined;
+        if (!err) return resolve({ outcome: { kind: 'sent', response: String(info.response ?? '').slice(0, 500) }, reusable: true });
+        resolve({ outcome: classifyError(failureOf(err, dataSent)), reusable: !this.dead });
+      });
+    });
+  }
+
+  /** Clears a rejected transaction (RSET) so the connection can carry the next message. */
+  reset(): Promise<boolean> {
+    return new Promise((resolve) => {
+      this.onLoss = () => resolve(false);
+      this.conn.reset((err) => {
+        if (!this.onLoss) return;
+        this.onLoss = undefined;
+        resolve(!err);
+      });
+    });
+  }
+
+  quit(): void {
+    this.dead = true;
+    this.conn.quit();
+  }
+
+  close(): void {
+    this.dead = true;
+    this.conn.close();
+  }
+}
+
+/**
+ * One account's SMTP sessions: up to `maxSessions` connections, each reused message after message.
+ * Nodemailer's pool is not used: it resends a message whose connection dropped (nodemailer #1105)
+ * and cannot tell a drop before the final dot (safe to send again) from one after it (maybe
+ * delivered). Here every send knows its stage, and close() ends every session at once.
+ */
+export class AccountTransport {
+  private readonly sessions = new Set<Session>();
+  private idle: Session[] = [];
+  private waiting: ((s: Session | undefined) => void)[] = [];
+  private closed = false;
+
+  constructor(
+    private readonly server: ServerSettings,
+    private readonly credentials: AccountCredentials,
+    private readonly maxSessions: number,
+  ) {}
+
+  async send(from: string, to: string, raw: string): Promise<SendOutcome> {
+    const session = await this.acquire();
+    if (!session) return { kind: 'account_throttled', error: 'the account transport was closed' };
+    try {
+      await session.ready;
+    } catch (err) {
+      this.release(session, false);
+      return classifyError(failureOf(err as Error, false));
+    }
+    const { outcome, reusable } = await session.send(from, to, raw);
+    if (outcome.kind === 'sent' || !reusable) this.release(session, reusable);
+    else void session.reset().then((ok) => this.release(session, ok));
+    return outcome;
+  }
+
+  /** Ends every session now: sends in flight fail, each classified by how far it got. */
+  close(): void {
+    this.closed = true;
+    for (const s of this.sessions) s.close();
+    this.sessions.clear();
+    this.idle = [];
+    for (const w of this.waiting.splice(0)) w(undefined);
+  }
+
+  /** Says goodbye (QUIT) on every idle session; call when no send is in flight. */
+  quit(): void {
+    this.closed = true;
+    for (const s of this.sessions) s.quit();
+    this.sessions.clear();
+    this.idle = [];
+    for (const w of this.waiting.splice(0)) w(undefined);
+  }
+
+  private acquire(): Promise<Session | undefined> {
+    if (this.closed) return Promise.resolve(undefined);
+    const idle = this.idle.pop();
+    if (idle) return Promise.resolve(idle);
+    if (this.sessions.size < this.maxSessions) {
+      const session = new Session(this.server, this.credentials, (s) => this.forget(s));
+      this.sessions.add(session);
+      return Promise.resolve(session);
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  private release(session: Session, reusable: boolean): void {
+    if (!reusable || session.dead || this.closed) {
+      if (!session.dead) session.close();
+      this.forget(session);
+      const next = this.waiting.shift();
+      if (next) void this.acquire().then(next);
+      return;
+    }
+    const next = this.waiting.shift();
+    if (next) next(session);
+    else this.idle.push(session);
+  }
+
+  private forget(session: Session): void {
+    this.sessions.delete(session);
+    this.idle = this.idle.filter((s) => s !== session);
+  }
 }

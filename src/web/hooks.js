@@ -7,9 +7,10 @@ export const FINAL = new Set(['completed', 'stopped']);
 export const LIVE_STATES = new Set(['running', 'paused_limits']);
 
 /**
- * Campaigns by id, fed from list reads, live events and action replies. A reading that started
- * before the one already shown is dropped, so a slow list read never rolls a card back. Also
- * measures each running campaign's rate from the readings.
+ * Campaigns by id, fed from list reads, live events and action replies; an update may carry only
+ * some fields and is merged into what is known. A reading that started before the one already shown
+ * is dropped, so a slow list read never rolls a card back. Also measures each running campaign's
+ * rate from the readings.
  */
 export function useCampaigns() {
   const [campaigns, setCampaigns] = useState(() => new Map());
@@ -24,7 +25,7 @@ export function useCampaigns() {
     if (!meter) meters.current.set(campaign.id, (meter = new RateMeter()));
     if (campaign.status === 'running') meter.add(at, campaign.sent + campaign.failed);
     else meter.reset();
-    setCampaigns((prev) => new Map(prev).set(campaign.id, campaign));
+    setCampaigns((prev) => new Map(prev).set(campaign.id, { ...prev.get(campaign.id), ...campaign }));
   }, []);
 
   const rateOf = useCallback((id) => meters.current.get(id)?.perSecond() ?? null, []);

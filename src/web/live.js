@@ -2,7 +2,9 @@ import { createSseParser } from './lib/sse.js';
 
 /**
  * Live updates of one campaign. It listens to GET /campaigns/:id/events (Server-Sent Events,
- * `status` and `progress` events whose data is the campaign) and reconnects when the stream ends.
+ * `status` and `progress` events whose data is the campaign's state and counters) and reconnects
+ * when the stream ends. Events may carry only part of the campaign, so updates are merged into
+ * what the page has (hooks.js), and a status change reads the whole campaign again (its warnings).
  *
  * Fallback, on purpose small: when that endpoint is missing (404 from a server without it) or
  * answers anything but an event stream, or when this page already holds MAX_STREAMS streams
@@ -15,7 +17,7 @@ const POLL_MS = 2_000;
 const RECONNECT_MS = 3_000;
 let openStreams = 0;
 
-/** Calls onCampaign(campaign, receivedAt) on every update until the returned function is called. */
+/** Calls onCampaign(campaign or part of it, receivedAt) on every update until the returned function is called. */
 export function subscribeCampaign(api, id, onCampaign) {
   let stopped = false;
   let controller;
@@ -48,10 +50,11 @@ export function subscribeCampaign(api, id, onCampaign) {
         return void poll();
       }
       streamed = true;
-      // The stream may start with the next change only: read the current state once.
       void readOnce();
       const feed = createSseParser(({ event, data }) => {
-        if ((event === 'status' || event === 'progress') && !stopped) onCampaign(JSON.parse(data), performance.now());
+        if ((event !== 'status' && event !== 'progress') || stopped) return;
+        onCampaign(JSON.parse(data), performance.now());
+        if (event === 'status') void readOnce();
       });
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
       for (;;) {

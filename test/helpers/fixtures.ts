@@ -1,20 +1,20 @@
 import { expect } from 'vitest';
-import type { TestMailPilot } from './mailpilot.ts';
+import type { ApiClient, TestMailPilot } from './mailpilot.ts';
 
 /** Builds a user's sending setup through the public API, failing loudly on any non-2xx. */
-export async function must<T = any>(t: TestMailPilot, key: string, method: string, path: string, body?: unknown): Promise<T> {
+export async function must<T = any>(t: ApiClient, key: string, method: string, path: string, body?: unknown): Promise<T> {
   const res = await t.api<T>(method, path, { key, body });
   if (res.status >= 300) throw new Error(`${method} ${path} → ${res.status} ${JSON.stringify(res.body)}`);
   return res.body;
 }
 
-export async function addServer(t: TestMailPilot, key: string, port: number, maxConnections?: number): Promise<number> {
+export async function addServer(t: ApiClient, key: string, port: number, maxConnections?: number): Promise<number> {
   const s = await must(t, key, 'POST', '/api/v1/smtp-servers', { name: `peer ${port}`, host: '127.0.0.1', port, security: 'none', maxConnections });
   return s.id;
 }
 
 export async function addAccount(
-  t: TestMailPilot,
+  t: ApiClient,
   key: string,
   serverId: number,
   email: string,
@@ -25,7 +25,7 @@ export async function addAccount(
 }
 
 /** A list of `count` contacts named recipient-N with a city attribute. */
-export async function addList(t: TestMailPilot, key: string, count: number, domain = 'rcpt.test', prefix = 'r'): Promise<number> {
+export async function addList(t: ApiClient, key: string, count: number, domain = 'rcpt.test', prefix = 'r'): Promise<number> {
   const list = await must(t, key, 'POST', '/api/v1/lists', { name: `list of ${count}` });
   const BATCH = 5000;
   for (let start = 0; start < count; start += BATCH) {
@@ -40,7 +40,7 @@ export async function addList(t: TestMailPilot, key: string, count: number, doma
   return list.id;
 }
 
-export async function createCampaign(t: TestMailPilot, key: string, listIds: number[], extra: Record<string, unknown> = {}): Promise<number> {
+export async function createCampaign(t: ApiClient, key: string, listIds: number[], extra: Record<string, unknown> = {}): Promise<number> {
   const c = await must(t, key, 'POST', '/api/v1/campaigns', {
     name: 'Spring news',
     listIds,
@@ -55,7 +55,7 @@ export async function createCampaign(t: TestMailPilot, key: string, listIds: num
 
 /** Polls (real time) until the campaign satisfies `done`; the engine works asynchronously. */
 export async function waitForCampaign(
-  t: TestMailPilot,
+  t: ApiClient,
   key: string,
   id: number,
   done: (c: any) => boolean,

@@ -18,13 +18,21 @@ export interface ScriptedError {
   message: string;
 }
 
+/**
+ * 'drop': the peer closes the connection without replying; 'hang': it never replies (both after
+ * the final dot, given by onData).
+ */
+export type ScriptedReply = ScriptedError | 'drop' | 'hang';
+
 /** How the peer answers; anything not scripted is accepted. */
 export interface PeerScript {
   /** Accepted credentials; unset = no AUTH required (a relay). */
   users?: Record<string, string>;
   onRcpt?(address: string, session: SMTPServerSession): ScriptedError | undefined;
   /** Called with the whole message before the reply. */
-  onData?(message: ReceivedMessage, session: SMTPServerSession): ScriptedError | undefined;
+  onData?(message: ReceivedMessage, session: SMTPServerSession): ScriptedReply | undefined;
+  /** Keep only envelopes and times, not the raw message (big campaigns). */
+  lean?: boolean;
   /** Delays the reply to DATA (ms), to keep sends in flight. */
   dataDelayMs?: number;
 }
@@ -43,7 +51,10 @@ function parseHeaders(raw: string): Map<string, string> {
 
 export interface SmtpPeer {
   port: number;
+  /** Messages the peer accepted (250 after the final dot). */
   messages: ReceivedMessage[];
+  /** Every message whose data the peer received, accepted or not. */
+  attempts: ReceivedMessage[];
   /** SMTP sessions open right now, and the most ever open at once. */
   openSessions: number;
   peakSessions: number;
@@ -53,7 +64,7 @@ export interface SmtpPeer {
 /** A real SMTP server on a loopback port (smtp-server), recording what it receives. */
 export async function startSmtpPeer(script: PeerScript = {}): Promise<SmtpPeer> {
   const transactionStarts = new Map<string, number>();
-  const peer: SmtpPeer = { port: 0, messages: [], openSessions: 0, peakSessions: 0, close: async () => undefined };
+  const peer: SmtpPeer = { port: 0, messages: [], attempts: [], openSessions: 0, peakSessions: 0, close: async () => undefined };
   const server = new SMTPServer({
     logger: false,
     disabledCommands: script.users ? ['STARTTLS'] : ['STARTTLS', 'AUTH'],
@@ -86,18 +97,21 @@ export async function startSmtpPeer(script: PeerScript = {}): Promise<SmtpPeer> 
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('end', () => {
-        const raw = Buffer.concat(chunks).toString('utf8');
+        const raw = script.lean ? '' : Buffer.concat(chunks).toString('utf8');
         const message: ReceivedMessage = {
           mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
           rcptTo: session.envelope.rcptTo.map((r) => r.address),
           raw,
-          headers: parseHeaders(raw),
+          headers: script.lean ? new Map() : parseHeaders(raw),
           user: typeof session.user === 'string' ? session.user : undefined,
           startedAt: transactionStarts.get(session.id) ?? Date.now(),
           receivedAt: Date.now(),
         };
+        peer.attempts.push(message);
         const reply = () => {
           const e = script.onData?.(message, session);
+          if (e === 'drop') return dropConnection(session.id);
+          if (e === 'hang') return;
           if (e) return cb(Object.assign(new Error(e.message), { responseCode: e.code }));
           peer.messages.push(message);
           cb(null, '250 2.0.0 queued');
@@ -107,6 +121,13 @@ export async function startSmtpPeer(script: PeerScript = {}): Promise<SmtpPeer> 
       });
     },
   });
+  // smtp-server keeps its live connections in a set; a drop destroys one's socket without a reply.
+  const connections = (server as unknown as { connections: Set<{ id: string; _socket: { destroy(): void } }> }).connections;
+  const dropConnection = (sessionId: string) => {
+    for (const c of connections) if (c.id === sessionId) c._socket.destroy();
+  };
+  // A client killed mid-session resets its connection: that is the test's doing, not the peer's failure.
+  server.on('error', () => undefined);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   peer.port = (server.server.address() as { port: number }).port;
   peer.close = () => new Promise((resolve) => server.close(() => resolve()));

@@ -1,5 +1,7 @@
 import { z } from 'zod';
+import { resumeForUsableAccount } from '../../campaigns/lifecycle.ts';
 import type { AppContext } from '../../context.ts';
+import type { Queryable } from '../../db/database.ts';
 import {
   accountHealth,
   deleteAccount,
@@ -59,16 +61,16 @@ const unknownServer = () => invalid('serverId', 'no such SMTP server');
 export function accountRoutes(app: ZodApp, ctx: AppContext): void {
   const wake = (userId: number) => ctx.events.emit({ type: 'engine.wake', userId });
 
-  const assertTimezone = async (timezone: string | undefined) => {
-    if (timezone !== undefined && !(await timezoneKnown(ctx.db, timezone))) {
+  const assertTimezone = async (db: Queryable, timezone: string | undefined) => {
+    if (timezone !== undefined && !(await timezoneKnown(db, timezone))) {
       throw invalid('timezone', `the database does not know the time zone "${timezone}"`);
     }
   };
 
   /** The accounts as replied: usage read in one query for all of them, health as of now. */
-  const present = async (accounts: SmtpAccount[]) => {
+  const present = async (db: Queryable, accounts: SmtpAccount[]) => {
     const now = ctx.clock.now();
-    const usage = await readUsage(ctx.db, accounts.map((a) => a.id), now);
+    const usage = await readUsage(db, accounts.map((a) => a.id), now);
     return accounts.map(({ health, healthUntil, healthReason, ...fields }) => {
       const u = usage.get(fields.id);
       return {
@@ -83,48 +85,50 @@ export function accountRoutes(app: ZodApp, ctx: AppContext): void {
       };
     });
   };
-  const presentOne = async (account: SmtpAccount) => (await present([account]))[0]!;
+  const presentOne = async (db: Queryable, account: SmtpAccount) => (await present(db, [account]))[0]!;
 
   app.post('/api/v1/smtp-accounts', { schema: { body: createAccountBody } }, async (req, reply) => {
     const userId = requireUser(req.caller);
-    await assertTimezone(req.body.timezone);
-    const account = await insertAccount(ctx.db, ctx.secrets.secretKey, userId, req.body, ctx.clock.now());
+    await assertTimezone(req.db, req.body.timezone);
+    const account = await insertAccount(req.db, ctx.secrets.secretKey, userId, req.body, ctx.clock.now());
     if (!account) throw unknownServer();
-    wake(userId);
-    return reply.status(201).send(await presentOne(account));
+    await resumeForUsableAccount({ ...ctx, db: req.db }, userId);
+    req.afterCommit(() => wake(userId));
+    return reply.status(201).send(await presentOne(req.db, account));
   });
 
   app.get('/api/v1/smtp-accounts', { schema: { querystring: pageQuery } }, async (req) => {
     const userId = requireUser(req.caller);
-    const rows = await listAccounts(ctx.db, userId, req.query.after ?? 0, req.query.limit + 1);
+    const rows = await listAccounts(req.db, userId, req.query.after ?? 0, req.query.limit + 1);
     const { items, next } = page(rows, req.query.limit);
-    return { items: await present(items), next };
+    return { items: await present(req.db, items), next };
   });
 
   app.get('/api/v1/smtp-accounts/:id', { schema: { params: idParams } }, async (req) => {
-    const account = await getAccount(ctx.db, requireUser(req.caller), req.params.id);
+    const account = await getAccount(req.db, requireUser(req.caller), req.params.id);
     if (!account) throw notFound('SMTP account');
-    return presentOne(account);
+    return presentOne(req.db, account);
   });
 
   app.patch('/api/v1/smtp-accounts/:id', { schema: { params: idParams, body: patchAccountBody } }, async (req) => {
     const userId = requireUser(req.caller);
-    await assertTimezone(req.body.timezone);
-    const outcome = await updateAccount(ctx.db, ctx.secrets.secretKey, userId, req.params.id, req.body);
+    await assertTimezone(req.db, req.body.timezone);
+    const outcome = await updateAccount(req.db, ctx.secrets.secretKey, userId, req.params.id, req.body);
     if (outcome === 'not_found') throw notFound('SMTP account');
     if (outcome === 'bad_server') throw unknownServer();
-    wake(userId);
-    return presentOne(outcome);
+    await resumeForUsableAccount({ ...ctx, db: req.db }, userId);
+    req.afterCommit(() => wake(userId));
+    return presentOne(req.db, outcome);
   });
 
   app.delete('/api/v1/smtp-accounts/:id', { schema: { params: idParams } }, async (req, reply) => {
     const userId = requireUser(req.caller);
-    const outcome = await deleteAccount(ctx.db, userId, req.params.id);
+    const outcome = await deleteAccount(req.db, userId, req.params.id);
     if (outcome === 'not_found') throw notFound('SMTP account');
     if (outcome === 'in_use') {
       throw conflict('account_in_use', 'a scheduled, running or paused campaign may still send through this account: stop it first');
     }
-    wake(userId);
+    req.afterCommit(() => wake(userId));
     return reply.status(204).send();
   });
 }

@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import type { AppContext } from '../../context.ts';
+import type { Queryable } from '../../db/database.ts';
 import { getCampaign } from '../../db/campaigns.ts';
 import { accountShares, outcomePage, type OutcomeRow } from '../../db/campaignReports.ts';
 import type { ZodApp } from '../app.ts';
@@ -24,26 +25,27 @@ export function csvField(value: unknown): string {
 const csvLine = (row: OutcomeRow) => CSV_COLUMNS.map((c) => csvField(row[c])).join(',') + '\r\n';
 
 /** Reports on one campaign beyond its counters: which accounts sent it, and every recipient's outcome. */
-export function campaignReportRoutes(app: ZodApp, ctx: AppContext): void {
-  const ownCampaign = async (userId: number, id: number) => {
-    const campaign = await getCampaign(ctx.db, userId, id);
+export function campaignReportRoutes(app: ZodApp, _ctx: AppContext): void {
+  const ownCampaign = async (db: Queryable, userId: number, id: number) => {
+    const campaign = await getCampaign(db, userId, id);
     if (!campaign) throw notFound('campaign');
     return campaign;
   };
 
   app.get('/api/v1/campaigns/:id/accounts', { schema: { params: idParams } }, async (req) => {
     const userId = requireUser(req.caller);
-    await ownCampaign(userId, req.params.id);
-    return { items: await accountShares(ctx.db, userId, req.params.id), next: null };
+    await ownCampaign(req.db, userId, req.params.id);
+    return { items: await accountShares(req.db, userId, req.params.id), next: null };
   });
 
-  app.get('/api/v1/campaigns/:id/messages.csv', { schema: { params: idParams } }, async (req, reply) => {
+  // Streamed after the reply has begun, so each page is read in a short transaction of its own.
+  app.get('/api/v1/campaigns/:id/messages.csv', { schema: { params: idParams }, config: { dbScope: 'per-query' } }, async (req, reply) => {
     const userId = requireUser(req.caller);
-    const campaign = await ownCampaign(userId, req.params.id);
+    const campaign = await ownCampaign(req.db, userId, req.params.id);
     async function* lines() {
       yield CSV_COLUMNS.join(',') + '\r\n';
       for (let after = 0; ; ) {
-        const rows = await outcomePage(ctx.db, userId, campaign.id, after, EXPORT_PAGE);
+        const rows = await outcomePage(req.db, userId, campaign.id, after, EXPORT_PAGE);
         if (rows.length === 0) return;
         yield rows.map(csvLine).join('');
         after = rows.at(-1)!.id;

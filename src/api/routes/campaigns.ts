@@ -2,12 +2,14 @@ import { z } from 'zod';
 import { pauseCampaign, resumeCampaign, startCampaign, stopCampaign } from '../../campaigns/lifecycle.ts';
 import { compileCampaign, TemplateError } from '../../campaigns/template.ts';
 import type { AppContext } from '../../context.ts';
+import type { Queryable } from '../../db/database.ts';
+import { existingListIds } from '../../db/lists.ts';
 import { countRunningCampaigns, getCampaign, insertCampaign, listCampaigns, type Campaign } from '../../db/campaigns.ts';
 import { listMessages } from '../../db/messages.ts';
 import type { ZodApp } from '../app.ts';
 import { requireUser } from '../auth.ts';
 import { ApiError, invalid, notFound } from '../errors.ts';
-import { email, headerSafe, id, idParams, page, pageQuery } from '../schemas.ts';
+import { email, headerSafe, id, idParams, noBody, page, pageQuery } from '../schemas.ts';
 
 /** A user running this many campaigns at once is warned: they share the same accounts' quota. */
 export const MANY_CAMPAIGNS_WARNING_AT = 5;
@@ -32,6 +34,7 @@ const messagesQuery = pageQuery.extend({ status: z.enum(['pending', 'sending', '
 function present(c: Campaign, runningCampaigns: number) {
   const warnings: string[] = [];
   if (c.pauseReason && (c.status === 'paused' || c.status === 'paused_limits')) warnings.push(c.pauseReason);
+  if (c.senderWarning) warnings.push(c.senderWarning);
   if (runningCampaigns >= MANY_CAMPAIGNS_WARNING_AT && (c.status === 'running' || c.status === 'paused_limits')) {
     warnings.push(`this user runs ${runningCampaigns} campaigns at once; they share the same SMTP accounts and quota`);
   }
@@ -51,6 +54,7 @@ function present(c: Campaign, runningCampaigns: number) {
     suppressed: c.suppressed,
     cancelled: c.cancelled,
     pending: c.total - c.sent - c.failed - c.suppressed - c.cancelled,
+    possiblyDelivered: c.possiblyDelivered,
     resumeAt: c.resumeAt,
     scheduledAt: c.scheduledAt,
     startedAt: c.startedAt,
@@ -61,8 +65,7 @@ function present(c: Campaign, runningCampaigns: number) {
 }
 
 export function campaignRoutes(app: ZodApp, ctx: AppContext): void {
-  const { db } = ctx;
-  const show = async (c: Campaign) => present(c, await countRunningCampaigns(db, c.userId));
+  const show = async (db: Queryable, c: Campaign) => present(c, await countRunningCampaigns(db, c.userId));
 
   app.post('/api/v1/campaigns', { schema: { body: createBody } }, async (req, reply) => {
     const userId = requireUser(req.caller);
@@ -74,11 +77,11 @@ export function campaignRoutes(app: ZodApp, ctx: AppContext): void {
       throw err;
     }
     const listIds = [...new Set(b.listIds)];
-    const owned = await db.query<{ id: number }>('SELECT id FROM lists WHERE user_id = $1 AND id = ANY($2::int[])', [userId, listIds]);
-    const missing = listIds.filter((l) => !owned.some((o) => o.id === l));
+    const owned = new Set(await existingListIds(req.db, userId, listIds));
+    const missing = listIds.filter((l) => !owned.has(l));
     if (missing.length > 0) throw invalid('listIds', `no such list: ${missing.join(', ')}`);
     const campaign = await insertCampaign(
-      db,
+      req.db,
       userId,
       {
         name: b.name,
@@ -92,36 +95,37 @@ export function campaignRoutes(app: ZodApp, ctx: AppContext): void {
       },
       ctx.clock.now(),
     );
-    if (campaign.scheduledAt) ctx.events.emit({ type: 'engine.wake', userId });
-    return reply.status(201).send(await show(campaign));
+    if (campaign.scheduledAt) req.afterCommit(() => ctx.events.emit({ type: 'engine.wake', userId }));
+    return reply.status(201).send(await show(req.db, campaign));
   });
 
   app.get('/api/v1/campaigns', { schema: { querystring: pageQuery } }, async (req) => {
     const userId = requireUser(req.caller);
-    const rows = await listCampaigns(db, userId, req.query.after ?? 0, req.query.limit + 1);
-    const running = await countRunningCampaigns(db, userId);
+    const rows = await listCampaigns(req.db, userId, req.query.after ?? 0, req.query.limit + 1);
+    const running = await countRunningCampaigns(req.db, userId);
     return page(rows.map((c) => present(c, running)), req.query.limit);
   });
 
   app.get('/api/v1/campaigns/:id', { schema: { params: idParams } }, async (req) => {
-    const campaign = await getCampaign(db, requireUser(req.caller), req.params.id);
+    const campaign = await getCampaign(req.db, requireUser(req.caller), req.params.id);
     if (!campaign) throw notFound('campaign');
-    return show(campaign);
+    return show(req.db, campaign);
   });
 
   const actions = { start: startCampaign, pause: pauseCampaign, resume: resumeCampaign, stop: stopCampaign };
   for (const [action, run] of Object.entries(actions)) {
-    app.post(`/api/v1/campaigns/:id/${action}`, { schema: { params: idParams } }, async (req) => {
-      const campaign = await run(ctx, requireUser(req.caller), req.params.id);
-      return show(campaign);
+    // The state machine runs its own transactions (and stop deliberately none around both its steps).
+    app.post(`/api/v1/campaigns/:id/${action}`, { schema: { params: idParams, body: noBody }, config: { dbScope: 'per-query' } }, async (req) => {
+      const campaign = await run({ ...ctx, db: req.db }, requireUser(req.caller), req.params.id);
+      return show(req.db, campaign);
     });
   }
 
   app.get('/api/v1/campaigns/:id/messages', { schema: { params: idParams, querystring: messagesQuery } }, async (req) => {
     const userId = requireUser(req.caller);
-    if (!(await getCampaign(db, userId, req.params.id))) throw notFound('campaign');
+    if (!(await getCampaign(req.db, userId, req.params.id))) throw notFound('campaign');
     const q = req.query;
-    const rows = await listMessages(db, userId, req.params.id, { status: q.status, after: q.after ?? 0, limit: q.limit + 1 });
+    const rows = await listMessages(req.db, userId, req.params.id, { status: q.status, after: q.after ?? 0, limit: q.limit + 1 });
     return page(rows, q.limit);
   });
 }

@@ -7,8 +7,7 @@ import { getList, insertList, listLists } from '../../db/lists.ts';
 import type { ZodApp } from '../app.ts';
 import { requireUser } from '../auth.ts';
 import { ApiError, invalid, notFound } from '../errors.ts';
-import { idParams, page, pageQuery } from '../schemas.ts';
-import { displayName } from './servers.ts';
+import { displayName, idParams, page, pageQuery } from '../schemas.ts';
 
 const createListBody = z.object({ name: displayName }).strict();
 
@@ -17,17 +16,17 @@ const jsonImportBody = z.object({ contacts: z.array(z.unknown()) }).strict();
 
 export function listRoutes(app: ZodApp, ctx: AppContext): void {
   app.post('/api/v1/lists', { schema: { body: createListBody } }, async (req, reply) => {
-    const list = await insertList(ctx.db, requireUser(req.caller), req.body.name, ctx.clock.now());
+    const list = await insertList(req.db, requireUser(req.caller), req.body.name, ctx.clock.now());
     return reply.status(201).send(list);
   });
 
   app.get('/api/v1/lists', { schema: { querystring: pageQuery } }, async (req) => {
-    const rows = await listLists(ctx.db, requireUser(req.caller), req.query.after ?? 0, req.query.limit + 1);
+    const rows = await listLists(req.db, requireUser(req.caller), req.query.after ?? 0, req.query.limit + 1);
     return page(rows, req.query.limit);
   });
 
   app.get('/api/v1/lists/:id', { schema: { params: idParams } }, async (req) => {
-    const list = await getList(ctx.db, requireUser(req.caller), req.params.id);
+    const list = await getList(req.db, requireUser(req.caller), req.params.id);
     if (!list) throw notFound('list');
     return list;
   });
@@ -38,12 +37,12 @@ export function listRoutes(app: ZodApp, ctx: AppContext): void {
     const scoped = plugin.withTypeProvider<ZodTypeProvider>();
     scoped.addContentTypeParser('text/csv', (_req, payload, done) => done(null, payload));
 
-    scoped.post('/api/v1/lists/:id/contacts', { schema: { params: idParams } }, async (req) => {
+    scoped.post('/api/v1/lists/:id/contacts', { schema: { params: idParams }, config: { dbScope: 'per-query' } }, async (req) => {
       const userId = requireUser(req.caller);
-      const list = await getList(ctx.db, userId, req.params.id);
+      const list = await getList(req.db, userId, req.params.id);
       if (!list) throw notFound('list');
       const now = ctx.clock.now();
-      if (req.body instanceof Readable) return importContacts(ctx.db, userId, list.id, csvContacts(req.body), now);
+      if (req.body instanceof Readable) return importContacts(req.db, userId, list.id, csvContacts(req.body), now);
       // Fastify reads text/plain as a string: most likely a CSV sent with the wrong type.
       if (typeof req.body === 'string') {
         throw new ApiError(415, 'unsupported_media_type', 'send contacts as application/json or text/csv');
@@ -53,7 +52,7 @@ export function listRoutes(app: ZodApp, ctx: AppContext): void {
         const issue = body.error.issues[0]!;
         throw invalid(issue.path.join('.') || 'body', issue.message);
       }
-      return importContacts(ctx.db, userId, list.id, jsonContacts(body.data.contacts), now);
+      return importContacts(req.db, userId, list.id, jsonContacts(body.data.contacts), now);
     });
   });
 }

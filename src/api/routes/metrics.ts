@@ -11,7 +11,8 @@ export function metricsRoutes(app: ZodApp, ctx: AppContext): void {
   const metrics = new Metrics(ctx);
   app.addHook('onClose', async () => metrics.close());
 
-  app.get('/metrics', async (req, reply) => {
+  const description = 'Prometheus metrics of the whole system (text format); needs the admin key.';
+  app.get('/metrics', { schema: { description } }, async (req, reply) => {
     requireAdmin(await authenticate(ctx, req));
     return reply.type(metrics.contentType).send(await metrics.scrape());
   });

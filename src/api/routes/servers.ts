@@ -5,7 +5,7 @@ import { deleteServer, getServer, insertServer, listServers, updateServer } from
 import type { ZodApp } from '../app.ts';
 import { requireUser } from '../auth.ts';
 import { conflict, notFound } from '../errors.ts';
-import { idParams, page, pageQuery } from '../schemas.ts';
+import { displayName, idParams, page, pageQuery } from '../schemas.ts';
 
 // Letters, digits, hyphens and (for container and intranet names) underscores, in dot-separated labels.
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
@@ -14,13 +14,6 @@ const isHost = (s: string) => isIP(s) !== 0 || HOSTNAME.test(s);
 
 // Not trimmed: a host with stray whitespace or line breaks is a mistake to report, not to repair.
 const host = z.string().max(253).refine(isHost, 'must be a hostname or an IP address');
-
-export const displayName = z
-  .string()
-  .trim()
-  .min(1)
-  .max(200)
-  .refine((s) => !/[\r\n\0]/.test(s), 'must not contain line breaks or NUL');
 
 const serverShape = {
   name: displayName,
@@ -41,37 +34,37 @@ export function serverRoutes(app: ZodApp, ctx: AppContext): void {
 
   app.post('/api/v1/smtp-servers', { schema: { body: createServerBody } }, async (req, reply) => {
     const userId = requireUser(req.caller);
-    const server = await insertServer(ctx.db, userId, req.body, ctx.clock.now());
-    wake(userId);
+    const server = await insertServer(req.db, userId, req.body, ctx.clock.now());
+    req.afterCommit(() => wake(userId));
     return reply.status(201).send(server);
   });
 
   app.get('/api/v1/smtp-servers', { schema: { querystring: pageQuery } }, async (req) => {
     const userId = requireUser(req.caller);
-    const rows = await listServers(ctx.db, userId, req.query.after ?? 0, req.query.limit + 1);
+    const rows = await listServers(req.db, userId, req.query.after ?? 0, req.query.limit + 1);
     return page(rows, req.query.limit);
   });
 
   app.get('/api/v1/smtp-servers/:id', { schema: { params: idParams } }, async (req) => {
-    const server = await getServer(ctx.db, requireUser(req.caller), req.params.id);
+    const server = await getServer(req.db, requireUser(req.caller), req.params.id);
     if (!server) throw notFound('SMTP server');
     return server;
   });
 
   app.patch('/api/v1/smtp-servers/:id', { schema: { params: idParams, body: patchServerBody } }, async (req) => {
     const userId = requireUser(req.caller);
-    const server = await updateServer(ctx.db, userId, req.params.id, req.body);
+    const server = await updateServer(req.db, userId, req.params.id, req.body);
     if (!server) throw notFound('SMTP server');
-    wake(userId);
+    req.afterCommit(() => wake(userId));
     return server;
   });
 
   app.delete('/api/v1/smtp-servers/:id', { schema: { params: idParams } }, async (req, reply) => {
     const userId = requireUser(req.caller);
-    const outcome = await deleteServer(ctx.db, userId, req.params.id);
+    const outcome = await deleteServer(req.db, userId, req.params.id);
     if (outcome === 'not_found') throw notFound('SMTP server');
     if (outcome === 'in_use') throw conflict('server_in_use', 'SMTP accounts still use this server: delete or move them first');
-    wake(userId);
+    req.afterCommit(() => wake(userId));
     return reply.status(204).send();
   });
 }

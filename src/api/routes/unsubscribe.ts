@@ -1,10 +1,13 @@
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { readUnsubscribeToken } from '../../campaigns/unsubscribe.ts';
 import type { AppContext } from '../../context.ts';
 import { addSuppressions } from '../../db/suppressions.ts';
+import { tenantScope } from '../../db/tenantScope.ts';
 import type { ZodApp } from '../app.ts';
 import { ApiError } from '../errors.ts';
 
+const FORM_LIMIT_BYTES = 64 * 1024;
 const tokenParams = z.object({ token: z.string().max(2000) }).strict();
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -21,8 +24,10 @@ function page(title: string, body: string): string {
  * fetch every URL in a message.
  */
 export function unsubscribeRoutes(app: ZodApp, ctx: AppContext): void {
+  // Links in mail sent before a key rotation were signed with a previous key.
+  const keys = [ctx.secrets.secretKey, ...ctx.secrets.previousKeys];
   const claimOf = (token: string) => {
-    const claim = readUnsubscribeToken(ctx.secrets.secretKey, token);
+    const claim = keys.map((key) => readUnsubscribeToken(key, token)).find((c) => c !== undefined);
     if (!claim) throw new ApiError(404, 'invalid_token', 'this unsubscribe link is not valid');
     return claim;
   };
@@ -39,9 +44,17 @@ export function unsubscribeRoutes(app: ZodApp, ctx: AppContext): void {
       );
   });
 
-  app.post('/u/:token', { schema: { params: tokenParams } }, async (req, reply) => {
-    const claim = claimOf(req.params.token);
-    await addSuppressions(ctx.db, claim.userId, [claim.email], 'unsubscribed', ctx.clock.now());
-    return reply.type('text/html; charset=utf-8').send(page('Unsubscribed', `<p>${escapeHtml(claim.email)} will receive no more emails from this sender.</p>`));
+  // The one-click POST is a form ("List-Unsubscribe=One-Click", urlencoded or multipart) whose
+  // content carries nothing the token does not: read it (within a small limit) and ignore it.
+  app.register(async (plugin) => {
+    const scoped = plugin.withTypeProvider<ZodTypeProvider>();
+    scoped.addContentTypeParser(['application/x-www-form-urlencoded', 'multipart/form-data'], { parseAs: 'string', bodyLimit: FORM_LIMIT_BYTES }, (_req, _body, done) =>
+      done(null, undefined),
+    );
+    scoped.post('/u/:token', { schema: { params: tokenParams } }, async (req, reply) => {
+      const claim = claimOf(req.params.token);
+      await addSuppressions(tenantScope(ctx.db, claim.userId), claim.userId, [claim.email], 'unsubscribed', ctx.clock.now());
+      return reply.type('text/html; charset=utf-8').send(page('Unsubscribed', `<p>${escapeHtml(claim.email)} will receive no more emails from this sender.</p>`));
+    });
   });
 }

@@ -1,30 +1,28 @@
 import { z } from 'zod';
 import type { AppContext } from '../../context.ts';
-import { insertApiKey } from '../../db/apiKeys.ts';
 import { getUser, insertUser } from '../../db/users.ts';
-import { hashApiKey, newApiKey } from '../../secrets.ts';
 import type { ZodApp } from '../app.ts';
 import { requireAdmin, requireUser } from '../auth.ts';
 import { notFound } from '../errors.ts';
-import { email } from '../schemas.ts';
+import { displayName, email } from '../schemas.ts';
+import { issueKey } from './keys.ts';
 
-const createUserBody = z.object({ name: z.string().trim().min(1).max(200), email }).strict();
+const createUserBody = z.object({ name: displayName, email }).strict();
 
 export function userRoutes(app: ZodApp, ctx: AppContext): void {
   app.post('/api/v1/users', { schema: { body: createUserBody } }, async (req, reply) => {
     requireAdmin(req.caller);
     const now = ctx.clock.now();
-    const apiKey = newApiKey();
-    const user = await ctx.db.transaction(async (tx) => {
-      const created = await insertUser(tx, req.body.name, req.body.email, now);
-      await insertApiKey(tx, created.id, hashApiKey(apiKey), apiKey.slice(0, 8), now);
-      return created;
+    const created = await req.db.transaction(async (tx) => {
+      const user = await insertUser(tx, req.body.name, req.body.email, now);
+      const { apiKey } = await issueKey(tx, user.id, now);
+      return { ...user, apiKey };
     });
-    return reply.status(201).send({ ...user, apiKey });
+    return reply.status(201).send(created);
   });
 
   app.get('/api/v1/me', async (req) => {
-    const user = await getUser(ctx.db, requireUser(req.caller));
+    const user = await getUser(req.db, requireUser(req.caller));
     if (!user) throw notFound('user');
     return user;
   });

@@ -134,7 +134,9 @@ CREATE TABLE messages (
 -- Claims read only pending rows, in id order, per campaign.
 CREATE INDEX messages_pending ON messages (campaign_id, id) WHERE status = 'pending';
 CREATE INDEX messages_sending ON messages (account_id) WHERE status = 'sending';
+-- Per-campaign listings, all statuses or one (e.g. the failed ones of a million-row campaign).
 CREATE INDEX messages_campaign ON messages (campaign_id, id);
+CREATE INDEX messages_campaign_status ON messages (campaign_id, status, id);
 
 CREATE TABLE suppressions (
   user_id     integer NOT NULL REFERENCES users ON DELETE CASCADE,

@@ -1,0 +1,35 @@
+import type { AppContext } from '../../context.ts';
+import { accountHealth } from '../../db/smtpAccounts.ts';
+import { accountSummaries, campaignLoad, loadPerUser } from '../../db/stats.ts';
+import { readUsage } from '../../db/usage.ts';
+import type { ZodApp } from '../app.ts';
+
+/**
+ * What is going on now: a user's key sees its own load and accounts; the admin key sees the whole
+ * system, plus how many users are sending at once and each one's load (see db/stats.ts).
+ */
+export function statsRoutes(app: ZodApp, ctx: AppContext): void {
+  app.get('/api/v1/stats', async (req) => {
+    const userId = req.caller.kind === 'user' ? req.caller.userId : undefined;
+    const now = ctx.clock.now();
+    const load = await campaignLoad(req.db, userId);
+    const summaries = await accountSummaries(req.db, userId);
+    const usage = await readUsage(req.db, summaries.map((a) => a.id), now);
+    const accounts = summaries.map((a) => {
+      const u = usage.get(a.id);
+      return {
+        accountId: a.id,
+        ...(userId === undefined ? { userId: a.userId } : {}),
+        email: a.email,
+        sentThisHour: u?.sentThisHour ?? 0,
+        sentToday: u?.sentToday ?? 0,
+        hourlyLimit: a.hourlyLimit,
+        dailyLimit: a.dailyLimit,
+        health: accountHealth(a, now),
+      };
+    });
+    const view = { activeCampaigns: load.activeCampaigns, pending: load.pending, accounts };
+    if (userId === undefined) return { ...view, concurrentUsers: load.concurrentUsers, perUser: await loadPerUser(req.db) };
+    return view;
+  });
+}
