@@ -3,6 +3,7 @@ import { estimateFinish, type AccountQuota } from '../src/web/lib/eta.js';
 import { formatCountdown, formatDuration, formatRate, percentDone } from '../src/web/lib/format.js';
 import { RateMeter } from '../src/web/lib/rate.js';
 import { createSseParser } from '../src/web/lib/sse.js';
+import { subscribeCampaign } from '../src/web/live.js';
 
 const account = (usage: Partial<AccountQuota['usage']>, extra: Partial<AccountQuota> = {}): AccountQuota => ({
   usage: { sentThisHour: 0, sentToday: 0, hourlyLimit: 0, dailyLimit: 0, ...usage },
@@ -90,5 +91,50 @@ describe('Server-Sent Events parser', () => {
       { event: 'status', data: '{"a":\n2}' },
       { event: 'message', data: 'plain' },
     ]);
+  });
+});
+
+describe('live campaign updates (src/web/live.js)', () => {
+  const until = async (cond: () => boolean) => {
+    for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 25));
+    expect(cond()).toBe(true);
+  };
+
+  it('reads the stream: progress events as they come, and the whole campaign again on a status change', async () => {
+    const reads: string[] = [];
+    const seen: any[] = [];
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        const enc = new TextEncoder();
+        controller.enqueue(enc.encode('event: progress\ndata: {"id":7,"sent":3}\n\n: keep-alive\n\n'));
+        controller.enqueue(enc.encode('event: status\ndata: {"id":7,"status":"paused_limits"}\n\n'));
+      },
+    });
+    const api = {
+      get: async (path: string) => (reads.push(path), { id: 7, name: 'Full', warnings: ['at a limit'] }),
+      stream: async () => new Response(body, { headers: { 'content-type': 'text/event-stream' } }),
+    };
+    const stop = subscribeCampaign(api, 7, (c) => seen.push(c));
+    await until(() => seen.length >= 4);
+    stop();
+    expect(seen).toContainEqual({ id: 7, sent: 3 });
+    expect(seen).toContainEqual({ id: 7, status: 'paused_limits' });
+    // Once on connect, once for the status change.
+    expect(reads).toEqual(['/campaigns/7', '/campaigns/7']);
+  });
+
+  it('polls the campaign instead when the server has no event stream (404)', async () => {
+    let reads = 0;
+    let streams = 0;
+    const api = {
+      get: async () => ({ id: 9, sent: ++reads }),
+      stream: async () => (streams++, new Response('{"error":{"code":"not_found","message":"no route"}}', { status: 404 })),
+    };
+    const seen: any[] = [];
+    const stop = subscribeCampaign(api, 9, (c) => seen.push(c));
+    await until(() => seen.length >= 2);
+    stop();
+    expect(streams).toBe(1);
+    expect(seen.map((c) => c.sent)).toEqual([1, 2]);
   });
 });

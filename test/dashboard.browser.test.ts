@@ -169,6 +169,14 @@ describe.skipIf(!chromiumPath).each(databaseKinds)('the dashboard in headless Ch
     await page.getByLabel('API key').fill(t.adminKey);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('heading', { name: 'System', level: 1 }).waitFor();
+    // The system view shows what GET /stats says: one user sending one campaign, its queue.
+    const stats = await must(t, t.adminKey, 'GET', '/api/v1/stats');
+    const counter = (label: string) => page.locator('.counters div', { hasText: label }).locator('dd');
+    await expect.poll(() => counter('Queue depth').textContent()).toBe(String(stats.pending));
+    expect(await counter('Active campaigns').textContent()).toBe(String(stats.activeCampaigns));
+    expect(await counter('Concurrent users').textContent()).toBe(String(stats.concurrentUsers));
+    expect(stats.perUser).toHaveLength(1);
+    await page.getByRole('progressbar', { name: `Pending messages of user ${stats.perUser[0].userId}` }).waitFor();
     await page.getByLabel('Email').fill('new@browser.test');
     await page.getByLabel('Name').fill('New user');
     await page.getByRole('button', { name: 'Create user' }).click();

@@ -7,25 +7,34 @@ export const FINAL = new Set(['completed', 'stopped']);
 export const LIVE_STATES = new Set(['running', 'paused_limits']);
 
 /**
- * Campaigns by id, fed from list reads, live events and action replies; an update may carry only
- * some fields and is merged into what is known. A reading that started before the one already shown
- * is dropped, so a slow list read never rolls a card back. Also measures each running campaign's
- * rate from the readings.
+ * Campaigns by id, fed from list reads, live events and action replies. An update may carry only
+ * some fields (live events do), so each field keeps the time of the reading it came from, and a
+ * reading that started before a field's last one does not overwrite it: a slow list read never rolls
+ * a card back, and a full read is still taken for the fields a newer event did not carry. Also
+ * measures each running campaign's rate from the readings.
  */
 export function useCampaigns() {
   const [campaigns, setCampaigns] = useState(() => new Map());
-  const latest = useRef(new Map());
+  const known = useRef(new Map());
+  const fieldTimes = useRef(new Map());
   const meters = useRef(new Map());
 
-  const apply = useCallback((campaign, at = performance.now()) => {
-    const seen = latest.current.get(campaign.id);
-    if (seen !== undefined && seen > at) return;
-    latest.current.set(campaign.id, at);
-    let meter = meters.current.get(campaign.id);
-    if (!meter) meters.current.set(campaign.id, (meter = new RateMeter()));
-    if (campaign.status === 'running') meter.add(at, campaign.sent + campaign.failed);
-    else meter.reset();
-    setCampaigns((prev) => new Map(prev).set(campaign.id, { ...prev.get(campaign.id), ...campaign }));
+  const apply = useCallback((update, at = performance.now()) => {
+    const times = fieldTimes.current.get(update.id) ?? {};
+    fieldTimes.current.set(update.id, times);
+    const fresh = {};
+    for (const [field, value] of Object.entries(update)) {
+      if (times[field] !== undefined && times[field] > at) continue;
+      times[field] = at;
+      fresh[field] = value;
+    }
+    const c = { ...known.current.get(update.id), ...fresh };
+    known.current.set(update.id, c);
+    let meter = meters.current.get(c.id);
+    if (!meter) meters.current.set(c.id, (meter = new RateMeter()));
+    if (c.status !== 'running') meter.reset();
+    else if ('sent' in fresh || 'failed' in fresh) meter.add(at, c.sent + c.failed);
+    setCampaigns(new Map(known.current));
   }, []);
 
   const rateOf = useCallback((id) => meters.current.get(id)?.perSecond() ?? null, []);
