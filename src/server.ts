@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { logActivity } from './activityLog.ts';
 import { buildApp } from './api/app.ts';
 import { scheduleDailyRetention } from './campaigns/retention.ts';
 import { systemClock, type Clock } from './clock.ts';
@@ -43,6 +44,7 @@ export async function startMailPilot(opts: StartOptions): Promise<MailPilot> {
   const unbridge = await bridgeEvents(ctx.events, db, log);
 
   const engine = opts.engine ? new Engine(ctx) : undefined;
+  const stopActivityLog = logActivity(ctx.events, log, engine?.owner);
   let app: FastifyInstance | undefined;
   let url: string | undefined;
   if (opts.api) {
@@ -61,6 +63,7 @@ export async function startMailPilot(opts: StartOptions): Promise<MailPilot> {
       // The engine's shutdown is bounded (engine.ts SHUTDOWN_*), and need not wait for the API's.
       await Promise.all([app?.close(), retention?.stop(), engine?.stop()]);
       await unbridge();
+      stopActivityLog();
       if (!opts.db) await db.close();
     },
   };

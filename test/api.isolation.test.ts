@@ -64,6 +64,8 @@ const PROBES: Probe[] = [
   { method: 'POST', route: '/api/v1/campaigns/{id}/stop', path: (v) => `/api/v1/campaigns/${v.campaignId}/stop`, status: 404 },
   { method: 'GET', route: '/api/v1/campaigns/{id}/messages', path: (v) => `/api/v1/campaigns/${v.campaignId}/messages`, status: 404 },
   { method: 'GET', route: '/api/v1/campaigns/{id}/events', path: (v) => `/api/v1/campaigns/${v.campaignId}/events`, status: 404 },
+  { method: 'GET', route: '/api/v1/campaigns/{id}/accounts', path: (v) => `/api/v1/campaigns/${v.campaignId}/accounts`, status: 404 },
+  { method: 'GET', route: '/api/v1/campaigns/{id}/messages.csv', path: (v) => `/api/v1/campaigns/${v.campaignId}/messages.csv`, status: 404 },
   { method: 'DELETE', route: '/api/v1/me/keys/{id}', path: (v) => `/api/v1/me/keys/${v.keyId}`, status: 404 },
   { method: 'DELETE', route: '/api/v1/suppressions', path: () => '/api/v1/suppressions', body: (v) => ({ email: v.suppressed }), status: 404 },
   { method: 'DELETE', route: '/api/v1/suppressions', path: (v) => `/api/v1/suppressions?email=${encodeURIComponent(v.suppressed)}`, status: 404 },

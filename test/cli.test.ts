@@ -1,120 +1,120 @@
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase, type Database } from '../src/db/database.ts';
-import { migrate } from '../src/db/migrate.ts';
-import { databaseKinds, freshDatabase, type TestDatabase } from './helpers/db.ts';
-import { must } from './helpers/fixtures.ts';
+import { databaseKinds } from './helpers/db.ts';
+import { runCli } from './helpers/cli.ts';
+import { addList, must } from './helpers/fixtures.ts';
 import { startTestMailPilot, type TestMailPilot } from './helpers/mailpilot.ts';
+import { startSmtpPeer, type SmtpPeer } from './helpers/smtpPeer.ts';
 
-const run = promisify(execFile);
-const DAY = 24 * 60 * 60 * 1000;
+// Each command is a new Node process compiling TypeScript on start: a dozen of them take a while on a busy machine.
+const CLI_TEST_TIMEOUT_MS = 300_000;
 
-/** Runs `mailpilot ARGS` as a user would, from the project directory. */
-function mailpilot(args: string[], env: Record<string, string>) {
-  return run(process.execPath, ['bin/mailpilot.js', ...args], {
-    cwd: new URL('..', import.meta.url).pathname,
-    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
-  });
-}
-
-describe.each(databaseKinds)('mailpilot lists import (%s)', (kind) => {
+describe.each(databaseKinds)('the CLI drives a campaign from the command line, with exit codes scripts can trust (%s)', (kind) => {
   let t: TestMailPilot;
-  let dir: string;
+  let peer: SmtpPeer;
   beforeAll(async () => {
-    t = await startTestMailPilot(kind, { engine: false });
-    dir = mkdtempSync(join(tmpdir(), 'mailpilot-cli-'));
+    t = await startTestMailPilot(kind);
+    peer = await startSmtpPeer({ users: { news: 'secret from stdin' } });
   });
   afterAll(async () => {
     await t.close();
-    rmSync(dir, { recursive: true, force: true });
+    await peer.close();
   });
 
-  it('streams a CSV file to a new or a given list and reports the counts', async () => {
-    const { apiKey } = await t.createUser();
-    const env = { MAILPILOT_URL: t.url, MAILPILOT_API_KEY: apiKey };
-    const file = join(dir, 'customers.csv');
-    writeFileSync(file, 'email,name,plan\nann@cli.test,Ann,pro\nbob@cli.test,Bob,free\nANN@cli.test,Dup,x\nnot-an-address,X,y\n');
-
-    const created = await mailpilot(['lists', 'import', file, '--json'], env);
-    const reply = JSON.parse(created.stdout);
-    expect(reply).toMatchObject({ added: 2, updated: 0, duplicates: 1, invalidCount: 1 });
-    const list = await must(t, apiKey, 'GET', `/api/v1/lists/${reply.listId}`);
-    expect(list).toMatchObject({ name: 'customers', contactCount: 2 });
-
-    const again = await mailpilot(['lists', 'import', file, '--list', String(reply.listId)], env);
-    expect(again.stdout).toBe(`list ${reply.listId}: 0 added, 2 updated, 1 duplicates, 1 invalid\n  row 4: email: not a valid email address (not-an-address)\n`);
-
-    const refused = await mailpilot(['lists', 'import', file, '--list', '999999'], env).catch((err: { stderr: string; code: number }) => err);
-    expect(refused).toMatchObject({ code: 1, stderr: expect.stringContaining('failed (404): list not found') });
-    const noKey = await mailpilot(['lists', 'import', file], { MAILPILOT_URL: t.url, MAILPILOT_API_KEY: '' }).catch((err: { stderr: string }) => err);
-    expect(noKey).toMatchObject({ stderr: expect.stringContaining('MAILPILOT_API_KEY must be set') });
-  });
-});
-
-describe.each(databaseKinds)('mailpilot archive (%s)', (kind) => {
-  let dir: string;
-  let pg: TestDatabase | undefined;
-  beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'mailpilot-cli-'));
-    if (kind === 'postgres') pg = await freshDatabase('postgres');
-  });
-  afterAll(async () => {
-    await pg?.drop();
-    rmSync(dir, { recursive: true, force: true });
-  });
-
-  /** The database the command will use: the test server's, or an embedded one in the data dir. */
-  const open = async (): Promise<Database> => {
-    if (pg) return pg.db;
-    const db = await openDatabase({ dataDir: join(dir, 'pglite') });
-    await migrate(db);
-    return db;
-  };
-  const close = async (db: Database) => {
-    if (!pg) await db.close();
+  const as = (key: string) => ({ MAILPILOT_URL: t.url, MAILPILOT_API_KEY: key });
+  const json = async (args: string[], key: string, input?: string) => {
+    const r = await runCli(['--json', ...args], { env: as(key), input });
+    if (r.code !== 0) throw new Error(`mailpilot ${args.join(' ')} → exit ${r.code}: ${r.stderr}`);
+    return JSON.parse(r.stdout);
   };
 
-  it('removes the rows of campaigns finished more than MAILPILOT_RETENTION_DAYS ago', async () => {
-    let db = await open();
-    const now = Date.now();
-    await db.exec(`INSERT INTO users (id, name, email, created_at) VALUES (1, 'u', 'u@x.test', now())`);
-    for (const [id, finishedDaysAgo] of [
-      [1, 40],
-      [2, 5],
-    ] as const) {
-      await db.query(
-        `INSERT INTO campaigns (id, user_id, name, subject, text, list_ids, status, completed_at, total, sent, failed, created_at)
-         VALUES ($1, 1, 'c', 's', 't', '{}', 'completed', $2, 3, 2, 1, $2)`,
-        [id, new Date(now - finishedDaysAgo * DAY)],
-      );
-      await db.query(
-        `INSERT INTO messages (campaign_id, user_id, email, status) VALUES ($1, 1, 'a@x.test', 'sent'), ($1, 1, 'b@x.test', 'sent'), ($1, 1, 'c@x.test', 'failed')`,
-        [id],
-      );
-    }
-    await close(db);
+  it('creates a user, its server, account, list and campaign, starts it and watches it to completion', async () => {
+    const user = await json(['users', 'create', '--name', 'Cli', '--email', 'cli@example.test'], t.adminKey);
+    expect(user.apiKey).toMatch(/^mp_/);
+    const key = user.apiKey;
 
-    const env: Record<string, string> = pg ? { DATABASE_URL: pg.url! } : { DATABASE_URL: '', MAILPILOT_DATA_DIR: dir };
-    const { stdout } = await mailpilot(['archive'], { ...env, MAILPILOT_RETENTION_DAYS: '30' });
-    expect(stdout).toBe('archived 1 campaign(s), 2 per-recipient row(s) removed\n');
+    const server = await json(['smtp', 'add-server', '--name', 'peer', '--host', '127.0.0.1', '--port', String(peer.port), '--security', 'none'], key);
+    const account = await json(
+      ['smtp', 'add-account', '--server', String(server.id), '--email', 'news@cli.test', '--username', 'news', '--password-stdin',
+        '--hourly-limit', '100', '--daily-limit', '1000'],
+      key,
+      'secret from stdin\n',
+    );
+    expect(account).toMatchObject({ email: 'news@cli.test', hasPassword: true, usage: { hourlyLimit: 100, dailyLimit: 1000 } });
+    expect(JSON.stringify(account)).not.toContain('secret from stdin');
 
-    db = await open();
-    const rows = await db.query<{ campaign_id: number; status: string }>('SELECT campaign_id, status FROM messages ORDER BY campaign_id, id');
-    expect(rows).toEqual([
-      { campaign_id: 1, status: 'failed' },
-      { campaign_id: 2, status: 'sent' },
-      { campaign_id: 2, status: 'sent' },
-      { campaign_id: 2, status: 'failed' },
-    ]);
-    const campaigns = await db.query<{ id: number; sent: number; archived: boolean }>('SELECT id, sent, archived_at IS NOT NULL AS archived FROM campaigns ORDER BY id');
-    expect(campaigns).toEqual([
-      { id: 1, sent: 2, archived: true },
-      { id: 2, sent: 2, archived: false },
-    ]);
-    await close(db);
-  });
+    const list = await json(['lists', 'create', 'Newsletter'], key);
+    await must(t, key, 'POST', `/api/v1/lists/${list.id}/contacts`, {
+      contacts: Array.from({ length: 40 }, (_, i) => ({ email: `c${i}@rcpt.test`, name: `C${i}` })),
+    });
+    const human = await runCli(['lists', 'show', String(list.id)], { env: as(key) });
+    expect(human).toMatchObject({ code: 0, stdout: `${list.id}\tNewsletter\t40 contacts\n` });
+
+    const campaign = await json(
+      ['campaigns', 'create', '--name', 'From the shell', '--list', String(list.id), '--subject', 'Hi {{name}}', '--text', 'Hello {{name}}', '--from-name', 'Shell'],
+      key,
+    );
+    expect(campaign.status).toBe('draft');
+    expect((await json(['campaigns', 'start', String(campaign.id)], key)).status).toBe('running');
+
+    // --json watch: one JSON line per change, the last one final; exit 0 for completed.
+    const watch = await runCli(['--json', 'campaigns', 'watch', String(campaign.id)], { env: as(key) });
+    expect(watch.code).toBe(0);
+    const updates = watch.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(updates.at(-1)).toMatchObject({ id: campaign.id, status: 'completed', sent: 40, pending: 0 });
+    expect(peer.messages.filter((m) => m.user === 'news')).toHaveLength(40);
+
+    // Without a terminal, watch prints plain progress lines and a summary.
+    const plain = await runCli(['campaigns', 'watch', String(campaign.id)], { env: as(key) });
+    expect(plain.code).toBe(0);
+    expect(plain.stdout).toContain('From the shell 40/40 (100%) sent 40 failed 0 · completed');
+    expect(plain.stdout).toContain(`Campaign ${campaign.id} completed: 40 sent, 0 failed, 0 suppressed, 0 cancelled.`);
+
+    const shown = await runCli(['campaigns', 'show', String(campaign.id)], { env: as(key) });
+    expect(shown.stdout).toContain('status      completed');
+    expect(shown.stdout).toContain('progress    40/40 (100%)');
+
+    const usage = await runCli(['smtp', 'accounts'], { env: as(key) });
+    expect(usage.stdout).toContain('news@cli.test\thour 40/100\tday 40/1000\thealthy');
+
+    // A stopped campaign ends the watch with its own exit code.
+    const second = await json(['campaigns', 'create', '--name', 'Stopped', '--list', String(list.id), '--subject', 's', '--text', 't'], key);
+    await json(['campaigns', 'stop', String(second.id)], key);
+    expect((await runCli(['campaigns', 'watch', String(second.id)], { env: as(key) })).code).toBe(8);
+  }, CLI_TEST_TIMEOUT_MS);
+
+  it('answers each kind of failure with its exit code and the API error', async () => {
+    const { apiKey } = await t.createUser('failing');
+    const listId = await addList(t, apiKey, 1, 'fail.test');
+    const draft = await json(['campaigns', 'create', '--name', 'x', '--list', String(listId), '--subject', 's', '--text', 't'], apiKey);
+
+    const closed = createServer().listen(0, '127.0.0.1');
+    await new Promise((r) => closed.once('listening', r));
+    const closedPort = (closed.address() as { port: number }).port;
+    await new Promise((r) => closed.close(r));
+
+    const cases: [string[], Record<string, string>, number, RegExp][] = [
+      [['campaigns', 'show', '999999'], as(apiKey), 5, /campaign not found/],
+      [['campaigns', 'resume', String(draft.id)], as(apiKey), 6, /cannot resume a campaign that is draft/],
+      [['campaigns', 'start', String(draft.id)], as(apiKey), 6, /add an active SMTP account/],
+      [['campaigns', 'show', String(draft.id)], as('mp_not-a-key'), 4, /valid API key/],
+      [['campaigns', 'show', String(draft.id)], { MAILPILOT_URL: t.url }, 4, /MAILPILOT_API_KEY/],
+      [['users', 'create', '--name', 'n', '--email', 'e@x.test'], as(apiKey), 4, /admin key/],
+      [['smtp', 'add-server', '--name', 'n', '--host', 'bad host', '--port', '25'], as(apiKey), 7, /^mailpilot: host: /],
+      [['campaigns', 'show', 'seven'], as(apiKey), 2, /positive integer/],
+      [['campaigns', 'launch', '1'], as(apiKey), 2, /unknown command/],
+      [['campaigns', 'show', '1'], { MAILPILOT_URL: `http://127.0.0.1:${closedPort}`, MAILPILOT_API_KEY: apiKey }, 3, /cannot reach MailPilot/],
+    ];
+    const results = await Promise.all(cases.map(([args, env]) => runCli(args, { env })));
+    cases.forEach(([args, , code, message], i) => {
+      const r = results[i]!;
+      expect({ args, code: r.code }).toEqual({ args, code });
+      expect(r.stderr).toMatch(message);
+      if (code !== 2) expect(r.stdout).toBe('');
+    });
+
+    const asJson = await runCli(['--json', 'campaigns', 'resume', String(draft.id)], { env: as(apiKey) });
+    expect(asJson.code).toBe(6);
+    expect(JSON.parse(asJson.stderr)).toEqual({ error: { code: 'invalid_state', message: 'cannot resume a campaign that is draft' } });
+  }, CLI_TEST_TIMEOUT_MS);
 });

@@ -17,10 +17,13 @@ import { bindRequestDatabase, noAmbientDatabase, settleRequestTransactions } fro
 import { accountRoutes } from './routes/accounts.ts';
 import { campaignEventRoutes } from './routes/campaignEvents.ts';
 import { campaignTrialRoutes } from './routes/campaignTrials.ts';
+import { campaignReportRoutes } from './routes/campaignReports.ts';
 import { campaignRoutes } from './routes/campaigns.ts';
+import { dashboardRoutes } from './routes/dashboard.ts';
 import { healthRoutes } from './routes/health.ts';
 import { keyRoutes } from './routes/keys.ts';
 import { listRoutes } from './routes/lists.ts';
+import { metricsRoutes } from './routes/metrics.ts';
 import { serverRoutes } from './routes/servers.ts';
 import { statsRoutes } from './routes/stats.ts';
 import { suppressionRoutes } from './routes/suppressions.ts';
@@ -114,9 +117,13 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
     suppressionRoutes,
     suppressionFileRoutes,
     statsRoutes,
+    campaignReportRoutes,
+    dashboardRoutes,
   ];
   for (const register of routes) register(api, routeCtx);
   // Unsubscribe links carry no key: the signed token names the user, and the route scopes itself to it.
   unsubscribeRoutes(api, ctx);
+  // Metrics describe every tenant: the route checks for the admin key and reads the whole database.
+  metricsRoutes(api, ctx);
   return app;
 }

@@ -1,15 +1,16 @@
-import { Command } from 'commander';
-import { archiveFinishedCampaigns } from '../campaigns/retention.ts';
-import { systemClock } from '../clock.ts';
+import { Command, CommanderError } from 'commander';
 import { loadConfig } from '../config.ts';
-import { openDatabase } from '../db/database.ts';
-import { migrate } from '../db/migrate.ts';
-import { RotationError, rotateSecretOfInstall } from './rotateSecret.ts';
-import { createLogger } from '../log.ts';
-import { startMailPilot, type MailPilot } from '../server.ts';
-import { startSink } from '../smtp/sink.ts';
-import { loadClientConfig } from './client.ts';
-import { describeImport, importListFile } from './listImport.ts';
+import type { MailPilot } from '../server.ts';
+import { registerCampaignCommands } from './client/campaigns.ts';
+import { EXIT } from './client/exitCodes.ts';
+import { registerListCommands } from './client/lists.ts';
+import { registerSmtpCommands } from './client/smtp.ts';
+import { registerUserCommands } from './client/users.ts';
+import { registerDemoCommand } from './demo.ts';
+
+// The server side (database, engine, SMTP) is loaded only by the commands that run it, so the
+// client commands start quickly.
+const serverSide = () => import('../server.ts');
 
 /** A stop that has not finished by then is given up, so a supervisor's kill never has to come. */
 const SHUTDOWN_LIMIT_MS = 9_500;
@@ -43,13 +44,17 @@ function stopOnSignals(mp: MailPilot): void {
 const program = new Command()
   .name('mailpilot')
   .description('Multi-user email campaign sender: one worker per SMTP account, exact hourly and daily limits.')
-  .showHelpAfterError();
+  .option('--json', 'print machine-readable JSON (errors too, on stderr)')
+  .showHelpAfterError()
+  // Inherited by every command defined below: a wrong command line exits with EXIT.usage.
+  .exitOverride();
 
 program
   .command('serve')
   .description('migrate the database, then serve the API, the dashboard and the sending engine')
   .action(async () => {
     const config = loadConfig();
+    const { startMailPilot } = await serverSide();
     const mp = await startMailPilot({ config, api: true, engine: true });
     const where = config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `the embedded database in ${config.dataDir}`;
     mp.ctx.log.info({ url: mp.url }, `MailPilot listening on ${mp.url}, using ${where}`);
@@ -68,6 +73,7 @@ program
     if (!config.databaseUrl) {
       program.error('mailpilot worker needs DATABASE_URL: several processes can only share a PostgreSQL server, not the embedded database');
     }
+    const { startMailPilot } = await serverSide();
     const mp = await startMailPilot({ config, api: false, engine: true });
     mp.ctx.log.info({ owner: mp.engine!.owner }, 'MailPilot worker running');
     stopOnSignals(mp);
@@ -77,6 +83,11 @@ program
   .command('migrate')
   .description('apply database migrations and exit')
   .action(async () => {
+    const [{ openDatabase }, { migrate }, { createLogger }] = await Promise.all([
+      import('../db/database.ts'),
+      import('../db/migrate.ts'),
+      import('../log.ts'),
+    ]);
     const config = loadConfig();
     const log = createLogger(config.logLevel);
     const db = await openDatabase({ url: config.databaseUrl, dataDir: config.databaseUrl ? undefined : `${config.dataDir}/pglite` });
@@ -89,6 +100,7 @@ program
   .command('rotate-secret')
   .description('re-encrypt every stored SMTP password under a new secret key (stop MailPilot first; README: "Rotating the secret key")')
   .action(async () => {
+    const { RotationError, rotateSecretOfInstall } = await import('./rotateSecret.ts');
     try {
       const outcome = await rotateSecretOfInstall(loadConfig(), process.env.MAILPILOT_NEW_SECRET_KEY || undefined);
       process.stdout.write(`Re-encrypted ${outcome.reencrypted} SMTP password(s) (${outcome.alreadyNew} already under the new key).\n${outcome.instructions}\n`);
@@ -106,6 +118,7 @@ program
   .option('--host <host>', 'address to listen on', '127.0.0.1')
   .option('-q, --quiet', 'do not print a line per message')
   .action(async (opts: { port: string; host: string; quiet?: boolean }) => {
+    const { startSink } = await import('../smtp/sink.ts');
     const sink = await startSink({
       port: Number(opts.port),
       host: opts.host,
@@ -118,9 +131,15 @@ program
 
 program
   .command('archive')
-  .description(`remove the per-recipient rows of campaigns finished more than MAILPILOT_RETENTION_DAYS (30) days ago; counters stay`)
+  .description('remove the per-recipient rows of campaigns finished more than MAILPILOT_RETENTION_DAYS (30) days ago; counters stay')
   .action(async () => {
     const config = loadConfig();
+    const [{ openDatabase }, { migrate }, { archiveFinishedCampaigns }, { systemClock }] = await Promise.all([
+      import('../db/database.ts'),
+      import('../db/migrate.ts'),
+      import('../campaigns/retention.ts'),
+      import('../clock.ts'),
+    ]);
     const db = await openDatabase({ url: config.databaseUrl, dataDir: config.databaseUrl ? undefined : `${config.dataDir}/pglite` });
     try {
       await migrate(db);
@@ -131,23 +150,17 @@ program
     }
   });
 
-const lists = program.command('lists').description('contact lists (client: talks to MAILPILOT_URL with MAILPILOT_API_KEY)');
-lists
-  .command('import <file>')
-  .description('import a CSV file (header row with an email column; other columns become attributes), with a progress bar')
-  .option('--list <id>', 'the list to import into (default: a new list named after the file)')
-  .option('--name <name>', 'name of the new list')
-  .option('--json', 'print the server reply as JSON')
-  .action(async (file: string, opts: { list?: string; name?: string; json?: boolean }) => {
-    const list = opts.list === undefined ? undefined : Number(opts.list);
-    if (list !== undefined && !(Number.isInteger(list) && list > 0)) program.error(`--list must be a list id, got "${opts.list}"`);
-    try {
-      const config = loadClientConfig();
-      const { listId, result } = await importListFile(config, file, { list, name: opts.name, progress: !opts.json && process.stderr.isTTY });
-      process.stdout.write(opts.json ? `${JSON.stringify({ listId, ...result })}\n` : describeImport(listId, result));
-    } catch (err) {
-      program.error((err as Error).message);
-    }
-  });
+registerUserCommands(program);
+registerSmtpCommands(program);
+registerListCommands(program);
+registerCampaignCommands(program);
+registerDemoCommand(program);
 
-await program.parseAsync(process.argv);
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (!(err instanceof CommanderError)) throw err;
+  // Help and version are answers, not failures; program.error() keeps its own code.
+  const answered = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help';
+  process.exitCode = answered ? EXIT.ok : err.code === 'commander.error' ? err.exitCode : EXIT.usage;
+}

@@ -1,0 +1,52 @@
+import type { Command } from 'commander';
+import { loadClientConfig } from '../client.ts';
+import { describeImport, importListFile } from '../listImport.ts';
+import { clientAction, positiveInt } from './command.ts';
+
+/** `lists create`, `lists show`, `lists import FILE.csv`. */
+export function registerListCommands(program: Command): void {
+  const lists = program.command('lists').description('contact lists');
+
+  lists
+    .command('create')
+    .description('create an empty list')
+    .argument('<name>', 'name of the list')
+    .action(
+      clientAction(async ({ client, print }, name: string) => {
+        const list = await client.request('POST', '/api/v1/lists', { name });
+        print(list, `List ${list.id} (${list.name}) created.`);
+      }),
+    );
+
+  lists
+    .command('show')
+    .description('show one list, or all lists, with their contact counts')
+    .argument('[id]', 'id of the list', positiveInt('id'))
+    .action(
+      clientAction(async ({ client, print }, id?: number) => {
+        if (id !== undefined) {
+          const list = await client.request('GET', `/api/v1/lists/${id}`);
+          print(list, `${list.id}\t${list.name}\t${list.contactCount} contacts`);
+          return;
+        }
+        const all = await client.request('GET', '/api/v1/lists?limit=1000');
+        print(all, all.items.length ? all.items.map((l: any) => `${l.id}\t${l.name}\t${l.contactCount} contacts`).join('\n') : 'No lists yet.');
+      }),
+    );
+
+  lists
+    .command('import')
+    .description('import a CSV file (header row with an email column; other columns become attributes), with a progress bar')
+    .argument('<file>', 'the CSV file')
+    .option('--list <id>', 'the list to import into (default: a new list named after the file)', positiveInt('--list'))
+    .option('--name <name>', 'name of the new list')
+    .option('--json', 'print the server reply as JSON')
+    .action(async (file: string, opts: { list?: number; name?: string; json?: boolean }) => {
+      try {
+        const { listId, result } = await importListFile(loadClientConfig(), file, { ...opts, progress: !opts.json && process.stderr.isTTY });
+        process.stdout.write(opts.json ? `${JSON.stringify({ listId, ...result })}\n` : describeImport(listId, result));
+      } catch (err) {
+        program.error((err as Error).message);
+      }
+    });
+}

@@ -1,0 +1,94 @@
+import type { Command } from 'commander';
+import { clientAction, count, positiveInt } from './command.ts';
+
+interface AccountOptions {
+  server: number;
+  email: string;
+  username?: string;
+  password?: string;
+  passwordStdin?: boolean;
+  hourlyLimit: number;
+  dailyLimit: number;
+  rate?: string;
+  timezone?: string;
+  inactive?: boolean;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+function usageText(a: any): string {
+  const limit = (n: number) => (n === 0 ? 'no limit' : String(n));
+  const health = a.health.state + (a.health.reason ? ` (${a.health.reason})` : '');
+  return `${a.id}\t${a.email}\thour ${a.usage.sentThisHour}/${limit(a.usage.hourlyLimit)}\tday ${a.usage.sentToday}/${limit(a.usage.dailyLimit)}\t${health}`;
+}
+
+/** `smtp add-server`, `smtp add-account`, `smtp accounts`. */
+export function registerSmtpCommands(program: Command): void {
+  const smtp = program.command('smtp').description('SMTP servers and the accounts that send through them');
+
+  smtp
+    .command('add-server')
+    .description('add an SMTP server')
+    .requiredOption('--name <name>', 'a name for it')
+    .requiredOption('--host <host>', 'hostname or IP address')
+    .requiredOption('--port <port>', 'TCP port', positiveInt('--port'))
+    .option('--security <mode>', 'none, starttls or tls', 'starttls')
+    .option('--max-connections <n>', 'SMTP sessions its accounts may open together', positiveInt('--max-connections'))
+    .action(
+      clientAction(async ({ client, print }, o: { name: string; host: string; port: number; security: string; maxConnections?: number }) => {
+        const server = await client.request('POST', '/api/v1/smtp-servers', {
+          name: o.name,
+          host: o.host,
+          port: o.port,
+          security: o.security,
+          ...(o.maxConnections ? { maxConnections: o.maxConnections } : {}),
+        });
+        print(server, `SMTP server ${server.id} (${server.name}, ${server.host}:${server.port}) added.`);
+      }),
+    );
+
+  smtp
+    .command('add-account')
+    .description('add a sending account on a server, with its hourly and daily limits')
+    .requiredOption('--server <id>', 'id of the SMTP server', positiveInt('--server'))
+    .requiredOption('--email <address>', 'the address it sends from')
+    .requiredOption('--hourly-limit <n>', 'sends per clock hour (0 = no limit)', count('--hourly-limit'))
+    .requiredOption('--daily-limit <n>', 'sends per calendar day (0 = no limit)', count('--daily-limit'))
+    .option('--username <name>', 'SMTP login (default: none)')
+    .option('--password <password>', 'SMTP password (visible to other local users in the process list: prefer --password-stdin)')
+    .option('--password-stdin', 'read the SMTP password from standard input')
+    .option('--rate <perSecond>', 'at most this many sends per second')
+    .option('--timezone <zone>', 'IANA zone in which its day starts (default UTC)')
+    .option('--inactive', 'add it switched off')
+    .action(
+      clientAction(async ({ client, print }, o: AccountOptions) => {
+        const password = o.passwordStdin ? await readStdin() : o.password;
+        const account = await client.request('POST', '/api/v1/smtp-accounts', {
+          serverId: o.server,
+          email: o.email,
+          hourlyLimit: o.hourlyLimit,
+          dailyLimit: o.dailyLimit,
+          ...(o.username ? { username: o.username } : {}),
+          ...(password ? { password } : {}),
+          ...(o.rate ? { ratePerSecond: Number(o.rate) } : {}),
+          ...(o.timezone ? { timezone: o.timezone } : {}),
+          ...(o.inactive ? { active: false } : {}),
+        });
+        print(account, `SMTP account ${account.id} (${account.email}) added.`);
+      }),
+    );
+
+  smtp
+    .command('accounts')
+    .description("list the SMTP accounts with this hour's and today's usage and their health")
+    .action(
+      clientAction(async ({ client, print }) => {
+        const accounts = await client.request('GET', '/api/v1/smtp-accounts?limit=1000');
+        print(accounts, accounts.items.length ? accounts.items.map(usageText).join('\n') : 'No SMTP accounts yet.');
+      }),
+    );
+}

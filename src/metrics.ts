@@ -1,0 +1,103 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { AppContext } from './context.ts';
+import { activeAccountQuotas, campaignStates, countLiveWorkers, countSending } from './db/metrics.ts';
+
+/** Seconds from handing a message to the SMTP server to its reply. */
+const SEND_LATENCY_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/**
+ * Prometheus metrics of one MailPilot instance, in a registry of its own (several instances in one
+ * process must not share counters). Labels carry ids only: never an address, a name or a secret.
+ *
+ * Send outcomes come from the workers' `account.outcomes` events, so they count what this process
+ * sent; the gauges are read from the database at scrape time and describe the whole cluster.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly outcomes: Counter<'outcome' | 'account_id' | 'user_id'>;
+  private readonly latency: Histogram;
+  private readonly queue: Gauge<'status'>;
+  private readonly campaigns: Gauge<'status'>;
+  private readonly workers: Gauge;
+  private readonly quota: Gauge<'account_id' | 'user_id' | 'window'>;
+  private readonly unsubscribe: () => void;
+
+  constructor(private readonly ctx: AppContext) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'mailpilot_process_' });
+    this.outcomes = new Counter({
+      name: 'mailpilot_send_outcomes_total',
+      help: 'SMTP sends by outcome class (sent, retry, failed, account_throttled, account_exhausted, account_disabled, unknown) and account',
+      labelNames: ['outcome', 'account_id', 'user_id'],
+      registers,
+    });
+    this.latency = new Histogram({
+      name: 'mailpilot_send_duration_seconds',
+      help: 'Time from handing a message to the SMTP server to its reply',
+      buckets: SEND_LATENCY_BUCKETS_S,
+      registers,
+    });
+    this.queue = new Gauge({
+      name: 'mailpilot_queue_messages',
+      help: 'Messages not yet in a final state: pending (waiting in the queue) or sending (claimed by a worker)',
+      labelNames: ['status'],
+      registers,
+    });
+    this.campaigns = new Gauge({ name: 'mailpilot_campaigns', help: 'Campaigns by status', labelNames: ['status'], registers });
+    this.workers = new Gauge({
+      name: 'mailpilot_active_workers',
+      help: 'Account workers holding a live lease, cluster-wide (one per sending SMTP account)',
+      registers,
+    });
+    this.quota = new Gauge({
+      name: 'mailpilot_account_quota_remaining',
+      help: 'Sends an active account has left in its current hour or day; absent for a window without limit',
+      labelNames: ['account_id', 'user_id', 'window'],
+      registers,
+    });
+    this.unsubscribe = ctx.events.on((e) => {
+      if (e.type !== 'account.outcomes') return;
+      const labels = { account_id: String(e.accountId), user_id: String(e.userId) };
+      for (const [outcome, n] of Object.entries(e.counts)) if (n > 0) this.outcomes.inc({ ...labels, outcome }, n);
+      for (const ms of e.latenciesMs) this.latency.observe(ms / 1000);
+    });
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** Reads the gauges from the database, then renders every metric in the Prometheus text format. */
+  async scrape(): Promise<string> {
+    const { db } = this.ctx;
+    const now = this.ctx.clock.now();
+    const [states, sending, workers, quotas] = await Promise.all([
+      campaignStates(db),
+      countSending(db),
+      countLiveWorkers(db, now),
+      activeAccountQuotas(db, now),
+    ]);
+
+    this.campaigns.reset();
+    for (const status of ['draft', 'scheduled', 'running', 'paused', 'paused_limits', 'stopped', 'completed']) {
+      this.campaigns.set({ status }, states.find((s) => s.status === status)?.campaigns ?? 0);
+    }
+    const unfinished = states.reduce((n, s) => n + s.unfinished, 0);
+    this.queue.set({ status: 'pending' }, Math.max(0, unfinished - sending));
+    this.queue.set({ status: 'sending' }, sending);
+    this.workers.set(workers);
+
+    // Reset first, so deleted or deactivated accounts disappear instead of keeping their last value.
+    this.quota.reset();
+    for (const q of quotas) {
+      const labels = { account_id: String(q.accountId), user_id: String(q.userId) };
+      if (q.hourlyLimit > 0) this.quota.set({ ...labels, window: 'hour' }, Math.max(0, q.hourlyLimit - q.sentThisHour));
+      if (q.dailyLimit > 0) this.quota.set({ ...labels, window: 'day' }, Math.max(0, q.dailyLimit - q.sentToday));
+    }
+    return this.registry.metrics();
+  }
+
+  close(): void {
+    this.unsubscribe();
+  }
+}

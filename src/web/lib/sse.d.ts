@@ -1,0 +1,1 @@
+export declare function createSseParser(onEvent: (e: { event: string; data: string }) => void): (chunk: string) => void;

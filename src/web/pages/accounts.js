@@ -1,0 +1,160 @@
+import { useState } from 'preact/hooks';
+import { Badge, ErrorNote, UsageBar } from '../components.js';
+import { html } from '../html.js';
+import { usePolled } from '../hooks.js';
+
+const ACCOUNTS_EVERY_MS = 5_000;
+
+function AccountCard({ api, a, server, onChange }) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState(null);
+  const toggle = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      await api.patch(`/smtp-accounts/${a.id}`, { active: !a.active });
+      await onChange();
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const h = a.health;
+  return html`
+    <article class="panel" aria-labelledby=${`account-${a.id}`}>
+      <div class="card-head">
+        <h2 id=${`account-${a.id}`}>${a.email}</h2>
+        <${Badge} state=${h.state} />
+      </div>
+      <p class="hint">${server ? `${server.name} · ${server.host}:${server.port}` : `server ${a.serverId}`}${a.ratePerSecond ? ` · ${a.ratePerSecond}/s` : ''}</p>
+      <p class="live-line">
+        ${h.reason ?? (h.state === 'healthy' ? 'No problems reported' : '')}
+        ${h.until && ` until ${new Date(h.until).toLocaleTimeString()}`}
+      </p>
+      <${UsageBar} label="This hour" used=${a.usage.sentThisHour} limit=${a.usage.hourlyLimit} account=${a.email} />
+      <${UsageBar} label="Today" used=${a.usage.sentToday} limit=${a.usage.dailyLimit} account=${a.email} />
+      <div class="actions">
+        <button class=${a.active ? 'danger' : 'primary'} disabled=${busy} aria-label=${`${a.active ? 'Disable' : 'Enable'} ${a.email}`} onClick=${toggle}>
+          ${a.active ? 'Disable' : 'Enable'}
+        </button>
+      </div>
+      <${ErrorNote} error=${error} />
+    </article>
+  `;
+}
+
+function AddServer({ api, onAdded }) {
+  const [error, setError] = useState(null);
+  const submit = async (e) => {
+    e.preventDefault();
+    const form = e.currentTarget;
+    const f = new FormData(form);
+    try {
+      await api.post('/smtp-servers', {
+        name: String(f.get('name')).trim(),
+        host: String(f.get('host')).trim(),
+        port: Number(f.get('port')),
+        security: f.get('security'),
+        maxConnections: Number(f.get('maxConnections')),
+      });
+      form.reset();
+      setError(null);
+      await onAdded();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return html`
+    <details class="panel">
+      <summary>Add an SMTP server</summary>
+      <form class="grid" onSubmit=${submit}>
+        <label>Server name<input name="name" required /></label>
+        <label>Host<input name="host" required placeholder="smtp.example.com" /></label>
+        <label>Port<input name="port" type="number" min="1" max="65535" required value="587" /></label>
+        <label>Security
+          <select name="security"><option value="starttls">STARTTLS</option><option value="tls">TLS</option><option value="none">None</option></select>
+        </label>
+        <label>Max connections<input name="maxConnections" type="number" min="1" max="100" value="10" /></label>
+        <div class="wide"><${ErrorNote} error=${error} /></div>
+        <div><button class="primary" type="submit">Add server</button></div>
+      </form>
+    </details>
+  `;
+}
+
+function AddAccount({ api, servers, onAdded }) {
+  const [error, setError] = useState(null);
+  const submit = async (e) => {
+    e.preventDefault();
+    const form = e.currentTarget;
+    const f = new FormData(form);
+    const body = {
+      serverId: Number(f.get('serverId')),
+      email: String(f.get('email')).trim(),
+      hourlyLimit: Number(f.get('hourlyLimit')),
+      dailyLimit: Number(f.get('dailyLimit')),
+      timezone: String(f.get('timezone')).trim() || 'UTC',
+    };
+    if (String(f.get('username')).trim()) body.username = String(f.get('username')).trim();
+    if (String(f.get('password'))) body.password = String(f.get('password'));
+    if (String(f.get('ratePerSecond'))) body.ratePerSecond = Number(f.get('ratePerSecond'));
+    try {
+      await api.post('/smtp-accounts', body);
+      form.reset();
+      setError(null);
+      await onAdded();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return html`
+    <details class="panel">
+      <summary>Add an SMTP account</summary>
+      ${servers.length === 0
+        ? html`<p class="hint">Add a server first.</p>`
+        : html`<form class="grid" onSubmit=${submit}>
+            <label>Server
+              <select name="serverId">${servers.map((s) => html`<option value=${s.id}>${s.name}</option>`)}</select>
+            </label>
+            <label>Sending address<input name="email" type="email" required /></label>
+            <label>Username <span class="hint">(optional)</span><input name="username" autocomplete="off" /></label>
+            <label>Password <span class="hint">(optional)</span><input name="password" type="password" autocomplete="new-password" /></label>
+            <label>Hourly limit <span class="hint">(0 = none)</span><input name="hourlyLimit" type="number" min="0" required value="100" /></label>
+            <label>Daily limit <span class="hint">(0 = none)</span><input name="dailyLimit" type="number" min="0" required value="1000" /></label>
+            <label>Sends per second <span class="hint">(optional)</span><input name="ratePerSecond" type="number" min="0.01" step="any" /></label>
+            <label>Time zone of its day<input name="timezone" value="UTC" /></label>
+            <div class="wide"><${ErrorNote} error=${error} /></div>
+            <div><button class="primary" type="submit">Add account</button></div>
+          </form>`}
+    </details>
+  `;
+}
+
+export function AccountsPage({ api }) {
+  const [data, error, reload] = usePolled(
+    async () => {
+      const [accounts, servers] = await Promise.all([api.all('/smtp-accounts'), api.all('/smtp-servers')]);
+      return { accounts, servers };
+    },
+    ACCOUNTS_EVERY_MS,
+    [api],
+  );
+  const servers = data?.servers ?? [];
+  return html`
+    <div class="page-head"><h1>SMTP accounts</h1></div>
+    <${ErrorNote} error=${error} />
+    <div class="stack">
+      <div class="cards">
+        <${AddServer} api=${api} onAdded=${reload} />
+        <${AddAccount} api=${api} servers=${servers} onAdded=${reload} />
+      </div>
+      ${data && data.accounts.length === 0 && html`<p class="empty">No SMTP accounts yet.</p>`}
+      <div class="cards">
+        ${(data?.accounts ?? []).map(
+          (a) => html`<${AccountCard} key=${a.id} api=${api} a=${a} server=${servers.find((s) => s.id === a.serverId)} onChange=${reload} />`,
+        )}
+      </div>
+    </div>
+  `;
+}

@@ -1,0 +1,60 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type BrowserContext } from 'playwright-core';
+
+/** Debian's Chromium, driven by playwright-core (which brings no browser of its own). */
+export const CHROMIUM_PATH = '/usr/bin/chromium';
+const INSTALL_TIMEOUT_MS = 20 * 60_000;
+
+function aptGet(args: string[]): void {
+  execFileSync('apt-get', args, { stdio: 'inherit', timeout: INSTALL_TIMEOUT_MS, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+}
+
+/**
+ * Returns the Chromium executable, installing the Debian package when it is missing. Undefined,
+ * with a notice on the console, only when it cannot be installed (no apt-get, no root, no network).
+ */
+export function ensureChromium(): string | undefined {
+  if (existsSync(CHROMIUM_PATH)) return CHROMIUM_PATH;
+  try {
+    aptGet(['update', '-qq']);
+    aptGet(['install', '-y', '-qq', 'chromium']);
+  } catch (err) {
+    console.warn(`NOTICE: Chromium is not installed and "apt-get install chromium" failed (${(err as Error).message}).`);
+  }
+  if (existsSync(CHROMIUM_PATH)) return CHROMIUM_PATH;
+  console.warn('NOTICE: the browser tests are SKIPPED because Chromium could not be installed.');
+  return undefined;
+}
+
+/** Headless Chromium with a fresh profile of its own (removed on close) and nothing that phones home. */
+export async function launchChromium(
+  executablePath: string,
+  viewport: { width: number; height: number },
+): Promise<{ context: BrowserContext; close(): Promise<void> }> {
+  const profile = mkdtempSync(join(tmpdir(), 'mailpilot-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath,
+    headless: true,
+    viewport,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  return {
+    context,
+    async close() {
+      await context.close();
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
