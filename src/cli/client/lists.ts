@@ -40,11 +40,11 @@ export function registerListCommands(program: Command): void {
     .argument('<file>', 'the CSV file')
     .option('--list <id>', 'the list to import into (default: a new list named after the file)', positiveInt('--list'))
     .option('--name <name>', 'name of the new list')
-    .option('--json', 'print the server reply as JSON')
-    .action(async (file: string, opts: { list?: number; name?: string; json?: boolean }) => {
+    .action(async (file: string, opts: { list?: number; name?: string }, command: Command) => {
+      const json = Boolean(command.optsWithGlobals().json);
       try {
-        const { listId, result } = await importListFile(loadClientConfig(), file, { ...opts, progress: !opts.json && process.stderr.isTTY });
-        process.stdout.write(opts.json ? `${JSON.stringify({ listId, ...result })}\n` : describeImport(listId, result));
+        const { listId, result } = await importListFile(loadClientConfig(), file, { ...opts, progress: !json && process.stderr.isTTY });
+        process.stdout.write(json ? `${JSON.stringify({ listId, ...result })}\n` : describeImport(listId, result));
       } catch (err) {
         program.error((err as Error).message);
       }
