@@ -1,8 +1,7 @@
 /**
- * Quoted-printable body encoding (RFC 2045 §6.7). libqp (used in its test as the reference decoder)
- * walks every byte in JavaScript and costs
- * ~70 µs per 5 KB part, a third of the send budget; this works on strings with regular
- * expressions, so mostly-ASCII bodies cost a few µs.
+ * Quoted-printable body encoding (RFC 2045 §6.7). libqp (the test's reference decoder) walks every
+ * byte in JavaScript, ~70 µs per 5 KB part, a third of the send budget; this works on strings with
+ * regular expressions, so mostly-ASCII bodies cost a few µs.
  */
 const MAX_LINE = 76;
 // Printable ASCII except "=", plus tab and space; everything else is escaped.
