@@ -133,7 +133,7 @@ export async function* csvContacts(input: Readable): AsyncGenerator<RawContact> 
   for await (const record of csvRecords(input, (header) => namedColumns(header, ['email', 'name'], true))) {
     row++;
     const { email, name, ...rest } = record;
-    const attributes: Record<string, string> = Object.create(null);
+    const attributes: Record<string, string> = {};
     for (const [key, value] of Object.entries(rest)) if (value !== undefined) attributes[key] = value;
     yield { row, email: email ?? '', name: name || undefined, attributes };
   }
@@ -154,8 +154,7 @@ function checkContact(raw: RawContact): ContactInput | string {
     if (name && name.length > MAX_NAME) return `name: longer than ${MAX_NAME} characters`;
   }
 
-  // No prototype: an attribute named "__proto__" is stored like any other, not swallowed.
-  const attributes: ContactInput['attributes'] = Object.create(null);
+  const attributes: ContactInput['attributes'] = {};
   if (raw.attributes !== undefined && raw.attributes !== null) {
     if (typeof raw.attributes !== 'object' || Array.isArray(raw.attributes)) return 'attributes: must be an object';
     for (const [key, value] of Object.entries(raw.attributes)) {

