@@ -124,6 +124,35 @@ describe.each(databaseKinds)('bulk-loaded values arrive exactly (%s)', (kind) =>
   });
 });
 
+describe.each(databaseKinds)('contacts go with their list (%s)', (kind) => {
+  let t: TestMailPilot;
+  beforeAll(async () => {
+    t = await startTestMailPilot(kind, { engine: false });
+  });
+  afterAll(() => t.close());
+
+  it('deleting a user or a list deletes its contacts (no foreign key, a trigger)', async () => {
+    const gone = await t.createUser();
+    const kept = await t.createUser();
+    const lists: Record<string, number> = {};
+    for (const [owner, name] of [
+      [gone, 'a'],
+      [gone, 'b'],
+      [kept, 'c'],
+      [kept, 'd'],
+    ] as const) {
+      lists[name] = (await must(t, owner.apiKey, 'POST', '/api/v1/lists', { name })).id;
+      await t.api('POST', `/api/v1/lists/${lists[name]}/contacts`, { key: owner.apiKey, body: `email\n${name}1@x.test\n${name}2@x.test\n`, contentType: 'text/csv' });
+    }
+    const db = t.mp.ctx.db;
+    await db.query('DELETE FROM users WHERE id = $1', [gone.id]);
+    await db.query('DELETE FROM lists WHERE id = $1', [lists.d]);
+    const left = await db.query<{ email: string }>('SELECT email FROM contacts ORDER BY email');
+    expect(left.map((r) => r.email)).toEqual(['c1@x.test', 'c2@x.test']);
+    expect((await must(t, kept.apiKey, 'GET', `/api/v1/lists/${lists.c}`)).contactCount).toBe(2);
+  });
+});
+
 describe.each(databaseKinds)('queues built from lists at scale (%s)', (kind) => {
   let t: TestMailPilot;
   beforeAll(async () => {

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { notFound } from '../api/errors.ts';
 import { contactCopyLine, mergeContacts, newImportId, type ContactInput } from '../db/contacts.ts';
 import type { Database } from '../db/database.ts';
 import { csvRecords, namedColumns } from './csvRecords.ts';
@@ -59,7 +60,9 @@ export async function importContacts(
   const importId = await newImportId(db);
   const result: ImportResult = { added: 0, updated: 0, duplicates: 0, invalid: [], invalidCount: 0 };
   const write = async (chunk: Chunk) => {
-    const { added, updated } = await mergeContacts(db, userId, listId, importId, chunk.lines.join(''), now);
+    const written = await mergeContacts(db, userId, listId, importId, chunk.lines.join(''), now);
+    if (!written) throw notFound('list');
+    const { added, updated } = written;
     result.added += added;
     result.updated += updated;
     // The rest were written earlier in this import, in an earlier chunk.
