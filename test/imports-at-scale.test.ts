@@ -90,6 +90,69 @@ describe.each(databaseKinds)('imports at scale (%s)', (kind) => {
   });
 });
 
+describe.each(databaseKinds)('bulk-loaded values arrive exactly (%s)', (kind) => {
+  let t: TestMailPilot;
+  beforeAll(async () => {
+    t = await startTestMailPilot(kind, { engine: false });
+  });
+  afterAll(() => t.close());
+
+  it('keeps backslashes, tabs, line breaks and quotes, and refuses a __proto__ column', async () => {
+    const { apiKey } = await t.createUser();
+    const list = await must(t, apiKey, 'POST', '/api/v1/lists', { name: 'odd' });
+    const proto = await t.api('POST', `/api/v1/lists/${list.id}/contacts`, { key: apiKey, body: 'email,__proto__\na@x.test,p\n', contentType: 'text/csv' });
+    expect(proto).toMatchObject({ status: 422, body: { error: { message: 'header: a column cannot be named "__proto__"' } } });
+    const csv = 'email,name,constructor,note\r\n' + 'odd@x.test,"Back\\slash","c","tab\there\r\nline ""two"" \\N"\r\n';
+    const res = await t.api('POST', `/api/v1/lists/${list.id}/contacts`, { key: apiKey, body: csv, contentType: 'text/csv' });
+    expect(res.body).toMatchObject({ added: 1, invalidCount: 0 });
+    const json = await t.api('POST', `/api/v1/lists/${list.id}/contacts`, {
+      key: apiKey,
+      body: { contacts: [{ email: 'json@x.test', attributes: { constructor: 'j', path: 'C:\\dir\ttab' } }] },
+    });
+    expect(json.body).toMatchObject({ added: 1, invalidCount: 0 });
+    // A JSON body smuggling __proto__ is refused outright (Fastify's prototype-poisoning guard).
+    const poisoned = '{"contacts": [{"email": "p@x.test", "attributes": {"__proto__": "x"}}]}';
+    expect((await t.api('POST', `/api/v1/lists/${list.id}/contacts`, { key: apiKey, body: poisoned, contentType: 'application/json' })).status).toBe(400);
+    const rows = await t.mp.ctx.db.query<{ email: string; name: string | null; attributes: string }>(
+      'SELECT email, name, attributes::text AS attributes FROM contacts WHERE list_id = $1 ORDER BY id',
+      [list.id],
+    );
+    expect(rows.map((r) => ({ ...r, attributes: JSON.parse(r.attributes) }))).toEqual([
+      { email: 'odd@x.test', name: 'Back\\slash', attributes: { constructor: 'c', note: 'tab\there\r\nline "two" \\N' } },
+      { email: 'json@x.test', name: null, attributes: { constructor: 'j', path: 'C:\\dir\ttab' } },
+    ]);
+  });
+});
+
+describe.each(databaseKinds)('contacts go with their list (%s)', (kind) => {
+  let t: TestMailPilot;
+  beforeAll(async () => {
+    t = await startTestMailPilot(kind, { engine: false });
+  });
+  afterAll(() => t.close());
+
+  it('deleting a user or a list deletes its contacts (no foreign key, a trigger)', async () => {
+    const gone = await t.createUser();
+    const kept = await t.createUser();
+    const lists: Record<string, number> = {};
+    for (const [owner, name] of [
+      [gone, 'a'],
+      [gone, 'b'],
+      [kept, 'c'],
+      [kept, 'd'],
+    ] as const) {
+      lists[name] = (await must(t, owner.apiKey, 'POST', '/api/v1/lists', { name })).id;
+      await t.api('POST', `/api/v1/lists/${lists[name]}/contacts`, { key: owner.apiKey, body: `email\n${name}1@x.test\n${name}2@x.test\n`, contentType: 'text/csv' });
+    }
+    const db = t.mp.ctx.db;
+    await db.query('DELETE FROM users WHERE id = $1', [gone.id]);
+    await db.query('DELETE FROM lists WHERE id = $1', [lists.d]);
+    const left = await db.query<{ email: string }>('SELECT email FROM contacts ORDER BY email');
+    expect(left.map((r) => r.email)).toEqual(['c1@x.test', 'c2@x.test']);
+    expect((await must(t, kept.apiKey, 'GET', `/api/v1/lists/${lists.c}`)).contactCount).toBe(2);
+  });
+});
+
 describe.each(databaseKinds)('queues built from lists at scale (%s)', (kind) => {
   let t: TestMailPilot;
   beforeAll(async () => {

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { notFound } from '../api/errors.ts';
 import { contactCopyLine, mergeContacts, newImportId, type ContactInput } from '../db/contacts.ts';
 import type { Database } from '../db/database.ts';
 import { csvRecords, namedColumns } from './csvRecords.ts';
@@ -59,7 +60,9 @@ export async function importContacts(
   const importId = await newImportId(db);
   const result: ImportResult = { added: 0, updated: 0, duplicates: 0, invalid: [], invalidCount: 0 };
   const write = async (chunk: Chunk) => {
-    const { added, updated } = await mergeContacts(db, userId, listId, importId, chunk.lines.join(''), now);
+    const written = await mergeContacts(db, userId, listId, importId, chunk.lines.join(''), now);
+    if (!written) throw notFound('list');
+    const { added, updated } = written;
     result.added += added;
     result.updated += updated;
     // The rest were written earlier in this import, in an earlier chunk.
@@ -133,7 +136,7 @@ export async function* csvContacts(input: Readable): AsyncGenerator<RawContact> 
   for await (const record of csvRecords(input, (header) => namedColumns(header, ['email', 'name'], true))) {
     row++;
     const { email, name, ...rest } = record;
-    const attributes: Record<string, string> = Object.create(null);
+    const attributes: Record<string, string> = {};
     for (const [key, value] of Object.entries(rest)) if (value !== undefined) attributes[key] = value;
     yield { row, email: email ?? '', name: name || undefined, attributes };
   }
@@ -154,8 +157,7 @@ function checkContact(raw: RawContact): ContactInput | string {
     if (name && name.length > MAX_NAME) return `name: longer than ${MAX_NAME} characters`;
   }
 
-  // No prototype: an attribute named "__proto__" is stored like any other, not swallowed.
-  const attributes: ContactInput['attributes'] = Object.create(null);
+  const attributes: ContactInput['attributes'] = {};
   if (raw.attributes !== undefined && raw.attributes !== null) {
     if (typeof raw.attributes !== 'object' || Array.isArray(raw.attributes)) return 'attributes: must be an object';
     for (const [key, value] of Object.entries(raw.attributes)) {

@@ -21,6 +21,8 @@ export function namedColumns(header: string[], known: readonly string[], keepOth
   const seen = new Set<string>();
   for (const c of columns) {
     if (c === undefined) continue;
+    // As an object key it would set the record's prototype, not hold a value.
+    if (c === '__proto__') throw invalid('header', 'a column cannot be named "__proto__"');
     if (seen.has(c)) throw invalid('header', `the column "${c}" appears more than once`);
     seen.add(c);
   }

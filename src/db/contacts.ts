@@ -13,10 +13,15 @@ export async function newImportId(db: Queryable): Promise<number> {
   return row!.id;
 }
 
-// COPY text format: a backslash, tab, newline or carriage return inside a value is escaped.
-const COPY_SPECIAL = /[\\\t\n\r]/g;
+// COPY text format: a backslash, tab, newline or carriage return inside a value is escaped. Most
+// values have none, and testing first is ten times cheaper than a replace that finds nothing.
+const COPY_SPECIAL = /[\\\t\n\r]/;
+const COPY_SPECIALS = /[\\\t\n\r]/g;
 const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
-const copyValue = (value: string | null) => (value === null ? '\\N' : value.replace(COPY_SPECIAL, (c) => COPY_ESCAPES[c]!));
+const copyValue = (value: string | null) => {
+  if (value === null) return '\\N';
+  return COPY_SPECIAL.test(value) ? value.replace(COPY_SPECIALS, (c) => COPY_ESCAPES[c]!) : value;
+};
 
 /** One contact as a line of the COPY data that mergeContacts loads. */
 export function contactCopyLine(c: ContactInput): string {
@@ -28,7 +33,8 @@ export function contactCopyLine(c: ContactInput): string {
  * old, attributes merge), in one transaction: the rows are bulk-loaded with COPY into a temporary
  * table, then merged with one set-based statement. `lines` come from contactCopyLine, each address
  * once (case-insensitively). A contact this same import already wrote is left alone and counted in
- * neither `added` nor `updated`: the caller counts it as a duplicate.
+ * neither `added` nor `updated`: the caller counts it as a duplicate. Undefined when the user has no
+ * such list (any more).
  */
 export async function mergeContacts(
   db: Database,
@@ -37,15 +43,18 @@ export async function mergeContacts(
   importId: number,
   lines: string,
   now: Date,
-): Promise<{ added: number; updated: number }> {
+): Promise<{ added: number; updated: number } | undefined> {
   return db.transaction(async (tx) => {
+    // Held until commit: the list cannot be deleted while its contacts are written (contacts have
+    // no foreign key to do it, see 005_content_at_scale.sql).
+    const [list] = await tx.query('SELECT 1 FROM lists WHERE id = $1 AND user_id = $2 FOR KEY SHARE', [listId, userId]);
+    if (!list) return undefined;
     await tx.query(`CREATE TEMPORARY TABLE contact_staging (email text, name text, attributes jsonb) ON COMMIT DROP`);
     await tx.copyIn('contact_staging (email, name, attributes)', lines);
     const [row] = await tx.query<{ added: number; updated: number }>(
       `WITH written AS (
          INSERT INTO contacts (user_id, list_id, email, name, attributes, created_at, import_id)
          SELECT $1, $2, s.email, s.name, s.attributes, $3, $4 FROM contact_staging s
-          WHERE EXISTS (SELECT 1 FROM lists WHERE id = $2 AND user_id = $1)
          ON CONFLICT (list_id, lower(email)) DO UPDATE
             SET name = coalesce(excluded.name, contacts.name),
                 attributes = contacts.attributes || excluded.attributes,
