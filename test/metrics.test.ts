@@ -118,6 +118,16 @@ describe.each(databaseKinds)('/metrics agrees with the API during and after a se
     for (const accountId of firstHour.keys()) firstHour.set(accountId, sumOf(mid.samples, 'mailpilot_send_outcomes_total', { account_id: accountId }));
 
     clock.set('2026-03-02T11:00:00Z');
+    // Recipients deferred during this hour retry minutes later: once only they are left, move the
+    // clock past their retry time, still within the hour (and its quota).
+    for (let waiting = false; !waiting; ) {
+      const c = await must(t, apiKey, 'GET', `/api/v1/campaigns/${id}`);
+      const queued = await must(t, apiKey, 'GET', `/api/v1/campaigns/${id}/messages?status=pending&limit=1000`);
+      const later = queued.items.filter((m: { nextAttemptAt: string | null }) => m.nextAttemptAt && new Date(m.nextAttemptAt) > clock.now());
+      waiting = c.status === 'completed' || (c.pending === later.length && t.mp.engine!.activeWorkers === 0);
+      if (!waiting) await new Promise((r) => setTimeout(r, 50));
+    }
+    clock.set('2026-03-02T11:59:00Z');
     const done = await waitForCampaign(t, apiKey, id, (c) => c.status === 'completed');
     await waitForIdleEngine(t);
     const end = await scrape();
