@@ -17,22 +17,13 @@ import { contact } from './lib/content.ts';
 import { apiClient, startMailPilot } from './lib/mailpilot.ts';
 import { createBenchDatabase } from './lib/postgres.ts';
 import { freePort } from './lib/smtpSink.ts';
+import { intEnv, logger } from './lib/report.ts';
 
 const TARGET_ROWS_PER_SEC = 50_000;
 /** Rows per chunk of the generated upload. */
 const GENERATE_ROWS = 2000;
 
-function intEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got "${raw}"`);
-  return n;
-}
-
-function log(line: string): void {
-  process.stderr.write(`[bench] ${line}\n`);
-}
+const log = logger('bench');
 
 /** The CSV file, generated as it is read: header, then `rows` contacts with a name and a city. */
 function csvStream(rows: number, onProgress: (row: number) => void): ReadableStream<Uint8Array> {

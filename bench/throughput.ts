@@ -19,6 +19,7 @@ import { apiClient, startMailPilot, type Api } from './lib/mailpilot.ts';
 import { createBenchDatabase } from './lib/postgres.ts';
 import { measureRawCeiling } from './lib/rawCeiling.ts';
 import { freePort, startSmtpSink, type SmtpSink } from './lib/smtpSink.ts';
+import { intEnv, logger } from './lib/report.ts';
 
 const ACCOUNTS = 10;
 /** One connection per account: 10 accounts sharing one server whose maxConnections is 10. */
@@ -29,17 +30,7 @@ const TARGET_RATIO = 0.8;
 const IMPORT_CHUNK = 5000;
 const POLL_MS = 250;
 
-function intEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got "${raw}"`);
-  return n;
-}
-
-function log(line: string): void {
-  process.stderr.write(`[bench] ${line}\n`);
-}
+const log = logger('bench');
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -2,12 +2,11 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { logger } from './report.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-function log(line: string): void {
-  process.stderr.write(`[mailpilot] ${line}\n`);
-}
+const log = logger('mailpilot');
 
 class ApiError extends Error {
   constructor(

@@ -3,10 +3,9 @@ import nodemailer from 'nodemailer';
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import type SMTPPool from 'nodemailer/lib/smtp-pool/index.js';
 import { contact, FROM_NAME, HTML_TEMPLATE, personalise, SUBJECT, TEXT_TEMPLATE } from './content.ts';
+import { logger } from './report.ts';
 
-function log(line: string): void {
-  process.stderr.write(`[raw] ${line}\n`);
-}
+const log = logger('raw');
 
 interface Prepared {
   raw: Buffer;

@@ -1,12 +1,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
+import { logger } from './report.ts';
 
 const SINK_PATH = '/usr/sbin/smtp-sink';
 
-function log(line: string): void {
-  process.stderr.write(`[smtp-sink] ${line}\n`);
-}
+const log = logger('smtp-sink');
 
 function run(cmd: string, args: string[], input?: string): number {
   const res = spawnSync(cmd, args, {

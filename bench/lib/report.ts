@@ -1,0 +1,13 @@
+/** Progress lines go to stderr, so stdout carries only the bench's one JSON line. */
+export function logger(prefix: string): (line: string) => void {
+  return (line) => process.stderr.write(`[${prefix}] ${line}\n`);
+}
+
+/** A positive integer setting from the environment, or the fallback. */
+export function intEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got "${raw}"`);
+  return n;
+}
