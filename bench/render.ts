@@ -12,7 +12,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { cpus, loadavg } from 'node:os';
 import { compileCampaign } from '../src/campaigns/template.ts';
 import { dkimKey, type DkimKey } from '../src/smtp/dkim.ts';
-import { renderMessage } from '../src/smtp/mime.ts';
+import { messageSkeleton, renderMessage } from '../src/smtp/mime.ts';
 import { contact, FROM_NAME, HTML_TEMPLATE, SUBJECT, TEXT_TEMPLATE } from './lib/content.ts';
 
 const WARMUP = 500;
@@ -24,7 +24,7 @@ function key(bits: number): DkimKey {
 
 function measure(messages: number, textTemplate: string | null, dkim: DkimKey | undefined): { usPerMessage: number; bytes: number } {
   const templates = compileCampaign({ subject: SUBJECT, html: HTML_TEMPLATE, text: textTemplate });
-  const skeleton = { campaignId: 1, fromName: FROM_NAME, replyTo: null };
+  const skeleton = messageSkeleton({ campaignId: 1, fromName: FROM_NAME, replyTo: null });
   let bytes = 0;
   const one = (i: number) => {
     const c = contact(i);

@@ -57,7 +57,10 @@ export interface MailPilotServer {
  */
 export async function startMailPilot(opts: { databaseUrl: string; port: number; dataDir: string }): Promise<MailPilotServer> {
   const adminKey = randomBytes(24).toString('hex');
-  const child = spawn(process.execPath, ['bin/mailpilot.js', 'serve'], {
+  // BENCH_CPU_PROF=DIR writes the server's V8 CPU profile there when it stops (open it in Chrome DevTools).
+  const profDir = process.env.BENCH_CPU_PROF;
+  const nodeArgs = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
+  const child = spawn(process.execPath, [...nodeArgs, 'bin/mailpilot.js', 'serve'], {
     cwd: REPO_ROOT,
     stdio: ['ignore', 2, 2],
     env: {

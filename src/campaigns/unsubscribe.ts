@@ -37,8 +37,10 @@ export function readUnsubscribeToken(secret: Buffer, token: string): Unsubscribe
   }
 }
 
-/** A Message-ID that is the same for a message on every attempt, whichever account sends it. */
-export function messageIdFor(secret: Buffer, messageId: number, campaignId: number, domain: string): string {
-  const tag = createHmac('sha256', secret).update(`message-id:${messageId}`).digest('base64url').slice(0, 10);
-  return `<${campaignId}.${messageId}.${tag}@${domain}>`;
+/**
+ * The per-campaign tag in Message-IDs `<campaign.message.tag@domain>`: the same on every attempt,
+ * whichever account or process sends, and unlike another MailPilot's ids on the same domain.
+ */
+export function messageIdTag(secret: Buffer, campaignId: number): string {
+  return createHmac('sha256', secret).update(`message-id:${campaignId}`).digest('base64url').slice(0, 10);
 }

@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { compileCampaign, type CampaignContent, type CompiledCampaign, type MergeVars } from '../campaigns/template.ts';
-import { messageIdFor, unsubscribeToken } from '../campaigns/unsubscribe.ts';
+import { messageIdTag, unsubscribeToken } from '../campaigns/unsubscribe.ts';
 import type { AppContext } from '../context.ts';
 import type { Campaign } from '../db/campaigns.ts';
 import type { ClaimedMessage } from '../db/messages.ts';
 import { accountDkimKey, type AccountDkimColumns } from '../db/smtpAccounts.ts';
 import type { DkimKey } from '../smtp/dkim.ts';
-import { renderMessage, type MessageSkeleton } from '../smtp/mime.ts';
+import { messageSkeleton, renderMessage, type MessageSkeleton } from '../smtp/mime.ts';
 
 /** A campaign ready to render: MIME skeleton and compiled templates. */
 export interface PreparedCampaign {
@@ -15,7 +15,7 @@ export interface PreparedCampaign {
 }
 
 export function prepareCampaign(c: Pick<Campaign, 'id' | 'fromName' | 'replyTo'> & CampaignContent): PreparedCampaign {
-  return { skeleton: { campaignId: c.id, fromName: c.fromName, replyTo: c.replyTo }, templates: compileCampaign(c) };
+  return { skeleton: messageSkeleton({ campaignId: c.id, fromName: c.fromName, replyTo: c.replyTo }), templates: compileCampaign(c) };
 }
 
 /** Who a message goes to, as the templates see them. */
@@ -76,7 +76,7 @@ export const oneOffMessageId = (ctx: AppContext) => `<test.${randomBytes(9).toSt
  * keys are decrypted and parsed once per account (again when the account's key changes).
  */
 export class Renderer {
-  private prepared = new Map<number, PreparedCampaign>();
+  private prepared = new Map<number, PreparedCampaign & { messageIdTag: string }>();
   private dkimKeys = new Map<number, { sealed: string; key: DkimKey }>();
   private readonly messageIdDomain: string;
 
@@ -84,17 +84,15 @@ export class Renderer {
     this.messageIdDomain = messageIdDomain(ctx);
   }
 
-  private async prepare(campaignId: number): Promise<PreparedCampaign> {
-    const cached = this.prepared.get(campaignId);
-    if (cached) return cached;
+  private async prepare(campaignId: number): Promise<void> {
+    if (this.prepared.has(campaignId)) return;
     const [c] = await this.ctx.db.query<Pick<Campaign, 'subject' | 'html' | 'text' | 'fromName' | 'replyTo'>>(
       'SELECT subject, html, text, from_name AS "fromName", reply_to AS "replyTo" FROM campaigns WHERE id = $1',
       [campaignId],
     );
     if (!c) throw new Error(`campaign ${campaignId} vanished`);
-    const prepared = prepareCampaign({ id: campaignId, ...c });
-    this.prepared.set(campaignId, prepared);
-    return prepared;
+    const tag = messageIdTag(this.ctx.secrets.secretKey, campaignId);
+    this.prepared.set(campaignId, { ...prepareCampaign({ id: campaignId, ...c }), messageIdTag: tag });
   }
 
   /** Loads (once) what the given campaigns need, so render() itself never waits. */
@@ -112,8 +110,9 @@ export class Renderer {
   }
 
   render(m: ClaimedMessage, account: Sender): string {
-    const messageId = messageIdFor(this.ctx.secrets.secretKey, m.id, m.campaignId, this.messageIdDomain);
+    const campaign = this.prepared.get(m.campaignId)!;
+    const messageId = `<${m.campaignId}.${m.id}.${campaign.messageIdTag}@${this.messageIdDomain}>`;
     const sender = { userId: account.userId, email: account.email, dkim: this.dkimFor(account) };
-    return renderFor(this.ctx, this.prepared.get(m.campaignId)!, m, sender, messageId);
+    return renderFor(this.ctx, campaign, m, sender, messageId);
   }
 }

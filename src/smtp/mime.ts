@@ -11,6 +11,12 @@ export interface MessageSkeleton {
   campaignId: number;
   fromName: string | null;
   replyTo: string | null;
+  /** Contains "=_", which quoted-printable text never does. */
+  boundary: string;
+}
+
+export function messageSkeleton(s: Omit<MessageSkeleton, 'boundary'>): MessageSkeleton {
+  return { ...s, boundary: `=_mp_${randomBytes(12).toString('hex')}` };
 }
 
 export interface MessageParts {
@@ -28,6 +34,9 @@ export interface MessageParts {
 const CRLF = '\r\n';
 const MAX_HEADER_LINE = 78;
 const ASCII_PRINTABLE = /^[\x20-\x7e]*$/;
+/** Text that goes out as is (7bit): ASCII, no control characters, no line over 76 (nodemailer's rule). */
+const SEVEN_BIT = /^(?:[\t\x20-\x7e]{0,76}(?:\r?\n|$))*$/;
+const LINE_BREAK = /\r?\n/g;
 
 // Header values never carry a line break of their own: input validation refuses them, and this
 // is the last line of defence against header injection.
@@ -58,8 +67,18 @@ function mailbox(name: string | null, address: string): string {
   return `${display} <${address}>`;
 }
 
-function part(type: 'plain' | 'html', content: string): string {
-  return `Content-Type: text/${type}; charset=utf-8${CRLF}Content-Transfer-Encoding: quoted-printable${CRLF}${CRLF}${encodeQuotedPrintable(content)}`;
+/**
+ * A body's transfer encoding and encoded text. Plain ASCII with short lines needs no encoding (and
+ * no encoder's CPU); it never contains the boundary, so the boundary cannot end the part early.
+ */
+function encodeBody(content: string, boundary: string): { encoding: string; body: string } {
+  if (SEVEN_BIT.test(content) && !content.includes(boundary)) return { encoding: '7bit', body: content.replace(LINE_BREAK, CRLF) };
+  return { encoding: 'quoted-printable', body: encodeQuotedPrintable(content) };
+}
+
+function part(type: 'plain' | 'html', content: string, boundary: string): string {
+  const { encoding, body } = encodeBody(content, boundary);
+  return `Content-Type: text/${type}; charset=utf-8${CRLF}Content-Transfer-Encoding: ${encoding}${CRLF}${CRLF}${body}`;
 }
 
 /** The message's raw MIME; signed with DKIM (every top-level header) when a key is given. */
@@ -80,15 +99,16 @@ export function renderMessage(skeleton: MessageSkeleton, p: MessageParts, dkim?:
   );
   let body: string;
   if (p.html !== undefined && p.text !== undefined) {
-    const boundary = `mp-${randomBytes(12).toString('hex')}`;
+    const { boundary } = skeleton;
     headers.push(`Content-Type: multipart/alternative; boundary="${boundary}"`);
     body =
-      `--${boundary}${CRLF}${part('plain', p.text)}${CRLF}` +
-      `--${boundary}${CRLF}${part('html', p.html)}${CRLF}` +
+      `--${boundary}${CRLF}${part('plain', p.text, boundary)}${CRLF}` +
+      `--${boundary}${CRLF}${part('html', p.html, boundary)}${CRLF}` +
       `--${boundary}--${CRLF}`;
   } else {
-    headers.push(`Content-Type: text/${p.html !== undefined ? 'html' : 'plain'}; charset=utf-8`, 'Content-Transfer-Encoding: quoted-printable');
-    body = `${encodeQuotedPrintable(p.html ?? p.text ?? '')}${CRLF}`;
+    const encoded = encodeBody(p.html ?? p.text ?? '', skeleton.boundary);
+    headers.push(`Content-Type: text/${p.html !== undefined ? 'html' : 'plain'}; charset=utf-8`, `Content-Transfer-Encoding: ${encoded.encoding}`);
+    body = `${encoded.body}${CRLF}`;
   }
   const folded = headers.map(fold);
   if (dkim) folded.unshift(dkimSignature(folded, body, dkim, p.date));
