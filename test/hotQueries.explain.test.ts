@@ -86,8 +86,8 @@ describe.each(databaseKinds)('hot queries use indexes on a 200k-message table (%
     [
       'outcome write + counters',
       (q) =>
-        recordOutcomes(q, ids.account, 'me', [
-          { id: ids.firstMessage + 9, status: 'sent', charged: 1, error: null, sentAt: NOW, nextAttemptAt: null, possiblyDelivered: false },
+        recordOutcomes(q, 'me', [
+          { id: ids.firstMessage + 9, accountId: ids.account, status: 'sent', charged: 1, error: null, sentAt: NOW, nextAttemptAt: null, possiblyDelivered: false },
         ]),
     ],
     ['usage reservation', (q) => reserveSends(q, ids.account, 100, NOW)],

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Database, Transaction } from '../db/database.ts';
+import type { Database, QueryOptions, Transaction } from '../db/database.ts';
 import { tenantScope } from '../db/tenantScope.ts';
 import type { Caller } from './auth.ts';
 
@@ -101,7 +101,7 @@ class RequestTransaction {
 function inTransaction(base: Database, rt: RequestTransaction): Database {
   return {
     kind: base.kind,
-    query: async <T>(sql: string, params?: unknown[]) => (await rt.queryable()).query<T>(sql, params),
+    query: async <T>(sql: string, params?: unknown[], opts?: QueryOptions) => (await rt.queryable()).query<T>(sql, params, opts),
     exec: async (sql) => (await rt.queryable()).exec(sql),
     transaction: (fn) => rt.nested(fn),
     listen: (channel, handler) => base.listen(channel, handler),

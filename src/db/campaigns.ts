@@ -162,7 +162,9 @@ export async function setCampaignTotals(db: Queryable, id: number, add: { total:
 
 /** Running campaigns of one user, in id order: the round-robin of its account workers. */
 export async function runningCampaignIds(db: Queryable, userId: number): Promise<number[]> {
-  const rows = await db.query<{ id: number }>(`SELECT id FROM campaigns WHERE user_id = $1 AND status = 'running' ORDER BY id`, [userId]);
+  const rows = await db.query<{ id: number }>(`SELECT id FROM campaigns WHERE user_id = $1 AND status = 'running' ORDER BY id`, [userId], {
+    prepared: 'mp_running_campaigns',
+  });
   return rows.map((r) => r.id);
 }
 

@@ -100,6 +100,7 @@ export async function claimMessages(
       WHERE c.status = 'sending'
       ORDER BY c.id`,
     [p.accountId, p.owner, p.campaignId, p.afterId, p.limit, p.now],
+    { prepared: 'mp_claim' },
   );
 }
 
@@ -127,13 +128,18 @@ export interface CampaignCounters {
   cancelled: number;
 }
 
+/** An outcome and the account whose worker sent (or handed back) the message. */
+export interface AccountOutcomeRow extends Outcome {
+  accountId: number;
+}
+
 /**
- * Writes a batch of outcomes and the campaign counters in one statement. A message handed back to
- * the queue of a campaign stopped meanwhile is cancelled instead. Fenced: rows land only
- * while `owner` still holds the account's lease, so a worker that lost its account cannot
- * overwrite what the account's new worker does.
+ * Writes a batch of outcomes, of any of the process's accounts, and the campaign counters in one
+ * statement. A message handed back to the queue of a campaign stopped meanwhile is cancelled
+ * instead. Fenced: a row lands only while `owner` still holds its account's lease, so a worker that
+ * lost its account cannot overwrite what the account's new worker does.
  */
-export async function recordOutcomes(db: Queryable, accountId: number, owner: string, outcomes: Outcome[]): Promise<CampaignCounters[]> {
+export async function recordOutcomes(db: Queryable, owner: string, outcomes: AccountOutcomeRow[]): Promise<CampaignCounters[]> {
   if (outcomes.length === 0) return [];
   return db.query<CampaignCounters>(
     `WITH updated AS (
@@ -142,11 +148,15 @@ export async function recordOutcomes(db: Queryable, accountId: number, owner: st
               attempts = m.attempts + u.charged, last_error = coalesce(u.error, m.last_error),
               sent_at = u.sent_at, next_attempt_at = u.next_attempt_at,
               account_id = CASE WHEN u.status = 'pending' AND c.status <> 'stopped' THEN NULL ELSE m.account_id END
-         FROM unnest($3::bigint[], $4::text[], $5::int[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::bool[])
-              AS u(id, status, charged, error, sent_at, next_attempt_at, possibly_delivered),
-              campaigns c
-        WHERE m.id = u.id AND c.id = m.campaign_id AND m.status = 'sending' AND m.account_id = $1
-          AND EXISTS (SELECT 1 FROM smtp_accounts WHERE id = $1 AND lease_owner = $2)
+         FROM unnest($2::bigint[], $3::int[], $4::text[], $5::int[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::bool[])
+              AS u(id, account_id, status, charged, error, sent_at, next_attempt_at, possibly_delivered),
+              campaigns c, smtp_accounts a
+        -- Rows are found by primary key. Written as "IS NOT DISTINCT FROM", the status and account
+        -- test cannot steer the planner (which takes 'sending' rows for rare) to an index on status,
+        -- whose dead 'sending' entries it would then walk on every batch until the next vacuum.
+        WHERE m.id = ANY($2::bigint[]) AND m.id = u.id AND c.id = m.campaign_id
+          AND (m.status, m.account_id) IS NOT DISTINCT FROM ('sending', u.account_id)
+          AND a.id = u.account_id AND a.lease_owner = $1
        RETURNING m.campaign_id, m.status, u.possibly_delivered
      ), totals AS (
        SELECT campaign_id,
@@ -161,9 +171,9 @@ export async function recordOutcomes(db: Queryable, accountId: number, owner: st
        FROM totals t WHERE c.id = t.campaign_id
      RETURNING c.id, c.user_id AS "userId", c.status, c.total, c.sent, c.failed, c.suppressed, c.cancelled`,
     [
-      accountId,
       owner,
       outcomes.map((o) => o.id),
+      outcomes.map((o) => o.accountId),
       outcomes.map((o) => o.status),
       outcomes.map((o) => o.charged),
       outcomes.map((o) => o.error),
@@ -171,6 +181,7 @@ export async function recordOutcomes(db: Queryable, accountId: number, owner: st
       outcomes.map((o) => o.nextAttemptAt),
       outcomes.map((o) => o.possiblyDelivered),
     ],
+    { prepared: 'mp_record_outcomes' },
   );
 }
 

@@ -20,6 +20,7 @@ export async function readUsage(db: Queryable, accountIds: number[], now: Date):
       WHERE a.id = ANY($1::int[])
       GROUP BY a.id`,
     [accountIds, now],
+    { prepared: 'mp_read_usage' },
   );
   return new Map(rows.map((r) => [r.accountId, r]));
 }
@@ -44,6 +45,7 @@ export async function reserveSends(tx: Queryable, accountId: number, want: numbe
             hourly_limit AS "hourlyLimit", daily_limit AS "dailyLimit", timezone
        FROM smtp_accounts WHERE id = $1 FOR UPDATE`,
     [accountId, now],
+    { prepared: 'mp_lock_account' },
   );
   if (!acct) return { granted: 0, hourStart: now, validUntil: now };
   const usage = (await readUsage(tx, [accountId], now)).get(accountId)!;
@@ -56,6 +58,7 @@ export async function reserveSends(tx: Queryable, accountId: number, want: numbe
       `INSERT INTO smtp_usage (account_id, hour_start, sent) VALUES ($1, $2, $3)
        ON CONFLICT (account_id, hour_start) DO UPDATE SET sent = smtp_usage.sent + excluded.sent`,
       [accountId, acct.hourStart, granted],
+      { prepared: 'mp_reserve_sends' },
     );
   }
   return { granted, hourStart: acct.hourStart, validUntil: acct.validUntil };

@@ -11,6 +11,7 @@ import { AccountTransport } from '../smtp/transport.ts';
 import { applyAccountOutcome } from './accountHealth.ts';
 import { AccountLease } from './accountLease.ts';
 import { OutcomeRecorder, type RecordedOutcome } from './outcomeRecorder.ts';
+import type { OutcomeWriter } from './outcomeWriter.ts';
 import type { Renderer } from './renderer.ts';
 import { retryAt, MAX_ATTEMPTS } from './retry.ts';
 import { Signal } from './signal.ts';
@@ -75,6 +76,7 @@ export class AccountWorker {
     readonly account: WorkerAccount,
     private readonly owner: string,
     private readonly renderer: Renderer,
+    outcomeWriter: OutcomeWriter,
     leaseTakenAt: number,
   ) {
     const password = account.passwordEnc
@@ -85,7 +87,7 @@ export class AccountWorker {
       this.halt('lease_lost');
       this.abort();
     });
-    this.book = new OutcomeRecorder(ctx, account, owner, () => this.lease.takenOver || performance.now() > this.giveUpAt, () => this.halt('error'));
+    this.book = new OutcomeRecorder(ctx, account, outcomeWriter, () => this.lease.takenOver || performance.now() > this.giveUpAt, () => this.halt('error'));
     this.throttleStrikes = account.throttleStrikes;
   }
 

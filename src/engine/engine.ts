@@ -11,6 +11,7 @@ import { nextQuotaAt } from '../db/usage.ts';
 import { completeIfFinished, resumeFromLimits, settleStopped, startCampaign } from '../campaigns/lifecycle.ts';
 import { AccountWorker, type ExitReason } from './accountWorker.ts';
 import { pauseIfStuck } from './limits.ts';
+import { OutcomeWriter } from './outcomeWriter.ts';
 import { Renderer } from './renderer.ts';
 
 /** How often the scheduler looks even when nothing woke it (real time, not business time). */
@@ -60,6 +61,7 @@ export class Engine {
   private readonly workers = new Map<number, Running>();
   private readonly cooldowns = new Map<number, Cooldown>();
   private readonly renderer: Renderer;
+  private readonly outcomeWriter: OutcomeWriter;
   private interval: NodeJS.Timeout | undefined;
   private dueTimer: Timer | undefined;
   private ticking: Promise<void> | undefined;
@@ -71,6 +73,7 @@ export class Engine {
 
   constructor(private readonly ctx: AppContext) {
     this.renderer = new Renderer(ctx);
+    this.outcomeWriter = new OutcomeWriter(ctx, this.owner);
   }
 
   async start(): Promise<void> {
@@ -176,7 +179,7 @@ export class Engine {
       }
       room--;
       this.launches++;
-      const worker = new AccountWorker(ctx, account, this.owner, this.renderer, takenAt);
+      const worker = new AccountWorker(ctx, account, this.owner, this.renderer, this.outcomeWriter, takenAt);
       const done = worker
         .run()
         .then(

@@ -1,20 +1,21 @@
-import { completeIfFinished } from '../campaigns/lifecycle.ts';
 import type { AppContext } from '../context.ts';
 import { noteSenderWarnings } from '../db/campaigns.ts';
-import { recordOutcomes, type Outcome } from '../db/messages.ts';
+import type { Outcome } from '../db/messages.ts';
 import { addSuppressions } from '../db/suppressions.ts';
 import { retryTransient } from '../db/transient.ts';
+import type { OutcomeWriter } from './outcomeWriter.ts';
 
 /** Outcomes are written in batches of this many, or after this long. */
 const FLUSH_BATCH = 100;
-const FLUSH_INTERVAL_MS = 100;
+// Long enough to fill batches at full speed (each statement carries fixed costs), short enough for live counters.
+const FLUSH_INTERVAL_MS = 250;
 
 export type RecordedOutcome = Partial<Outcome> & Pick<Outcome, 'id' | 'status'>;
 
 /**
- * What became of one account worker's messages, written in batches: one statement per batch for
- * the rows and their campaign counters, fenced by the account lease. A write that fails for a
- * transient reason is retried until it lands or `giveUp()` says the lease is gone: an outcome
+ * What became of one account worker's messages, handed to the process's OutcomeWriter in batches
+ * (rows and campaign counters land together, fenced by the account lease). A write that fails for
+ * a transient reason is retried until it lands or `giveUp()` says the lease is gone: an outcome
  * that never lands leaves a sent message 'sending', and recovery would send it again.
  */
 export class OutcomeRecorder {
@@ -31,7 +32,7 @@ export class OutcomeRecorder {
   constructor(
     private readonly ctx: AppContext,
     private readonly account: { id: number; userId: number },
-    private readonly owner: string,
+    private readonly writer: OutcomeWriter,
     private readonly giveUp: () => boolean,
     private readonly onFailure: () => void,
   ) {}
@@ -79,25 +80,21 @@ export class OutcomeRecorder {
       this.latencies = [];
     }
     if (batch.length === 0 && bounces.length === 0) return;
-    let counters;
     try {
-      // Every statement here may run twice (a reply lost after its commit): each is idempotent, and
-      // recordOutcomes touches only rows still 'sending', so counters never count twice.
-      counters = await retryTransient(async () => {
+      // Both may run twice (a reply lost after its commit): each is idempotent.
+      await retryTransient(async () => {
         await addSuppressions(ctx.db, account.userId, bounces, 'hard_bounce', ctx.clock.now());
         await noteSenderWarnings(ctx.db, warnings);
-        return recordOutcomes(ctx.db, account.id, this.owner, batch);
       }, this.giveUp);
+      await this.writer.write(
+        batch.map((o) => ({ ...o, accountId: account.id })),
+        this.giveUp,
+      );
     } catch (err) {
       // These rows stay 'sending' under the account; recovering its lease requeues them.
       this.complete = false;
       ctx.log.error({ err, accountId: account.id, messages: batch.length }, 'recording outcomes failed');
       this.onFailure();
-      return;
     }
-    for (const c of counters) ctx.events.emit({ type: 'campaign.progress', userId: c.userId, campaignId: c.id });
-    const finished = counters.filter((c) => c.sent + c.failed + c.suppressed + c.cancelled >= c.total).map((c) => c.id);
-    // The scheduler also completes finished campaigns on every pass, so a failure here only delays it.
-    await completeIfFinished(ctx, finished).catch((err) => ctx.log.warn({ err }, 'could not complete finished campaigns'));
   }
 }

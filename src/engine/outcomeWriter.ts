@@ -1,0 +1,94 @@
+import { completeIfFinished } from '../campaigns/lifecycle.ts';
+import type { AppContext } from '../context.ts';
+import { recordOutcomes, type AccountOutcomeRow } from '../db/messages.ts';
+import { retryTransient } from '../db/transient.ts';
+
+/** At most one outcome statement starts per this many ms... */
+const MIN_GAP_MS = 50;
+/** ...unless this many rows are waiting; and no statement carries more. */
+const MAX_ROWS = 2_000;
+
+interface Submission {
+  rows: AccountOutcomeRow[];
+  giveUp: () => boolean;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * The outcome writes of all the process's account workers, grouped into one statement at a time
+ * (group commit). With a thousand accounts each sending a message every few seconds, per-worker
+ * writes would be thousands of one-row statements a second; grouped, the statement count stays
+ * flat however many accounts are at work, and the rows per statement grow instead.
+ */
+export class OutcomeWriter {
+  private pending: Submission[] = [];
+  private pendingRows = 0;
+  private writing = false;
+  private timer: NodeJS.Timeout | undefined;
+  private lastStart = -Infinity;
+
+  constructor(
+    private readonly ctx: AppContext,
+    private readonly owner: string,
+  ) {}
+
+  /**
+   * Resolves once the rows have landed (or were fenced off: a lost lease). Rejects when the
+   * database kept failing until `giveUp()` said to stop: the rows then stay 'sending'.
+   */
+  write(rows: AccountOutcomeRow[], giveUp: () => boolean): Promise<void> {
+    if (rows.length === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.pending.push({ rows, giveUp, resolve, reject });
+      this.pendingRows += rows.length;
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.writing || this.pending.length === 0) return;
+    const wait = this.lastStart + MIN_GAP_MS - performance.now();
+    if (wait <= 0 || this.pendingRows >= MAX_ROWS) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      void this.writeNext();
+    } else this.timer ??= setTimeout(() => {
+      this.timer = undefined;
+      this.schedule();
+    }, wait);
+  }
+
+  private async writeNext(): Promise<void> {
+    this.writing = true;
+    this.lastStart = performance.now();
+    const group: Submission[] = [];
+    let rows = 0;
+    while (this.pending.length > 0 && (group.length === 0 || rows + this.pending[0]!.rows.length <= MAX_ROWS)) {
+      const s = this.pending.shift()!;
+      group.push(s);
+      rows += s.rows.length;
+    }
+    this.pendingRows -= rows;
+    let finished: number[] = [];
+    try {
+      // Repeating the statement is safe: it touches only rows still 'sending', so nothing counts twice.
+      const counters = await retryTransient(
+        () => recordOutcomes(this.ctx.db, this.owner, group.flatMap((s) => s.rows)),
+        () => group.every((s) => s.giveUp()),
+      );
+      for (const s of group) s.resolve();
+      for (const c of counters) this.ctx.events.emit({ type: 'campaign.progress', userId: c.userId, campaignId: c.id });
+      finished = counters.filter((c) => c.sent + c.failed + c.suppressed + c.cancelled >= c.total).map((c) => c.id);
+    } catch (err) {
+      for (const s of group) s.reject(err);
+    } finally {
+      this.writing = false;
+      this.schedule();
+    }
+    // The scheduler also completes finished campaigns on every pass, so a failure here only delays it.
+    if (finished.length > 0) {
+      await completeIfFinished(this.ctx, finished).catch((err) => this.ctx.log.warn({ err }, 'could not complete finished campaigns'));
+    }
+  }
+}
