@@ -54,6 +54,12 @@ export function contact(i: number): Contact {
   return { email: `rcpt${i}@sink.test`, name: `Person ${i}`, city: CITIES[i % CITIES.length]! };
 }
 
+/** The i of the contact(i) with this address, or undefined when no contact has it. */
+export function contactIndex(email: string): number | undefined {
+  const digits = /^rcpt(0|[1-9]\d*)@sink\.test$/.exec(email)?.[1];
+  return digits === undefined ? undefined : Number(digits);
+}
+
 /** Substitutes the three merge fields; contact values are plain ASCII words, so HTML needs no escaping. */
 export function personalise(template: string, c: Contact): string {
   return template.replaceAll('{{name}}', c.name).replaceAll('{{email}}', c.email).replaceAll(CITY, c.city);
