@@ -5,12 +5,12 @@ export function logger(prefix: string): (line: string) => void {
   return (line) => process.stderr.write(`[${prefix}] ${line}\n`);
 }
 
-/** A positive integer setting from the environment, or the fallback. */
-export function intEnv(name: string, fallback: number): number {
+/** An integer setting of at least `min` (1) from the environment, or the fallback. */
+export function intEnv(name: string, fallback: number, min = 1): number {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got "${raw}"`);
+  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer of at least ${min}, got "${raw}"`);
   return n;
 }
 
