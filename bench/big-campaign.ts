@@ -23,6 +23,7 @@ import { createCampaign, createSender, describeCampaign, importList, type Campai
 import { apiClient, startMailPilot, type Api } from './lib/mailpilot.ts';
 import { summariseLatencies } from './lib/percentiles.ts';
 import { createBenchDatabase } from './lib/postgres.ts';
+import { cpuSeconds } from './lib/processStats.ts';
 import { startRecordingSink } from './lib/recordingSink.ts';
 import { freePort } from './lib/smtpSink.ts';
 import { intEnv, logger, machine, printResult } from './lib/report.ts';
@@ -108,6 +109,8 @@ runBench(async (cleanup) => {
     statusLatency: { intervalMs: POLL_MS, ...summariseLatencies(latenciesMs) },
     server: { peakRssMb, peakRssAfterImportMb: rssAfterImportMb, cpuSeconds: server.cpuSeconds() },
     delivery,
+    // What measuring cost the machine: the sink writing every message to the pipe, this process reading it.
+    measurement: { sinkCpuSeconds: sink.cpuSeconds(), benchCpuSeconds: cpuSeconds(process.pid) },
     machine: machine(loadAtStart),
   });
 

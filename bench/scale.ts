@@ -25,6 +25,7 @@ import { createCampaign, createSender, describeCampaign, importList, type Campai
 import { apiClient, startMailPilot, startWorker, type Api, type MailPilotProcess } from './lib/mailpilot.ts';
 import { percentile } from './lib/percentiles.ts';
 import { createBenchDatabase, databaseFootprint } from './lib/postgres.ts';
+import { cpuSeconds } from './lib/processStats.ts';
 import { startRecordingSink } from './lib/recordingSink.ts';
 import { freePort } from './lib/smtpSink.ts';
 import { intEnv, logger, machine, printResult } from './lib/report.ts';
@@ -165,6 +166,8 @@ runBench(async (cleanup) => {
     processes: perProcess,
     database: footprint,
     delivery,
+    // What measuring cost the machine: the sink writing every message to the pipe, this process reading it.
+    measurement: { sinkCpuSeconds: sink.cpuSeconds(), benchCpuSeconds: cpuSeconds(process.pid) },
     machine: machine(loadAtStart),
   });
 

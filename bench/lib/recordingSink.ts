@@ -3,17 +3,13 @@ import { chmodSync, constants, existsSync, mkdtempSync, openSync, rmSync } from 
 import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { DeliveryTally, type DeliveryVerdict } from './deliveryTally.ts';
-import { startSmtpSink } from './smtpSink.ts';
+import { startSmtpSink, type SmtpSink } from './smtpSink.ts';
 
 const DRAIN_TIMEOUT_MS = 60_000;
 
-export interface RecordingSink {
-  port: number;
-  /** Messages the sink has accepted so far. */
-  accepted(): number;
+export interface RecordingSink extends SmtpSink {
   /** Waits until every message the sink accepted has been read from the dump, then judges delivery. */
   verdict(): Promise<DeliveryVerdict>;
-  stop(): Promise<void>;
 }
 
 /**
@@ -48,7 +44,7 @@ export async function startRecordingSink(opts: { expected: number; maxConnection
     reader.destroy();
     rmSync(dir, { recursive: true, force: true });
   };
-  let sink: Awaited<ReturnType<typeof startSmtpSink>>;
+  let sink: SmtpSink;
   try {
     // The -D path is a strftime template: the temporary directory's name has no "%".
     sink = await startSmtpSink(join(dir, 'counters'), ['-m', String(opts.maxConnections), '-D', fifo]);
@@ -60,6 +56,7 @@ export async function startRecordingSink(opts: { expected: number; maxConnection
   return {
     port: sink.port,
     accepted: () => sink.accepted(),
+    cpuSeconds: () => sink.cpuSeconds(),
     async verdict() {
       const deadline = Date.now() + DRAIN_TIMEOUT_MS;
       while (tally.messages < sink.accepted()) {

@@ -1,6 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
+import { cpuSeconds } from './processStats.ts';
 import { logger } from './report.ts';
 
 const SINK_PATH = '/usr/sbin/smtp-sink';
@@ -68,6 +69,8 @@ function greets(port: number): Promise<boolean> {
 
 export interface SmtpSink {
   port: number;
+  /** CPU seconds the sink has used so far: what the benchmark's peer costs the machine. */
+  cpuSeconds(): number;
   /** Messages the sink has received so far ("." seen), from its -c counters. */
   accepted(): number;
   stop(): Promise<void>;
@@ -118,6 +121,7 @@ export async function startSmtpSink(counterFile: string, extraArgs: string[] = [
       return {
         port,
         accepted: () => lastMessageCount(counterFile),
+        cpuSeconds: () => cpuSeconds(child.pid!),
         async stop() {
           if (!alive) return;
           child.kill('SIGTERM');
