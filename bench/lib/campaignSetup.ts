@@ -19,9 +19,13 @@ export function describeCampaign(c: Campaign): string {
   return `campaign ${c.id}: status ${c.status}, total ${c.total}, sent ${c.sent}, failed ${c.failed}, suppressed ${c.suppressed}, cancelled ${c.cancelled}, pending ${c.pending}`;
 }
 
+/** The API's ceiling on an SMTP server's maxConnections. */
+const MAX_SERVER_CONNECTIONS = 100;
+
 /**
  * A user with one SMTP server (the sink) and `accounts` accounts on it without limits, through the
- * public API. The server's maxConnections equals the account count: one connection per account.
+ * public API. The server's maxConnections equals the account count (up to the API's 100): one
+ * connection per account.
  */
 export async function createSender(
   admin: Api,
@@ -34,7 +38,7 @@ export async function createSender(
   });
   const api = apiClient(baseUrl, user.apiKey);
   const server = await api.call<{ id: number }>('POST', '/api/v1/smtp-servers', {
-    body: { name: 'smtp-sink', host: '127.0.0.1', port: opts.sinkPort, security: 'none', maxConnections: opts.accounts },
+    body: { name: 'smtp-sink', host: '127.0.0.1', port: opts.sinkPort, security: 'none', maxConnections: Math.min(opts.accounts, MAX_SERVER_CONNECTIONS) },
     expect: 201,
   });
   for (let i = 0; i < opts.accounts; i++) {

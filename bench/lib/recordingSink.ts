@@ -28,7 +28,7 @@ export interface RecordingSink extends SmtpSink {
  * `maxConnections` is smtp-sink's -m: above it, connections wait unanswered in the kernel's queue.
  */
 export async function startRecordingSink(opts: { expected: number; maxConnections: number }): Promise<RecordingSink> {
-  // The temporary files go where the pipe is: memory, where the machine has it.
+  // smtp-sink first writes each transaction to a temporary file beside the pipe: keep those in memory (tmpfs).
   const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : '/tmp', 'mailpilot-sink-'));
   // The sink runs as nobody.
   chmodSync(dir, 0o777);
@@ -39,6 +39,8 @@ export async function startRecordingSink(opts: { expected: number; maxConnection
   const tally = new DeliveryTally(opts.expected);
   const reader = new Socket({ fd: openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK), readable: true, writable: false });
   reader.on('data', (chunk: Buffer) => tally.write(chunk));
+  let readError: Error | undefined;
+  reader.on('error', (err) => (readError = err));
 
   const cleanUp = () => {
     reader.destroy();
@@ -60,6 +62,7 @@ export async function startRecordingSink(opts: { expected: number; maxConnection
     async verdict() {
       const deadline = Date.now() + DRAIN_TIMEOUT_MS;
       while (tally.messages < sink.accepted()) {
+        if (readError) throw new Error(`reading the sink's dump failed: ${readError.message}`);
         if (Date.now() > deadline) throw new Error(`the sink accepted ${sink.accepted()} messages, only ${tally.messages} came through its dump`);
         await new Promise((r) => setTimeout(r, 50));
       }
