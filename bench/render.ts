@@ -9,11 +9,12 @@
  * BENCH_RENDER_MESSAGES (5000) messages per variant; stdout gets one JSON line.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { cpus, loadavg } from 'node:os';
+import { loadavg } from 'node:os';
 import { compileCampaign } from '../src/campaigns/template.ts';
 import { dkimKey, type DkimKey } from '../src/smtp/dkim.ts';
 import { messageSkeleton, renderMessage } from '../src/smtp/mime.ts';
 import { contact, FROM_NAME, HTML_TEMPLATE, SUBJECT, TEXT_TEMPLATE } from './lib/content.ts';
+import { machine, printResult } from './lib/report.ts';
 
 const WARMUP = 500;
 
@@ -63,6 +64,6 @@ const result = {
   textDerivedFromHtml: measure(messages, null, undefined),
   dkimRsa1024: measure(messages, TEXT_TEMPLATE, key(1024)),
   dkimRsa2048: measure(messages, TEXT_TEMPLATE, key(2048)),
-  machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? null, loadAvg1: { start: loadAtStart, end: loadavg()[0]! }, node: process.version },
+  machine: machine(loadAtStart),
 };
-process.stdout.write(JSON.stringify(result) + '\n');
+printResult(result);

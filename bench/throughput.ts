@@ -11,90 +11,44 @@
  * Progress goes to stderr; stdout gets one JSON line. Exits non-zero if MailPilot does not start,
  * does not complete the campaign in time, or does not deliver every message exactly once.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { contactsCsv, FROM_NAME, HTML_TEMPLATE, SUBJECT, TEXT_TEMPLATE } from './lib/content.ts';
+import { runBench, workDir } from './lib/benchRun.ts';
+import { createCampaign, createSender, describeCampaign, importList, type Campaign } from './lib/campaignSetup.ts';
 import { apiClient, startMailPilot, type Api } from './lib/mailpilot.ts';
 import { createBenchDatabase } from './lib/postgres.ts';
 import { measureRawCeiling } from './lib/rawCeiling.ts';
 import { freePort, startSmtpSink, type SmtpSink } from './lib/smtpSink.ts';
-import { intEnv, logger } from './lib/report.ts';
+import { intEnv, logger, machine, printResult } from './lib/report.ts';
 
 const ACCOUNTS = 10;
 /** One connection per account: 10 accounts sharing one server whose maxConnections is 10. */
 const CONNECTIONS = ACCOUNTS;
 const TARGET_MSG_PER_SEC = 2500;
 const TARGET_RATIO = 0.8;
-/** Rows per import request, well under Fastify's default 1 MiB body limit. */
-const IMPORT_CHUNK = 5000;
 const POLL_MS = 250;
 
 const log = logger('bench');
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Campaign {
-  id: number;
-  status: string;
-  total: number;
-  sent: number;
-  failed: number;
-  suppressed: number;
-  cancelled: number;
-  pending: number;
-}
-
 interface MessagePage {
   items: { sentAt: string | null; accountId: number | null }[];
   next: string | number | null;
 }
 
-function counters(c: Campaign): string {
-  return `status ${c.status}, total ${c.total}, sent ${c.sent}, failed ${c.failed}, suppressed ${c.suppressed}, cancelled ${c.cancelled}, pending ${c.pending}`;
-}
-
-/** Users, server, accounts, list and contacts: everything a campaign needs, through the public API. */
+/** A user with ACCOUNTS accounts and a list of `messages` contacts: everything a campaign needs, through the public API. */
 async function setUp(admin: Api, baseUrl: string, sinkPort: number, messages: number): Promise<{ api: Api; listId: number }> {
-  const user = await admin.call<{ apiKey: string }>('POST', '/api/v1/users', {
-    body: { name: 'bench', email: 'bench@bench.test' },
-    expect: 201,
-  });
-  const api = apiClient(baseUrl, user.apiKey);
-  const server = await api.call<{ id: number }>('POST', '/api/v1/smtp-servers', {
-    body: { name: 'smtp-sink', host: '127.0.0.1', port: sinkPort, security: 'none', maxConnections: CONNECTIONS },
-    expect: 201,
-  });
-  for (let i = 0; i < ACCOUNTS; i++) {
-    await api.call('POST', '/api/v1/smtp-accounts', {
-      body: { serverId: server.id, email: `sender${i}@bench.test`, hourlyLimit: 0, dailyLimit: 0 },
-      expect: 201,
-    });
-  }
-  const list = await api.call<{ id: number }>('POST', '/api/v1/lists', { body: { name: 'bench' }, expect: 201 });
-
+  const api = await createSender(admin, baseUrl, { name: 'bench', sinkPort, accounts: ACCOUNTS });
   const importStart = performance.now();
-  let added = 0;
-  for (let from = 0; from < messages; from += IMPORT_CHUNK) {
-    const to = Math.min(from + IMPORT_CHUNK, messages);
-    const res = await api.call<{ added: number; invalid: unknown[] }>('POST', `/api/v1/lists/${list.id}/contacts`, {
-      body: contactsCsv(from, to),
-      contentType: 'text/csv',
-    });
-    if (res.invalid.length > 0) throw new Error(`import rejected rows: ${JSON.stringify(res.invalid.slice(0, 3))}`);
-    added += res.added;
-  }
-  if (added !== messages) throw new Error(`imported ${added} contacts, expected ${messages}`);
-  log(`imported ${added} contacts in ${((performance.now() - importStart) / 1000).toFixed(1)} s`);
-  return { api, listId: list.id };
+  const listId = await importList(api, 0, messages);
+  log(`imported ${messages} contacts in ${((performance.now() - importStart) / 1000).toFixed(1)} s`);
+  return { api, listId };
 }
 
 /** Starts the campaign and polls it to completion; times run from the start request. */
 async function runCampaign(api: Api, listId: number, messages: number, timeoutMs: number) {
-  const campaign = await api.call<Campaign>('POST', '/api/v1/campaigns', {
-    body: { name: 'throughput', listIds: [listId], subject: SUBJECT, html: HTML_TEMPLATE, text: TEXT_TEMPLATE, fromName: FROM_NAME },
-    expect: 201,
-  });
+  const campaign = await createCampaign(api, 'throughput', [listId]);
   const path = `/api/v1/campaigns/${campaign.id}`;
 
   const requested = performance.now();
@@ -109,10 +63,10 @@ async function runCampaign(api: Api, listId: number, messages: number, timeoutMs
     const now = performance.now();
     if (c.status === 'completed') return { campaign: c, requested, started, completed: now };
     if (c.status === 'stopped' || c.status === 'paused' || c.status === 'paused_limits') {
-      throw new Error(`campaign ${c.id} went to "${c.status}": ${counters(c)}`);
+      throw new Error(`campaign ${c.id} went to "${c.status}": ${describeCampaign(c)}`);
     }
     if (now - started > timeoutMs) {
-      throw new Error(`campaign ${c.id} did not complete within ${timeoutMs / 1000} s (BENCH_TIMEOUT_SECONDS): ${counters(c)}`);
+      throw new Error(`campaign ${c.id} did not complete within ${timeoutMs / 1000} s (BENCH_TIMEOUT_SECONDS): ${describeCampaign(c)}`);
     }
     if (polls % 4 === 0) {
       const rate = Math.round(((c.sent - last.sent) * 1000) / (now - last.at));
@@ -147,112 +101,80 @@ async function sendWindow(api: Api, campaignId: number): Promise<{ seconds: numb
   return Number.isFinite(first) ? { seconds: (lastAt - first) / 1000, accountsUsed: accounts.size } : null;
 }
 
-async function main(): Promise<number> {
+runBench(async (cleanup) => {
   const messages = intEnv('BENCH_MESSAGES', 50_000);
   const rawMessages = intEnv('BENCH_RAW_MESSAGES', messages);
   const timeoutMs = intEnv('BENCH_TIMEOUT_SECONDS', 600) * 1000;
   const loadAtStart = loadavg()[0]!;
 
-  const cleanups: (() => Promise<void> | void)[] = [];
-  const cleanUp = async () => {
-    for (const fn of cleanups.splice(0).reverse()) {
-      try {
-        await fn();
-      } catch (err) {
-        log(`cleanup failed: ${err instanceof Error ? err.message : String(err)}`);
-      }
-    }
+  const dir = workDir(cleanup);
+  const sink: SmtpSink = await startSmtpSink(join(dir, 'sink-counters.txt'));
+  cleanup(() => sink.stop());
+  // Created before the raw run, so a missing PostgreSQL fails in seconds, not after it.
+  const database = await createBenchDatabase();
+  cleanup(() => database.drop());
+  log(`database ${database.name}`);
+
+  log(`raw ceiling: ${rawMessages} messages over ${CONNECTIONS} connections`);
+  const raw = await measureRawCeiling({ port: sink.port, messages: rawMessages, connections: CONNECTIONS, warmup: 2000 });
+  const rawSink = sink.accepted();
+  if (raw.failed > 0) throw new Error(`raw ceiling: ${raw.failed} messages failed, first: ${raw.firstError}`);
+
+  const server = await startMailPilot({ databaseUrl: database.url, port: await freePort(), dataDir: join(dir, 'data') });
+  cleanup(() => server.stop());
+  const { api, listId } = await setUp(apiClient(server.url, server.adminKey), server.url, sink.port, messages);
+
+  const sinkBefore = sink.accepted();
+  const run = await runCampaign(api, listId, messages, timeoutMs);
+  const peakRssMb = server.peakRssMb();
+  const window = await sendWindow(api, run.campaign.id).catch((err: unknown) => {
+    log(`no send window: ${err instanceof Error ? err.message : String(err)}`);
+    return null;
+  });
+  const mailpilotSink = sink.accepted() - sinkBefore;
+
+  const seconds = (run.completed - run.started) / 1000;
+  const msgPerSec = Math.round(run.campaign.sent / seconds);
+  const ratio = Number((msgPerSec / raw.msgPerSec).toFixed(3));
+  const result = {
+    bench: 'throughput',
+    messages,
+    accounts: ACCOUNTS,
+    connections: CONNECTIONS,
+    // Mean size of the raw ceiling's messages; MailPilot renders the same templates and contacts.
+    messageBytes: raw.messageBytes,
+    mailpilot: {
+      msgPerSec,
+      seconds: Number(seconds.toFixed(3)),
+      // Includes the start request, which materialises the queue from the list.
+      secondsFromStartRequest: Number(((run.completed - run.requested) / 1000).toFixed(3)),
+      sendWindowSeconds: window ? Number(window.seconds.toFixed(3)) : null,
+      msgPerSecInSendWindow: window && window.seconds > 0 ? Math.round(run.campaign.sent / window.seconds) : null,
+      accountsUsed: window?.accountsUsed ?? null,
+      sent: run.campaign.sent,
+      failed: run.campaign.failed,
+      sinkReceived: mailpilotSink,
+      peakRssMb,
+    },
+    rawCeiling: {
+      msgPerSec: raw.msgPerSec,
+      messages: raw.messages,
+      seconds: raw.seconds,
+      warmupMessages: raw.warmupMessages,
+      sinkReceived: rawSink,
+    },
+    ratio,
+    sinkReceived: sink.accepted(),
+    target: { msgPerSec: TARGET_MSG_PER_SEC, ratio: TARGET_RATIO, met: msgPerSec >= TARGET_MSG_PER_SEC && ratio >= TARGET_RATIO },
+    // Other work on the machine moves both figures; the load average says whether it was quiet.
+    machine: machine(loadAtStart),
   };
-  // Ctrl-C must not leave a sink, a server or a database behind.
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
-      log(`${signal}: cleaning up`);
-      void cleanUp().then(() => process.exit(130));
-    });
+  printResult(result);
+
+  // Fewer means lost or failed mail, more means double sends: either way not a valid throughput.
+  if (run.campaign.sent !== messages || mailpilotSink !== messages) {
+    log(`FAILED: campaign sent ${run.campaign.sent} and the sink received ${mailpilotSink} of ${messages} messages`);
+    return 1;
   }
-
-  try {
-    const workDir = mkdtempSync(join(tmpdir(), 'mailpilot-bench-'));
-    cleanups.push(() => rmSync(workDir, { recursive: true, force: true }));
-
-    const sink: SmtpSink = await startSmtpSink(join(workDir, 'sink-counters.txt'));
-    cleanups.push(() => sink.stop());
-    // Created before the raw run, so a missing PostgreSQL fails in seconds, not after it.
-    const database = await createBenchDatabase();
-    cleanups.push(() => database.drop());
-    log(`database ${database.name}`);
-
-    log(`raw ceiling: ${rawMessages} messages over ${CONNECTIONS} connections`);
-    const raw = await measureRawCeiling({ port: sink.port, messages: rawMessages, connections: CONNECTIONS, warmup: 2000 });
-    const rawSink = sink.accepted();
-    if (raw.failed > 0) throw new Error(`raw ceiling: ${raw.failed} messages failed, first: ${raw.firstError}`);
-
-    const server = await startMailPilot({ databaseUrl: database.url, port: await freePort(), dataDir: join(workDir, 'data') });
-    cleanups.push(() => server.stop());
-    const { api, listId } = await setUp(apiClient(server.url, server.adminKey), server.url, sink.port, messages);
-
-    const sinkBefore = sink.accepted();
-    const run = await runCampaign(api, listId, messages, timeoutMs);
-    const peakRssMb = server.peakRssMb();
-    const window = await sendWindow(api, run.campaign.id).catch((err: unknown) => {
-      log(`no send window: ${err instanceof Error ? err.message : String(err)}`);
-      return null;
-    });
-    const mailpilotSink = sink.accepted() - sinkBefore;
-
-    const seconds = (run.completed - run.started) / 1000;
-    const msgPerSec = Math.round(run.campaign.sent / seconds);
-    const ratio = Number((msgPerSec / raw.msgPerSec).toFixed(3));
-    const result = {
-      bench: 'throughput',
-      messages,
-      accounts: ACCOUNTS,
-      connections: CONNECTIONS,
-      // Mean size of the raw ceiling's messages; MailPilot renders the same templates and contacts.
-      messageBytes: raw.messageBytes,
-      mailpilot: {
-        msgPerSec,
-        seconds: Number(seconds.toFixed(3)),
-        // Includes the start request, which materialises the queue from the list.
-        secondsFromStartRequest: Number(((run.completed - run.requested) / 1000).toFixed(3)),
-        sendWindowSeconds: window ? Number(window.seconds.toFixed(3)) : null,
-        msgPerSecInSendWindow: window && window.seconds > 0 ? Math.round(run.campaign.sent / window.seconds) : null,
-        accountsUsed: window?.accountsUsed ?? null,
-        sent: run.campaign.sent,
-        failed: run.campaign.failed,
-        sinkReceived: mailpilotSink,
-        peakRssMb,
-      },
-      rawCeiling: {
-        msgPerSec: raw.msgPerSec,
-        messages: raw.messages,
-        seconds: raw.seconds,
-        warmupMessages: raw.warmupMessages,
-        sinkReceived: rawSink,
-      },
-      ratio,
-      sinkReceived: sink.accepted(),
-      target: { msgPerSec: TARGET_MSG_PER_SEC, ratio: TARGET_RATIO, met: msgPerSec >= TARGET_MSG_PER_SEC && ratio >= TARGET_RATIO },
-      // Other work on the machine moves both figures; the load average says whether it was quiet.
-      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? null, loadAvg1: { start: loadAtStart, end: loadavg()[0]! }, node: process.version },
-    };
-    process.stdout.write(JSON.stringify(result) + '\n');
-
-    // Fewer means lost or failed mail, more means double sends: either way not a valid throughput.
-    if (run.campaign.sent !== messages || mailpilotSink !== messages) {
-      log(`FAILED: campaign sent ${run.campaign.sent} and the sink received ${mailpilotSink} of ${messages} messages`);
-      return 1;
-    }
-    return 0;
-  } finally {
-    await cleanUp();
-  }
-}
-
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    log(`FAILED: ${err instanceof Error ? err.message : String(err)}`);
-    process.exit(1);
-  },
-);
+  return 0;
+});

@@ -44,3 +44,33 @@ function redact(url: string): string {
   if (u.password) u.password = '***';
   return u.toString();
 }
+
+export interface DatabaseFootprint {
+  /** pg_database_size of the whole database. */
+  databaseBytes: number;
+  messageRows: number;
+  /** The messages table with its indexes and TOAST (pg_total_relation_size), and its indexes alone. */
+  messagesBytes: number;
+  messagesIndexBytes: number;
+  /** messagesBytes / messageRows: what a queued recipient costs, dead row versions of its updates included. */
+  bytesPerMessageRow: number | null;
+}
+
+/** Disk use of a MailPilot database, read as the server's superuser (row-level security does not hide rows from it). */
+export async function databaseFootprint(url: string): Promise<DatabaseFootprint> {
+  return onServer(url, async (c) => {
+    const { rows } = await c.query<{ database: string; rows: string; total: string; indexes: string }>(
+      `SELECT pg_database_size(current_database()) AS database, (SELECT count(*) FROM messages) AS rows,
+              pg_total_relation_size('messages') AS total, pg_indexes_size('messages') AS indexes`,
+    );
+    const r = rows[0]!;
+    const messageRows = Number(r.rows);
+    return {
+      databaseBytes: Number(r.database),
+      messageRows,
+      messagesBytes: Number(r.total),
+      messagesIndexBytes: Number(r.indexes),
+      bytesPerMessageRow: messageRows > 0 ? Math.round(Number(r.total) / messageRows) : null,
+    };
+  });
+}

@@ -1,6 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
+import { cpuSeconds } from './processStats.ts';
 import { logger } from './report.ts';
 
 const SINK_PATH = '/usr/sbin/smtp-sink';
@@ -68,22 +69,38 @@ function greets(port: number): Promise<boolean> {
 
 export interface SmtpSink {
   port: number;
+  /** CPU seconds the sink has used so far: what the benchmark's peer costs the machine. */
+  cpuSeconds(): number;
   /** Messages the sink has received so far ("." seen), from its -c counters. */
   accepted(): number;
   stop(): Promise<void>;
 }
 
+/** The last "mesg=N" in the counter file; the file grows by a line per event, so only its tail is read. */
+function lastMessageCount(counterFile: string): number {
+  const fd = openSync(counterFile, 'r');
+  try {
+    const tail = Buffer.alloc(512);
+    const size = fstatSync(fd).size;
+    const text = tail.toString('latin1', 0, readSync(fd, tail, 0, tail.length, Math.max(0, size - tail.length)));
+    const last = text.lastIndexOf('mesg=');
+    return last < 0 ? 0 : Number.parseInt(text.slice(last + 5), 10);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
- * Starts `smtp-sink -u nobody -c 127.0.0.1:PORT 1000`. Its -c counters go to a file rather than a
- * pipe: the sink writes them after every message, and reading ~100k updates through a pipe would
- * load the very event loop whose sending rate the benchmark measures.
+ * Starts `smtp-sink -u nobody -c [extraArgs] 127.0.0.1:PORT 1000`. Its -c counters go to a file
+ * rather than a pipe: the sink writes them after every message, and reading ~100k updates through a
+ * pipe would load the very event loop whose sending rate the benchmark measures.
  */
-export async function startSmtpSink(counterFile: string): Promise<SmtpSink> {
+export async function startSmtpSink(counterFile: string, extraArgs: string[] = []): Promise<SmtpSink> {
   const bin = ensureSmtpSink();
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
     const out = openSync(counterFile, 'w');
-    const child: ChildProcess = spawn(bin, ['-u', 'nobody', '-c', `127.0.0.1:${port}`, '1000'], {
+    const child: ChildProcess = spawn(bin, ['-u', 'nobody', '-c', ...extraArgs, `127.0.0.1:${port}`, '1000'], {
       stdio: ['ignore', out, 'pipe'],
     });
     closeSync(out);
@@ -103,12 +120,8 @@ export async function startSmtpSink(counterFile: string): Promise<SmtpSink> {
       log(`listening on 127.0.0.1:${port} (pid ${child.pid})`);
       return {
         port,
-        accepted() {
-          // The sink appends a new counter line, ended by \r, after every event: the last "mesg=N" is the total.
-          const text = readFileSync(counterFile, 'latin1');
-          const last = text.lastIndexOf('mesg=');
-          return last < 0 ? 0 : Number.parseInt(text.slice(last + 5), 10);
-        },
+        accepted: () => lastMessageCount(counterFile),
+        cpuSeconds: () => cpuSeconds(child.pid!),
         async stop() {
           if (!alive) return;
           child.kill('SIGTERM');
