@@ -47,8 +47,10 @@ export async function startMailPilot(opts: StartOptions): Promise<MailPilot> {
   const stopActivityLog = logActivity(ctx.events, log, engine?.owner);
   let app: FastifyInstance | undefined;
   let url: string | undefined;
+  // On a server the API has connections of its own, so no request queues behind the engine's statements.
+  const apiDb = opts.api && engine && !opts.db && config.databaseUrl ? await openDatabase({ url: config.databaseUrl }) : db;
   if (opts.api) {
-    app = await buildApp(ctx);
+    app = await buildApp({ ...ctx, db: apiDb });
     url = await app.listen({ port: config.port, host: config.host });
   }
   await engine?.start();
@@ -64,6 +66,7 @@ export async function startMailPilot(opts: StartOptions): Promise<MailPilot> {
       await Promise.all([app?.close(), retention?.stop(), engine?.stop()]);
       await unbridge();
       stopActivityLog();
+      if (apiDb !== db) await apiDb.close();
       if (!opts.db) await db.close();
     },
   };

@@ -1,7 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { isTransientDbError } from './transient.ts';
 import { from as copyFrom } from 'pg-copy-streams';
@@ -67,6 +66,8 @@ export async function openDatabase(opts: { url?: string; dataDir?: string }): Pr
 
 async function openPglite(dataDir: string | undefined): Promise<Database> {
   if (dataDir) mkdirSync(dataDir, { recursive: true });
+  // Loaded only here: the embedded database's code is ~45 MB of memory a server process does without.
+  const { PGlite } = await import('@electric-sql/pglite');
   const db = await PGlite.create(dataDir, { parsers: { [INT8]: parseInt8 } });
   const query = async <T>(sql: string, params?: unknown[]) => (await db.query<T>(sql, params)).rows;
   return {

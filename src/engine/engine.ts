@@ -6,6 +6,7 @@ import { campaignsDue, finishedCampaignIds } from '../db/campaigns.ts';
 import { accountsToSweep, countOthersLiveLeases, findLaunchCandidates, idleUsersWithWork, releaseLease, sweepAccount, takeLease } from '../db/engineAccounts.ts';
 import { forgetDeadNodes, removeNode, renewNode } from '../db/engineNodes.ts';
 import { nextWakeAt } from '../db/engineSchedule.ts';
+import { QueueUpkeep } from '../db/queueUpkeep.ts';
 import { isTransientDbError } from '../db/transient.ts';
 import { nextQuotaAt } from '../db/usage.ts';
 import { completeIfFinished, resumeFromLimits, settleStopped, startCampaign } from '../campaigns/lifecycle.ts';
@@ -73,7 +74,8 @@ export class Engine {
 
   constructor(private readonly ctx: AppContext) {
     this.renderer = new Renderer(ctx);
-    this.outcomeWriter = new OutcomeWriter(ctx, this.owner);
+    const upkeep = new QueueUpkeep(ctx.db, (err) => ctx.log.warn({ err }, 'vacuuming the queue failed'));
+    this.outcomeWriter = new OutcomeWriter(ctx, this.owner, upkeep);
   }
 
   async start(): Promise<void> {

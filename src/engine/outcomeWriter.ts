@@ -1,6 +1,7 @@
 import { completeIfFinished } from '../campaigns/lifecycle.ts';
 import type { AppContext } from '../context.ts';
 import { recordOutcomes, type AccountOutcomeRow } from '../db/messages.ts';
+import type { QueueUpkeep } from '../db/queueUpkeep.ts';
 import { retryTransient } from '../db/transient.ts';
 
 /** At most one outcome statement starts per this many ms... */
@@ -31,6 +32,7 @@ export class OutcomeWriter {
   constructor(
     private readonly ctx: AppContext,
     private readonly owner: string,
+    private readonly upkeep: QueueUpkeep,
   ) {}
 
   /**
@@ -78,6 +80,7 @@ export class OutcomeWriter {
         () => group.every((s) => s.giveUp()),
       );
       for (const s of group) s.resolve();
+      this.upkeep.messagesDone(rows);
       for (const c of counters) this.ctx.events.emit({ type: 'campaign.progress', userId: c.userId, campaignId: c.id });
       finished = counters.filter((c) => c.sent + c.failed + c.suppressed + c.cancelled >= c.total).map((c) => c.id);
     } catch (err) {
