@@ -9,16 +9,30 @@ export type AppEvent =
   /** Accounts, campaigns or quota of a user changed: the scheduler looks again. */
   | { type: 'engine.wake'; userId: number };
 
-/** In-process event bus. */
+/** Which events a handler wants: one type, optionally of one user only. */
+export interface EventFilter {
+  type: AppEvent['type'];
+  userId?: number;
+}
+
+/**
+ * In-process event bus. A thousand account workers each wait for their own user's status changes
+ * only: they listen on a channel of their own, so an event costs a call per interested listener,
+ * not one per listener in the process.
+ */
 export class Events {
   private emitter = new EventEmitter().setMaxListeners(0);
 
   emit(event: AppEvent): void {
-    this.emitter.emit('event', event);
+    this.emitter.emit('*', event);
+    this.emitter.emit(event.type, event);
+    this.emitter.emit(`${event.type}:${event.userId}`, event);
   }
 
-  on(handler: (event: AppEvent) => void): () => void {
-    this.emitter.on('event', handler);
-    return () => this.emitter.off('event', handler);
+  /** Calls `handler` with every event, or with those `only` names. Returns the unsubscribe function. */
+  on(handler: (event: AppEvent) => void, only?: EventFilter): () => void {
+    const channel = only === undefined ? '*' : only.userId === undefined ? only.type : `${only.type}:${only.userId}`;
+    this.emitter.on(channel, handler);
+    return () => this.emitter.off(channel, handler);
   }
 }

@@ -74,9 +74,12 @@ export interface MailPilotServer extends MailPilotProcess {
  */
 function spawnMailPilot(command: 'serve' | 'worker', env: Record<string, string>) {
   // BENCH_CPU_PROF=DIR writes each process's V8 CPU profile there when it stops (open it in Chrome DevTools).
+  // Otherwise it runs as `npm start` does: through the script's own line, with its heap flags.
   const profDir = process.env.BENCH_CPU_PROF;
-  const nodeArgs = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
-  const child = spawn(process.execPath, [...nodeArgs, 'bin/mailpilot.js', command], {
+  const [file, args] = profDir
+    ? [process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profDir}`, 'bin/mailpilot.js', command]]
+    : ['bin/mailpilot.js', [command]];
+  const child = spawn(file, args, {
     cwd: REPO_ROOT,
     stdio: ['ignore', 2, 2],
     env: { ...process.env, LOG_LEVEL: 'warn', ...env },

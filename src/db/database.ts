@@ -54,6 +54,18 @@ const SESSION_SETTINGS = '-c lock_timeout=5000 -c statement_timeout=60000';
 const POOL_SIZE = 10;
 // An unreachable server fails a query in this long instead of stalling it (and a shutdown) indefinitely.
 const CONNECT_TIMEOUT_MS = 5_000;
+/**
+ * How long a query may wait for a free pooled connection. Not the connect timeout: a burst (a
+ * hundred users starting campaigns at once, each building its queue) must queue, not fail.
+ */
+const POOL_WAIT_MS = 120_000;
+
+/** pg-pool uses its connectionTimeoutMillis for the wait too; clients keep the short connect timeout. */
+class PooledClient extends pg.Client {
+  constructor(config?: pg.ClientConfig) {
+    super({ ...config, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
+  }
+}
 const LISTEN_RECONNECT_MS = 250;
 const LISTEN_RECONNECT_MAX_MS = 5_000;
 // A function scan over an array yields its elements in order, so the notifications keep it.
@@ -110,7 +122,13 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
 
 async function openPostgres(url: string): Promise<Database> {
   pg.types.setTypeParser(INT8, parseInt8);
-  const pool = new pg.Pool({ connectionString: url, max: POOL_SIZE, options: SESSION_SETTINGS, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: POOL_SIZE,
+    options: SESSION_SETTINGS,
+    connectionTimeoutMillis: POOL_WAIT_MS,
+    Client: PooledClient,
+  });
   // An idle client's error (server restart, pg_terminate_backend) must not kill the process;
   // the pool drops that client and the next query gets a fresh one.
   pool.on('error', () => undefined);

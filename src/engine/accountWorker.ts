@@ -110,7 +110,7 @@ export class AccountWorker {
   }
 
   async run(): Promise<ExitReason> {
-    const unsubscribe = this.ctx.events.on((e) => this.onEvent(e));
+    const unsubscribe = this.ctx.events.on((e) => this.onEvent(e), { type: 'campaign.status', userId: this.account.userId });
     this.lease.start();
     try {
       for (;;) {
