@@ -32,8 +32,12 @@ export interface Transaction extends Queryable {
 
 export interface Database extends Queryable {
   readonly kind: 'pglite' | 'postgres';
-  /** Runs fn in one transaction: committed when it resolves, rolled back when it throws. */
-  transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T>;
+  /**
+   * Runs fn in one transaction: committed when it resolves, rolled back when it throws. `opening`
+   * is SQL without parameters run first, sent with BEGIN in one round trip (a request's tenant
+   * switch, which every API request pays).
+   */
+  transaction<T>(fn: (tx: Transaction) => Promise<T>, opening?: string): Promise<T>;
   /**
    * Calls `handler` with each notification on `channel` until the returned function is called. On
    * a server the listening connection comes back by itself after it is lost; `onReconnect` is then
@@ -85,9 +89,10 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
   return {
     kind: 'pglite',
     query,
-    transaction: (fn) =>
-      db.transaction((tx) =>
-        fn({
+    transaction: (fn, opening) =>
+      db.transaction(async (tx) => {
+        if (opening) await tx.exec(opening);
+        return fn({
           query: async <T>(sql: string, params?: unknown[]) => (await tx.query<T>(sql, params)).rows,
           exec: async (sql) => {
             await tx.exec(sql);
@@ -104,8 +109,8 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
               await tx.query(`SELECT set_config('role', $1, true)`, [scope!.role]);
             }
           },
-        }),
-      ),
+        });
+      }),
     exec: async (sql) => {
       await db.exec(sql);
     },
@@ -137,14 +142,14 @@ async function openPostgres(url: string): Promise<Database> {
   return {
     kind: 'postgres',
     query,
-    transaction: async (fn) => {
+    transaction: async (fn, opening) => {
       const client = await pool.connect();
       // A connection lost while checked out must fail the next query, not crash the process.
       const ignore = () => undefined;
       client.on('error', ignore);
       let lost: Error | undefined;
       try {
-        await client.query('BEGIN');
+        await client.query(opening ? `BEGIN; ${opening}` : 'BEGIN');
         const result = await fn({
           query: async <T>(sql: string, params?: unknown[], opts?: QueryOptions) =>
             (await client.query({ text: sql, values: params, name: opts?.prepared })).rows as T[],

@@ -1,4 +1,4 @@
-import type { Database, Queryable } from './database.ts';
+import type { Database } from './database.ts';
 
 /**
  * The database as one user sees it (the second wall, 004_tenant_wall.sql). Every query runs in a
@@ -12,13 +12,9 @@ import type { Database, Queryable } from './database.ts';
  */
 export function tenantScope(db: Database, userId: number): Database {
   if (!Number.isSafeInteger(userId) || userId <= 0) throw new Error(`tenantScope: not a user id: ${userId}`);
-  const enter = (tx: Queryable) =>
-    tx.query(`SELECT set_config('role', 'mailpilot_tenant', true), set_config('app.user_id', $1, true)`, [String(userId)]);
-  const transaction: Database['transaction'] = (fn) =>
-    db.transaction(async (tx) => {
-      await enter(tx);
-      return fn(tx);
-    });
+  // Sent with BEGIN, so it cannot take parameters: userId is a checked integer, nothing else goes in.
+  const enter = `SELECT set_config('role', 'mailpilot_tenant', true), set_config('app.user_id', '${userId}', true)`;
+  const transaction: Database['transaction'] = (fn) => db.transaction(fn, enter);
   return {
     kind: db.kind,
     transaction,

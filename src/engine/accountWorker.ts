@@ -16,10 +16,14 @@ import type { Renderer } from './renderer.ts';
 import { retryAt, MAX_ATTEMPTS } from './retry.ts';
 import { Signal } from './signal.ts';
 
-/** Messages claimed (and quota reserved) per round trip. */
-const CLAIM_BATCH = 100;
-/** Claim the next batch when this few are left queued, so connections never wait on the database. */
-const REFILL_BELOW = 50;
+/**
+ * Messages claimed (and quota reserved) per round trip: about CLAIM_AHEAD_MS of the account's
+ * recent sending, within these bounds. A fast account claims big batches (few statements per
+ * message); a thousand slow ones do not hold a hundred rendered-to-be messages each in memory.
+ */
+const CLAIM_MIN = 20;
+const CLAIM_MAX = 100;
+const CLAIM_AHEAD_MS = 10_000;
 
 export type ExitReason = 'no_quota' | 'no_work' | 'lease_lost' | 'account_problem' | 'shutdown' | 'rebalance' | 'error';
 
@@ -55,6 +59,9 @@ export class AccountWorker {
   private statusSeen = new Map<number, number>();
   private eventSeq = 0;
   private cursors = new Map<number, number>();
+  private claimSize = CLAIM_MIN;
+  private sentSinceClaim = 0;
+  private lastClaimAt = performance.now();
   private roundRobin = 0;
   private drained = false;
   private halted: ExitReason | undefined;
@@ -116,7 +123,8 @@ export class AccountWorker {
       for (;;) {
         if (this.halted) break;
         this.pump();
-        if (!this.refilling && !this.drained && this.queue.length < REFILL_BELOW) {
+        // The next batch is claimed while half of this one is still queued, so sessions never wait on the database.
+        if (!this.refilling && !this.drained && this.queue.length < this.claimSize / 2) {
           this.refilling = this.refill()
             .catch((err) => this.fail(err))
             .finally(() => {
@@ -192,6 +200,7 @@ export class AccountWorker {
       }
       this.queue.shift();
       this.unspent.set(next.hourStart, this.unspent.get(next.hourStart)! - 1);
+      this.sentSinceClaim++;
       this.send(next);
     }
   }
@@ -273,7 +282,8 @@ export class AccountWorker {
     if (campaigns.length === 0) return this.finish('no_work');
     // Repeated after a lost reply, a reservation leaks quota (never overshoots); a claim leaves
     // orphan 'sending' rows under this account, which go back to the queue when the lease is released.
-    const reservation = await retry(() => db.transaction((tx) => reserveSends(tx, this.account.id, CLAIM_BATCH, now)));
+    this.claimSize = this.nextClaimSize();
+    const reservation = await retry(() => db.transaction((tx) => reserveSends(tx, this.account.id, this.claimSize, now)));
     if (reservation.granted === 0) return this.finish('no_quota');
     const hourStart = reservation.hourStart.getTime();
     this.unspent.set(hourStart, (this.unspent.get(hourStart) ?? 0) + reservation.granted);
@@ -287,6 +297,14 @@ export class AccountWorker {
     if (claimed.length === 0) return this.finish('no_work');
     await retry(() => this.renderer.load(new Set(claimed.map((m) => m.campaignId))));
     for (const msg of claimed) this.queue.push({ msg, hourStart, validUntil: reservation.validUntil.getTime() });
+  }
+
+  private nextClaimSize(): number {
+    const elapsed = Math.max(1, performance.now() - this.lastClaimAt);
+    const ahead = Math.ceil((this.sentSinceClaim / elapsed) * CLAIM_AHEAD_MS);
+    this.sentSinceClaim = 0;
+    this.lastClaimAt = performance.now();
+    return Math.min(CLAIM_MAX, Math.max(CLAIM_MIN, ahead));
   }
 
   private finish(reason: ExitReason): void {
