@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=8 --max-old-space-size=96
+#!/usr/bin/env -S node --max-semi-space-size=8 --max-old-space-size=128
 // The heap flags keep a server's memory near what it actually holds (~30–60 MB live) instead of
 // letting garbage grow the heap to 200+ MB; `node bin/mailpilot.js` runs without them.
 //

@@ -154,7 +154,8 @@ export async function recordOutcomes(db: Queryable, owner: string, outcomes: Acc
         -- Rows are found by primary key. Written as "IS NOT DISTINCT FROM", the status and account
         -- test cannot steer the planner (which takes 'sending' rows for rare) to an index on status,
         -- whose dead 'sending' entries it would then walk on every batch until the next vacuum.
-        WHERE m.id = ANY($2::bigint[]) AND m.id = u.id AND c.id = m.campaign_id
+        -- (No "id = ANY($2)" either: in the join's inner index scan it is re-sorted for every row.)
+        WHERE m.id = u.id AND c.id = m.campaign_id
           AND (m.status, m.account_id) IS NOT DISTINCT FROM ('sending', u.account_id)
           AND a.id = u.account_id AND a.lease_owner = $1
        RETURNING m.campaign_id, m.status, u.possibly_delivered
