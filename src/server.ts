@@ -22,6 +22,8 @@ export interface MailPilot {
   close(): Promise<void>;
 }
 
+const ENGINE_POOL_SIZE = 20;
+
 export interface StartOptions {
   config: Config;
   /** Serve the HTTP API (serve) or not (worker). */
@@ -37,7 +39,10 @@ export interface StartOptions {
 export async function startMailPilot(opts: StartOptions): Promise<MailPilot> {
   const { config } = opts;
   const log = opts.log ?? createLogger(config.logLevel);
-  const db = opts.db ?? (await openDatabase({ url: config.databaseUrl, dataDir: config.databaseUrl ? undefined : `${config.dataDir}/pglite` }));
+  // The engine's connections: hundreds of accounts' claims, quota steps and lease renewals share them.
+  const db =
+    opts.db ??
+    (await openDatabase({ url: config.databaseUrl, dataDir: config.databaseUrl ? undefined : `${config.dataDir}/pglite`, poolSize: ENGINE_POOL_SIZE }));
   await migrate(db);
   const secrets = loadSecrets(config);
   const ctx: AppContext = { config, db, clock: opts.clock ?? systemClock, secrets, events: new Events(), log };

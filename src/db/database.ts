@@ -55,7 +55,7 @@ const parseInt8 = (value: string) => Number(value);
 
 // A stuck lock or a runaway statement fails fast and is retried, instead of stalling a worker.
 const SESSION_SETTINGS = '-c lock_timeout=5000 -c statement_timeout=60000';
-const POOL_SIZE = 10;
+const DEFAULT_POOL_SIZE = 10;
 // An unreachable server fails a query in this long instead of stalling it (and a shutdown) indefinitely.
 const CONNECT_TIMEOUT_MS = 5_000;
 /**
@@ -75,8 +75,9 @@ const LISTEN_RECONNECT_MAX_MS = 5_000;
 // A function scan over an array yields its elements in order, so the notifications keep it.
 const NOTIFY_SQL = 'SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p';
 
-export async function openDatabase(opts: { url?: string; dataDir?: string }): Promise<Database> {
-  if (opts.url) return openPostgres(opts.url);
+/** `poolSize`: connections to a server (the embedded database has one). */
+export async function openDatabase(opts: { url?: string; dataDir?: string; poolSize?: number }): Promise<Database> {
+  if (opts.url) return openPostgres(opts.url, opts.poolSize ?? DEFAULT_POOL_SIZE);
   return openPglite(opts.dataDir);
 }
 
@@ -125,11 +126,11 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
   };
 }
 
-async function openPostgres(url: string): Promise<Database> {
+async function openPostgres(url: string, poolSize: number): Promise<Database> {
   pg.types.setTypeParser(INT8, parseInt8);
   const pool = new pg.Pool({
     connectionString: url,
-    max: POOL_SIZE,
+    max: poolSize,
     options: SESSION_SETTINGS,
     connectionTimeoutMillis: POOL_WAIT_MS,
     Client: PooledClient,
