@@ -1,5 +1,5 @@
 import type { AppContext } from '../context.ts';
-import { renewLease } from '../db/engineAccounts.ts';
+import type { LeaseRenewer } from './leaseRenewer.ts';
 
 /**
  * A worker's hold on its account (the lease notes are in db/engineAccounts.ts). It renews the lease
@@ -22,7 +22,7 @@ export class AccountLease {
   constructor(
     private readonly ctx: AppContext,
     private readonly accountId: number,
-    private readonly owner: string,
+    private readonly renewer: LeaseRenewer,
     /** performance.now() just before the lease was taken. */
     takenAt: number,
     private readonly onLost: () => void,
@@ -59,7 +59,7 @@ export class AccountLease {
     const startedAt = performance.now();
     try {
       const expires = new Date(this.ctx.clock.now().getTime() + this.ttlMs);
-      if (await renewLease(this.ctx.db, this.accountId, this.owner, expires)) {
+      if (await this.renewer.renew(this.accountId, expires)) {
         this.trustedUntil = startedAt + this.ttlMs - this.marginMs;
         this.armWatchdog();
       } else {

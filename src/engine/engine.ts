@@ -10,7 +10,8 @@ import { QueueUpkeep } from '../db/queueUpkeep.ts';
 import { isTransientDbError } from '../db/transient.ts';
 import { nextQuotaAt } from '../db/usage.ts';
 import { completeIfFinished, resumeFromLimits, settleStopped, startCampaign } from '../campaigns/lifecycle.ts';
-import { AccountWorker, type ExitReason } from './accountWorker.ts';
+import { AccountWorker, type ExitReason, type WorkerShared } from './accountWorker.ts';
+import { LeaseRenewer } from './leaseRenewer.ts';
 import { pauseIfStuck } from './limits.ts';
 import { OutcomeWriter } from './outcomeWriter.ts';
 import { Renderer } from './renderer.ts';
@@ -61,8 +62,7 @@ export class Engine {
   readonly owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   private readonly workers = new Map<number, Running>();
   private readonly cooldowns = new Map<number, Cooldown>();
-  private readonly renderer: Renderer;
-  private readonly outcomeWriter: OutcomeWriter;
+  private readonly shared: WorkerShared;
   private interval: NodeJS.Timeout | undefined;
   private dueTimer: Timer | undefined;
   private ticking: Promise<void> | undefined;
@@ -73,9 +73,12 @@ export class Engine {
   launches = 0;
 
   constructor(private readonly ctx: AppContext) {
-    this.renderer = new Renderer(ctx);
     const upkeep = new QueueUpkeep(ctx.db, (err) => ctx.log.warn({ err }, 'vacuuming the queue failed'));
-    this.outcomeWriter = new OutcomeWriter(ctx, this.owner, upkeep);
+    this.shared = {
+      renderer: new Renderer(ctx),
+      outcomes: new OutcomeWriter(ctx, this.owner, upkeep),
+      leases: new LeaseRenewer(ctx, this.owner),
+    };
   }
 
   async start(): Promise<void> {
@@ -181,7 +184,7 @@ export class Engine {
       }
       room--;
       this.launches++;
-      const worker = new AccountWorker(ctx, account, this.owner, this.renderer, this.outcomeWriter, takenAt);
+      const worker = new AccountWorker(ctx, account, this.owner, this.shared, takenAt);
       const done = worker
         .run()
         .then(
