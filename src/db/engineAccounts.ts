@@ -72,14 +72,13 @@ export async function takeLease(tx: Queryable, accountId: number, owner: string,
   return row;
 }
 
-/** Renews the owner's leases on these accounts; returns the ids it still held (the others were taken). */
-export async function renewLeases(db: Queryable, accountIds: number[], owner: string, expiresAt: Date): Promise<Set<number>> {
-  const rows = await db.query<{ id: number }>(
-    'UPDATE smtp_accounts SET lease_expires_at = $3 WHERE id = ANY($1::int[]) AND lease_owner = $2 RETURNING id',
-    [accountIds, owner, expiresAt],
-    { prepared: 'mp_renew_leases' },
-  );
-  return new Set(rows.map((r) => r.id));
+export async function renewLease(db: Queryable, accountId: number, owner: string, expiresAt: Date): Promise<boolean> {
+  const rows = await db.query('UPDATE smtp_accounts SET lease_expires_at = $3 WHERE id = $1 AND lease_owner = $2 RETURNING id', [
+    accountId,
+    owner,
+    expiresAt,
+  ]);
+  return rows.length > 0;
 }
 
 /**

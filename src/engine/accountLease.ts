@@ -1,5 +1,5 @@
 import type { AppContext } from '../context.ts';
-import type { LeaseRenewer } from './leaseRenewer.ts';
+import { renewLease } from '../db/engineAccounts.ts';
 
 /**
  * A worker's hold on its account (the lease notes are in db/engineAccounts.ts). It renews the lease
@@ -22,7 +22,7 @@ export class AccountLease {
   constructor(
     private readonly ctx: AppContext,
     private readonly accountId: number,
-    private readonly renewer: LeaseRenewer,
+    private readonly owner: string,
     /** performance.now() just before the lease was taken. */
     takenAt: number,
     private readonly onLost: () => void,
@@ -59,7 +59,7 @@ export class AccountLease {
     const startedAt = performance.now();
     try {
       const expires = new Date(this.ctx.clock.now().getTime() + this.ttlMs);
-      if (await this.renewer.renew(this.accountId, expires)) {
+      if (await renewLease(this.ctx.db, this.accountId, this.owner, expires)) {
         this.trustedUntil = startedAt + this.ttlMs - this.marginMs;
         this.armWatchdog();
       } else {

@@ -10,8 +10,7 @@ import { QueueUpkeep } from '../db/queueUpkeep.ts';
 import { isTransientDbError } from '../db/transient.ts';
 import { nextQuotaAt } from '../db/usage.ts';
 import { completeIfFinished, resumeFromLimits, settleStopped, startCampaign } from '../campaigns/lifecycle.ts';
-import { AccountWorker, type ExitReason, type WorkerShared } from './accountWorker.ts';
-import { LeaseRenewer } from './leaseRenewer.ts';
+import { AccountWorker, type ExitReason } from './accountWorker.ts';
 import { pauseIfStuck } from './limits.ts';
 import { OutcomeWriter } from './outcomeWriter.ts';
 import { Renderer } from './renderer.ts';
@@ -62,7 +61,8 @@ export class Engine {
   readonly owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   private readonly workers = new Map<number, Running>();
   private readonly cooldowns = new Map<number, Cooldown>();
-  private readonly shared: WorkerShared;
+  private readonly renderer: Renderer;
+  private readonly outcomeWriter: OutcomeWriter;
   private interval: NodeJS.Timeout | undefined;
   private dueTimer: Timer | undefined;
   private ticking: Promise<void> | undefined;
@@ -73,12 +73,9 @@ export class Engine {
   launches = 0;
 
   constructor(private readonly ctx: AppContext) {
+    this.renderer = new Renderer(ctx);
     const upkeep = new QueueUpkeep(ctx.db, (err) => ctx.log.warn({ err }, 'vacuuming the queue failed'));
-    this.shared = {
-      renderer: new Renderer(ctx),
-      outcomes: new OutcomeWriter(ctx, this.owner, upkeep),
-      leases: new LeaseRenewer(ctx, this.owner),
-    };
+    this.outcomeWriter = new OutcomeWriter(ctx, this.owner, upkeep);
   }
 
   async start(): Promise<void> {
@@ -184,7 +181,7 @@ export class Engine {
       }
       room--;
       this.launches++;
-      const worker = new AccountWorker(ctx, account, this.owner, this.shared, takenAt);
+      const worker = new AccountWorker(ctx, account, this.owner, this.renderer, this.outcomeWriter, takenAt);
       const done = worker
         .run()
         .then(
