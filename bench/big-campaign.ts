@@ -17,15 +17,11 @@
  * Progress goes to stderr; stdout gets one JSON line.
  */
 import { loadavg } from 'node:os';
-import { join } from 'node:path';
-import { runBench, workDir } from './lib/benchRun.ts';
+import { runBench, startRecordedSetup } from './lib/benchRun.ts';
 import { createCampaign, createSender, describeCampaign, importList, type Campaign } from './lib/campaignSetup.ts';
-import { apiClient, startMailPilot, type Api } from './lib/mailpilot.ts';
+import { apiClient, type Api } from './lib/mailpilot.ts';
 import { summariseLatencies } from './lib/percentiles.ts';
-import { createBenchDatabase } from './lib/postgres.ts';
 import { cpuSeconds } from './lib/processStats.ts';
-import { startRecordingSink } from './lib/recordingSink.ts';
-import { freePort } from './lib/smtpSink.ts';
 import { intEnv, logger, machine, printResult } from './lib/report.ts';
 
 const POLL_MS = 100;
@@ -65,14 +61,7 @@ runBench(async (cleanup) => {
   const timeoutMs = intEnv('BENCH_TIMEOUT_SECONDS', 3600) * 1000;
   const loadAtStart = loadavg()[0]!;
 
-  const dir = workDir(cleanup);
-  const sink = await startRecordingSink({ expected: recipients, maxConnections: accounts + 100 });
-  cleanup(() => sink.stop());
-  const database = await createBenchDatabase();
-  cleanup(() => database.drop());
-  log(`database ${database.name}`);
-  const server = await startMailPilot({ databaseUrl: database.url, port: await freePort(), dataDir: join(dir, 'data') });
-  cleanup(() => server.stop());
+  const { sink, server } = await startRecordedSetup(cleanup, { expected: recipients, maxConnections: accounts + 100 });
   const api = await createSender(apiClient(server.url, server.adminKey), server.url, { name: 'big', sinkPort: sink.port, accounts });
 
   log(`importing ${recipients} contacts in one request`);

@@ -19,15 +19,12 @@
  * Progress goes to stderr; stdout gets one JSON line.
  */
 import { loadavg } from 'node:os';
-import { join } from 'node:path';
-import { runBench, workDir } from './lib/benchRun.ts';
+import { runBench, startRecordedSetup } from './lib/benchRun.ts';
 import { createCampaign, createSender, describeCampaign, importList, type Campaign } from './lib/campaignSetup.ts';
-import { apiClient, startMailPilot, startWorker, type Api, type MailPilotProcess } from './lib/mailpilot.ts';
+import { apiClient, startWorker, type Api, type MailPilotProcess } from './lib/mailpilot.ts';
 import { percentile } from './lib/percentiles.ts';
-import { createBenchDatabase, databaseFootprint } from './lib/postgres.ts';
+import { databaseFootprint } from './lib/postgres.ts';
 import { cpuSeconds } from './lib/processStats.ts';
-import { startRecordingSink } from './lib/recordingSink.ts';
-import { freePort } from './lib/smtpSink.ts';
 import { intEnv, logger, machine, printResult } from './lib/report.ts';
 
 /** Users set up side by side: enough to overlap request latency, few enough not to be a load test of their own. */
@@ -101,19 +98,11 @@ runBench(async (cleanup) => {
   const messages = users * perUser;
   const loadAtStart = loadavg()[0]!;
 
-  const dir = workDir(cleanup);
   // Every account keeps a pooled connection open; past -m the sink would leave them unanswered.
-  const sink = await startRecordingSink({ expected: messages, maxConnections: users * accountsPerUser + 100 });
-  cleanup(() => sink.stop());
-  const database = await createBenchDatabase();
-  cleanup(() => database.drop());
-  log(`database ${database.name}`);
-
-  const server = await startMailPilot({ databaseUrl: database.url, port: await freePort(), dataDir: join(dir, 'data') });
-  cleanup(() => server.stop());
+  const { sink, database, server, dataDir } = await startRecordedSetup(cleanup, { expected: messages, maxConnections: users * accountsPerUser + 100 });
   const processes: MailPilotProcess[] = [server];
   for (let i = 0; i < workerCount; i++) {
-    const worker = startWorker({ databaseUrl: database.url, dataDir: join(dir, 'data'), secretKey: server.secretKey });
+    const worker = startWorker({ databaseUrl: database.url, dataDir, secretKey: server.secretKey });
     cleanup(() => worker.stop());
     processes.push(worker);
   }

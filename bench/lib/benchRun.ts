@@ -1,7 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startMailPilot } from './mailpilot.ts';
+import { createBenchDatabase } from './postgres.ts';
+import { startRecordingSink } from './recordingSink.ts';
 import { logger } from './report.ts';
+import { freePort } from './smtpSink.ts';
 
 const log = logger('bench');
 
@@ -45,4 +49,21 @@ export function workDir(cleanup: Cleanups): string {
   const dir = mkdtempSync(join(tmpdir(), 'mailpilot-bench-'));
   cleanup(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
+}
+
+/**
+ * What the recording benchmarks run against: a recording sink that expects `expected` messages on
+ * up to `maxConnections` connections, a fresh database, and `mailpilot serve` on it.
+ */
+export async function startRecordedSetup(cleanup: Cleanups, opts: { expected: number; maxConnections: number }) {
+  const dir = workDir(cleanup);
+  const sink = await startRecordingSink(opts);
+  cleanup(() => sink.stop());
+  const database = await createBenchDatabase();
+  cleanup(() => database.drop());
+  log(`database ${database.name}`);
+  const dataDir = join(dir, 'data');
+  const server = await startMailPilot({ databaseUrl: database.url, port: await freePort(), dataDir });
+  cleanup(() => server.stop());
+  return { sink, database, server, dataDir };
 }
