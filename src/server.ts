@@ -39,7 +39,7 @@ export interface StartOptions {
 export async function startMailPilot(opts: StartOptions): Promise<MailPilot> {
   const { config } = opts;
   const log = opts.log ?? createLogger(config.logLevel);
-  // The engine's connections: hundreds of accounts' claims, quota steps and lease renewals share them.
+  // The engine's connections: hundreds of accounts' claims, quota steps and outcome writes share them.
   const db =
     opts.db ??
     (await openDatabase({ url: config.databaseUrl, dataDir: config.databaseUrl ? undefined : `${config.dataDir}/pglite`, poolSize: ENGINE_POOL_SIZE }));
@@ -48,7 +48,9 @@ export async function startMailPilot(opts: StartOptions): Promise<MailPilot> {
   const ctx: AppContext = { config, db, clock: opts.clock ?? systemClock, secrets, events: new Events(), log };
   const unbridge = await bridgeEvents(ctx.events, db, log);
 
-  const engine = opts.engine ? new Engine(ctx) : undefined;
+  // Lease renewals get a connection of their own: queued behind the engine's work, they would lapse.
+  const leaseDb = opts.engine && !opts.db && config.databaseUrl ? await openDatabase({ url: config.databaseUrl, poolSize: 1 }) : db;
+  const engine = opts.engine ? new Engine(ctx, leaseDb) : undefined;
   const stopActivityLog = logActivity(ctx.events, log, engine?.owner);
   let app: FastifyInstance | undefined;
   let url: string | undefined;
@@ -72,6 +74,7 @@ export async function startMailPilot(opts: StartOptions): Promise<MailPilot> {
       await unbridge();
       stopActivityLog();
       if (apiDb !== db) await apiDb.close();
+      if (leaseDb !== db) await leaseDb.close();
       if (!opts.db) await db.close();
     },
   };

@@ -157,7 +157,7 @@ describe.each(databaseKinds)('leases keep one worker per account and recover dea
       await must(t, apiKey, 'POST', `/api/v1/campaigns/${id}/start`);
       await waitForCampaign(t, apiKey, id, (c) => c.sent >= 40);
 
-      // Holding the account row's lock blocks every renewal (and reservation) of the lease.
+      // Holding the account row's lock keeps every renewal of the lease from landing (renewals skip a locked row).
       const [{ name }] = (await t.mp.ctx.db.query<{ name: string }>('SELECT current_database() AS name')) as [{ name: string }];
       const url = new URL(process.env.TEST_DATABASE_URL!);
       url.pathname = `/${name}`;

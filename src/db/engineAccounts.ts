@@ -72,13 +72,25 @@ export async function takeLease(tx: Queryable, accountId: number, owner: string,
   return row;
 }
 
-export async function renewLease(db: Queryable, accountId: number, owner: string, expiresAt: Date): Promise<boolean> {
-  const rows = await db.query('UPDATE smtp_accounts SET lease_expires_at = $3 WHERE id = $1 AND lease_owner = $2 RETURNING id', [
-    accountId,
-    owner,
-    expiresAt,
-  ]);
-  return rows.length > 0;
+/**
+ * Extends the leases `owner` still holds among `accountIds`. Returns each of them with whether it
+ * was extended: a row another transaction has locked is skipped rather than waited for (one stuck
+ * lock must not hold up every account's renewal), and stays the owner's. Accounts missing from
+ * the result are no longer the owner's.
+ */
+export async function renewLeases(db: Queryable, owner: string, accountIds: number[], expiresAt: Date): Promise<Map<number, boolean>> {
+  const rows = await db.query<{ id: number; renewed: boolean }>(
+    `WITH renewed AS (
+       UPDATE smtp_accounts SET lease_expires_at = $3
+        WHERE id IN (SELECT id FROM smtp_accounts WHERE id = ANY($2::int[]) AND lease_owner = $1 FOR UPDATE SKIP LOCKED)
+        RETURNING id)
+     SELECT a.id, r.id IS NOT NULL AS renewed
+       FROM smtp_accounts a LEFT JOIN renewed r ON r.id = a.id
+      WHERE a.id = ANY($2::int[]) AND a.lease_owner = $1`,
+    [owner, accountIds, expiresAt],
+    { prepared: 'mp_renew_leases' },
+  );
+  return new Map(rows.map((r) => [r.id, r.renewed]));
 }
 
 /**

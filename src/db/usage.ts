@@ -33,19 +33,23 @@ export interface Reservation {
   validUntil: Date;
 }
 
+/** Advisory lock class (with the account id as key) that serialises one account's reservations. */
+const RESERVATION_LOCK = 7_246_002;
+
 /**
  * Reserves up to `want` sends for an account, never past its hourly or daily limit.
- * The account row lock serialises reservations of one account across processes, and the usage is
- * read after taking it (a fresh snapshot), so concurrent reservations cannot overshoot.
+ * An advisory lock on the account serialises its reservations across processes, and the usage is
+ * read after taking it (a fresh snapshot), so concurrent reservations cannot overshoot. Not the
+ * account row's lock: lease renewals update that row and must never wait on a reservation.
  */
 export async function reserveSends(tx: Queryable, accountId: number, want: number, now: Date): Promise<Reservation> {
   const [acct] = await tx.query<{ hourStart: Date; validUntil: Date; hourlyLimit: number; dailyLimit: number; timezone: string }>(
     `SELECT hour_window_start($2, timezone) AS "hourStart",
             least(hour_window_start($2, timezone) + interval '1 hour', next_day_window_start($2, timezone)) AS "validUntil",
             hourly_limit AS "hourlyLimit", daily_limit AS "dailyLimit", timezone
-       FROM smtp_accounts WHERE id = $1 FOR UPDATE`,
-    [accountId, now],
-    { prepared: 'mp_lock_account' },
+       FROM smtp_accounts, pg_advisory_xact_lock($3::int, $1::int) WHERE id = $1`,
+    [accountId, now, RESERVATION_LOCK],
+    { prepared: 'mp_reserve_lock' },
   );
   if (!acct) return { granted: 0, hourStart: now, validUntil: now };
   const usage = (await readUsage(tx, [accountId], now)).get(accountId)!;

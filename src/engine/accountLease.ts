@@ -1,20 +1,18 @@
 import type { AppContext } from '../context.ts';
-import { renewLease } from '../db/engineAccounts.ts';
+import type { HeldLease, LeaseKeeper } from './leaseKeeper.ts';
 
 /**
- * A worker's hold on its account (the lease notes are in db/engineAccounts.ts). It renews the lease
- * every sixth of its time to live, and it is the worker's fence against a takeover: another process
- * may take the account as soon as lease_expires_at has passed, so the worker must be done with
- * the account before then. Only a renewal that landed moves that moment; a sixth of the time to
- * live before it, `trusted` turns false and `onLost` is called, as it is at once when the lease
- * turns out to be someone else's. That margin also absorbs clock skew between machines. The local
+ * A worker's hold on its account (the lease notes are in db/engineAccounts.ts). The process's
+ * LeaseKeeper renews it every sixth of its time to live; the hold is the worker's fence against a
+ * takeover: another process may take the account as soon as lease_expires_at has passed, so the
+ * worker must be done with the account before then. Only a renewal that landed moves that moment;
+ * a sixth of the time to live before it, `trusted` turns false and `onLost` is called, as it is at
+ * once when the lease turns out to be someone else's. That margin also absorbs clock skew between machines. The local
  * deadline runs on the monotonic clock: it is about real time passing, not business time.
  */
-export class AccountLease {
+export class AccountLease implements HeldLease {
   private trustedUntil: number;
-  private heartbeat: NodeJS.Timeout | undefined;
   private watchdog: NodeJS.Timeout | undefined;
-  private renewing = false;
   private lost = false;
   /** True once the lease is known to be someone else's (or freed by a sweep): outcomes can no longer land. */
   takenOver = false;
@@ -22,7 +20,7 @@ export class AccountLease {
   constructor(
     private readonly ctx: AppContext,
     private readonly accountId: number,
-    private readonly owner: string,
+    private readonly keeper: LeaseKeeper,
     /** performance.now() just before the lease was taken. */
     takenAt: number,
     private readonly onLost: () => void,
@@ -39,12 +37,12 @@ export class AccountLease {
   }
 
   start(): void {
-    this.heartbeat = setInterval(() => void this.renew(), this.ttlMs / 6);
+    this.keeper.hold(this.accountId, this);
     this.armWatchdog();
   }
 
   stop(): void {
-    clearInterval(this.heartbeat);
+    this.keeper.drop(this.accountId);
     clearTimeout(this.watchdog);
   }
 
@@ -53,25 +51,15 @@ export class AccountLease {
     return !this.lost && performance.now() < this.trustedUntil;
   }
 
-  private async renew(): Promise<void> {
-    if (this.renewing || this.lost) return;
-    this.renewing = true;
-    const startedAt = performance.now();
-    try {
-      const expires = new Date(this.ctx.clock.now().getTime() + this.ttlMs);
-      if (await renewLease(this.ctx.db, this.accountId, this.owner, expires)) {
-        this.trustedUntil = startedAt + this.ttlMs - this.marginMs;
-        this.armWatchdog();
-      } else {
-        this.takenOver = true;
-        this.lose();
-      }
-    } catch (err) {
-      // The next heartbeat tries again; the watchdog ends the hold if none lands in time.
-      this.ctx.log.debug({ err, accountId: this.accountId }, 'lease renewal failed');
-    } finally {
-      this.renewing = false;
-    }
+  renewed(startedAt: number): void {
+    if (this.lost) return;
+    this.trustedUntil = startedAt + this.ttlMs - this.marginMs;
+    this.armWatchdog();
+  }
+
+  revoked(): void {
+    this.takenOver = true;
+    this.lose();
   }
 
   private armWatchdog(): void {

@@ -10,6 +10,7 @@ import type { AccountOutcome, SendOutcome } from '../smtp/classify.ts';
 import { AccountTransport } from '../smtp/transport.ts';
 import { applyAccountOutcome } from './accountHealth.ts';
 import { AccountLease } from './accountLease.ts';
+import type { LeaseKeeper } from './leaseKeeper.ts';
 import { OutcomeRecorder, type RecordedOutcome } from './outcomeRecorder.ts';
 import type { OutcomeWriter } from './outcomeWriter.ts';
 import type { Renderer } from './renderer.ts';
@@ -24,6 +25,13 @@ import { Signal } from './signal.ts';
 const CLAIM_MIN = 20;
 const CLAIM_MAX = 100;
 const CLAIM_AHEAD_MS = 10_000;
+
+/** What the account workers of one process share. */
+export interface WorkerShared {
+  renderer: Renderer;
+  outcomes: OutcomeWriter;
+  leases: LeaseKeeper;
+}
 
 export type ExitReason = 'no_quota' | 'no_work' | 'lease_lost' | 'account_problem' | 'shutdown' | 'rebalance' | 'error';
 
@@ -51,6 +59,7 @@ export class AccountWorker {
   private readonly transport: AccountTransport;
   private readonly lease: AccountLease;
   private readonly book: OutcomeRecorder;
+  private readonly renderer: Renderer;
   private queue: Queued[] = [];
   private inflight = 0;
   private unspent = new Map<number, number>();
@@ -82,19 +91,19 @@ export class AccountWorker {
     private readonly ctx: AppContext,
     readonly account: WorkerAccount,
     private readonly owner: string,
-    private readonly renderer: Renderer,
-    outcomeWriter: OutcomeWriter,
+    shared: WorkerShared,
     leaseTakenAt: number,
   ) {
+    this.renderer = shared.renderer;
     const password = account.passwordEnc
       ? decryptSecret(ctx.secrets.secretKey, account.passwordEnc, `smtp_accounts:${account.id}:password`)
       : null;
     this.transport = new AccountTransport(account, { username: account.username, password }, account.connections);
-    this.lease = new AccountLease(ctx, account.id, owner, leaseTakenAt, () => {
+    this.lease = new AccountLease(ctx, account.id, shared.leases, leaseTakenAt, () => {
       this.halt('lease_lost');
       this.abort();
     });
-    this.book = new OutcomeRecorder(ctx, account, outcomeWriter, () => this.lease.takenOver || performance.now() > this.giveUpAt, () => this.halt('error'));
+    this.book = new OutcomeRecorder(ctx, account, shared.outcomes, () => this.lease.takenOver || performance.now() > this.giveUpAt, () => this.halt('error'));
     this.throttleStrikes = account.throttleStrikes;
   }
 

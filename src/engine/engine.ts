@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Timer } from '../clock.ts';
 import type { AppContext } from '../context.ts';
+import type { Queryable } from '../db/database.ts';
 import { campaignsDue, finishedCampaignIds } from '../db/campaigns.ts';
 import { accountsToSweep, countOthersLiveLeases, findLaunchCandidates, idleUsersWithWork, releaseLease, sweepAccount, takeLease } from '../db/engineAccounts.ts';
 import { forgetDeadNodes, removeNode, renewNode } from '../db/engineNodes.ts';
@@ -10,7 +11,8 @@ import { QueueUpkeep } from '../db/queueUpkeep.ts';
 import { isTransientDbError } from '../db/transient.ts';
 import { nextQuotaAt } from '../db/usage.ts';
 import { completeIfFinished, resumeFromLimits, settleStopped, startCampaign } from '../campaigns/lifecycle.ts';
-import { AccountWorker, type ExitReason } from './accountWorker.ts';
+import { AccountWorker, type ExitReason, type WorkerShared } from './accountWorker.ts';
+import { LeaseKeeper } from './leaseKeeper.ts';
 import { pauseIfStuck } from './limits.ts';
 import { OutcomeWriter } from './outcomeWriter.ts';
 import { Renderer } from './renderer.ts';
@@ -61,8 +63,7 @@ export class Engine {
   readonly owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   private readonly workers = new Map<number, Running>();
   private readonly cooldowns = new Map<number, Cooldown>();
-  private readonly renderer: Renderer;
-  private readonly outcomeWriter: OutcomeWriter;
+  private readonly shared: WorkerShared;
   private interval: NodeJS.Timeout | undefined;
   private dueTimer: Timer | undefined;
   private ticking: Promise<void> | undefined;
@@ -72,10 +73,17 @@ export class Engine {
   /** Account workers this process has launched since it started. */
   launches = 0;
 
-  constructor(private readonly ctx: AppContext) {
-    this.renderer = new Renderer(ctx);
+  /** `leaseDb`: where lease renewals go; on a server, a connection nothing else queues on. */
+  constructor(
+    private readonly ctx: AppContext,
+    leaseDb: Queryable = ctx.db,
+  ) {
     const upkeep = new QueueUpkeep(ctx.db, (err) => ctx.log.warn({ err }, 'vacuuming the queue failed'));
-    this.outcomeWriter = new OutcomeWriter(ctx, this.owner, upkeep);
+    this.shared = {
+      renderer: new Renderer(ctx),
+      outcomes: new OutcomeWriter(ctx, this.owner, upkeep),
+      leases: new LeaseKeeper(ctx, leaseDb, this.owner),
+    };
   }
 
   async start(): Promise<void> {
@@ -86,6 +94,7 @@ export class Engine {
       }
     });
     this.interval = setInterval(() => void this.wake(), TICK_INTERVAL_MS);
+    this.shared.leases.start();
     await this.wake();
   }
 
@@ -104,6 +113,7 @@ export class Engine {
       worker.stop('shutdown', { abortAfterMs: SHUTDOWN_SENDS_MS, giveUpAfterMs: SHUTDOWN_WRITES_MS });
     }
     await Promise.all([...this.workers.values()].map((w) => w.done));
+    this.shared.leases.stop();
     await Promise.race([removeNode(this.ctx.db, this.owner).catch(() => undefined), new Promise((r) => setTimeout(r, 1_000).unref())]);
   }
 
@@ -181,7 +191,7 @@ export class Engine {
       }
       room--;
       this.launches++;
-      const worker = new AccountWorker(ctx, account, this.owner, this.renderer, this.outcomeWriter, takenAt);
+      const worker = new AccountWorker(ctx, account, this.owner, this.shared, takenAt);
       const done = worker
         .run()
         .then(
