@@ -48,9 +48,10 @@ export async function startMailPilot(opts: StartOptions): Promise<MailPilot> {
   const ctx: AppContext = { config, db, clock: opts.clock ?? systemClock, secrets, events: new Events(), log };
   const unbridge = await bridgeEvents(ctx.events, db, log);
 
-  // Lease renewals get a connection of their own: queued behind the engine's work, they would lapse.
-  const leaseDb = opts.engine && !opts.db && config.databaseUrl ? await openDatabase({ url: config.databaseUrl, poolSize: 1 }) : db;
-  const engine = opts.engine ? new Engine(ctx, leaseDb) : undefined;
+  // Lease renewals and outcome writes get a connection each (see Engine).
+  const ownConnection = () => (opts.engine && !opts.db && config.databaseUrl ? openDatabase({ url: config.databaseUrl, poolSize: 1 }) : db);
+  const own = { leases: await ownConnection(), outcomes: await ownConnection() };
+  const engine = opts.engine ? new Engine(ctx, own) : undefined;
   const stopActivityLog = logActivity(ctx.events, log, engine?.owner);
   let app: FastifyInstance | undefined;
   let url: string | undefined;
@@ -74,7 +75,7 @@ export async function startMailPilot(opts: StartOptions): Promise<MailPilot> {
       await unbridge();
       stopActivityLog();
       if (apiDb !== db) await apiDb.close();
-      if (leaseDb !== db) await leaseDb.close();
+      for (const conn of [own.leases, own.outcomes]) if (conn !== db) await conn.close();
       if (!opts.db) await db.close();
     },
   };

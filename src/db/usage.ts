@@ -33,39 +33,18 @@ export interface Reservation {
   validUntil: Date;
 }
 
-/** Advisory lock class (with the account id as key) that serialises one account's reservations. */
-const RESERVATION_LOCK = 7_246_002;
-
 /**
- * Reserves up to `want` sends for an account, never past its hourly or daily limit.
- * An advisory lock on the account serialises its reservations across processes, and the usage is
- * read after taking it (a fresh snapshot), so concurrent reservations cannot overshoot. Not the
- * account row's lock: lease renewals update that row and must never wait on a reservation.
+ * Reserves up to `want` sends for an account, never past its hourly or daily limit, in one round
+ * trip; concurrent reservations of one account (in any process) cannot overshoot. The steps are in
+ * reserve_sends (007_reserve_sends.sql).
  */
-export async function reserveSends(tx: Queryable, accountId: number, want: number, now: Date): Promise<Reservation> {
-  const [acct] = await tx.query<{ hourStart: Date; validUntil: Date; hourlyLimit: number; dailyLimit: number; timezone: string }>(
-    `SELECT hour_window_start($2, timezone) AS "hourStart",
-            least(hour_window_start($2, timezone) + interval '1 hour', next_day_window_start($2, timezone)) AS "validUntil",
-            hourly_limit AS "hourlyLimit", daily_limit AS "dailyLimit", timezone
-       FROM smtp_accounts, pg_advisory_xact_lock($3::int, $1::int) WHERE id = $1`,
-    [accountId, now, RESERVATION_LOCK],
-    { prepared: 'mp_reserve_lock' },
+export async function reserveSends(db: Queryable, accountId: number, want: number, now: Date): Promise<Reservation> {
+  const [row] = await db.query<Reservation>(
+    'SELECT granted, hour_start AS "hourStart", valid_until AS "validUntil" FROM reserve_sends($1, $2, $3)',
+    [accountId, want, now],
+    { prepared: 'mp_reserve_sends' },
   );
-  if (!acct) return { granted: 0, hourStart: now, validUntil: now };
-  const usage = (await readUsage(tx, [accountId], now)).get(accountId)!;
-  let granted = want;
-  if (acct.hourlyLimit > 0) granted = Math.min(granted, acct.hourlyLimit - usage.sentThisHour);
-  if (acct.dailyLimit > 0) granted = Math.min(granted, acct.dailyLimit - usage.sentToday);
-  granted = Math.max(0, granted);
-  if (granted > 0) {
-    await tx.query(
-      `INSERT INTO smtp_usage (account_id, hour_start, sent) VALUES ($1, $2, $3)
-       ON CONFLICT (account_id, hour_start) DO UPDATE SET sent = smtp_usage.sent + excluded.sent`,
-      [accountId, acct.hourStart, granted],
-      { prepared: 'mp_reserve_sends' },
-    );
-  }
-  return { granted, hourStart: acct.hourStart, validUntil: acct.validUntil };
+  return row!;
 }
 
 /** Gives back reserved sends that were not spent. */

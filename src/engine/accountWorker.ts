@@ -60,6 +60,8 @@ export class AccountWorker {
   private readonly lease: AccountLease;
   private readonly book: OutcomeRecorder;
   private readonly renderer: Renderer;
+  private readonly outcomes: OutcomeWriter;
+  private readonly notify = () => this.wake.notify();
   private queue: Queued[] = [];
   private inflight = 0;
   private unspent = new Map<number, number>();
@@ -95,6 +97,7 @@ export class AccountWorker {
     leaseTakenAt: number,
   ) {
     this.renderer = shared.renderer;
+    this.outcomes = shared.outcomes;
     const password = account.passwordEnc
       ? decryptSecret(ctx.secrets.secretKey, account.passwordEnc, `smtp_accounts:${account.id}:password`)
       : null;
@@ -182,6 +185,10 @@ export class AccountWorker {
     while (!this.halted && this.inflight < this.account.connections && this.queue.length > 0) {
       if (!this.lease.trusted) {
         this.halt('lease_lost');
+        return;
+      }
+      if (this.outcomes.full) {
+        this.outcomes.onRoom(this.notify);
         return;
       }
       if (this.account.ratePerSecond) {
@@ -292,7 +299,7 @@ export class AccountWorker {
     // Repeated after a lost reply, a reservation leaks quota (never overshoots); a claim leaves
     // orphan 'sending' rows under this account, which go back to the queue when the lease is released.
     this.claimSize = this.nextClaimSize();
-    const reservation = await retry(() => db.transaction((tx) => reserveSends(tx, this.account.id, this.claimSize, now)));
+    const reservation = await retry(() => reserveSends(db, this.account.id, this.claimSize, now));
     if (reservation.granted === 0) return this.finish('no_quota');
     const hourStart = reservation.hourStart.getTime();
     this.unspent.set(hourStart, (this.unspent.get(hourStart) ?? 0) + reservation.granted);

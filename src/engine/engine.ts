@@ -73,16 +73,19 @@ export class Engine {
   /** Account workers this process has launched since it started. */
   launches = 0;
 
-  /** `leaseDb`: where lease renewals go; on a server, a connection nothing else queues on. */
+  /**
+   * `own`: where lease renewals and outcome writes go; on a server, a connection each that nothing
+   * else queues on (behind claims and quota steps, they were late: leases lapsed, outcomes piled up).
+   */
   constructor(
     private readonly ctx: AppContext,
-    leaseDb: Queryable = ctx.db,
+    own: { leases: Queryable; outcomes: Queryable } = { leases: ctx.db, outcomes: ctx.db },
   ) {
     const upkeep = new QueueUpkeep(ctx.db, (err) => ctx.log.warn({ err }, 'vacuuming the queue failed'));
     this.shared = {
       renderer: new Renderer(ctx),
-      outcomes: new OutcomeWriter(ctx, this.owner, upkeep),
-      leases: new LeaseKeeper(ctx, leaseDb, this.owner),
+      outcomes: new OutcomeWriter(ctx, own.outcomes, this.owner, upkeep),
+      leases: new LeaseKeeper(ctx, own.leases, this.owner),
     };
   }
 

@@ -1,5 +1,6 @@
 import { completeIfFinished } from '../campaigns/lifecycle.ts';
 import type { AppContext } from '../context.ts';
+import type { Queryable } from '../db/database.ts';
 import { recordOutcomes, type AccountOutcomeRow } from '../db/messages.ts';
 import type { QueueUpkeep } from '../db/queueUpkeep.ts';
 import { retryTransient } from '../db/transient.ts';
@@ -8,6 +9,11 @@ import { retryTransient } from '../db/transient.ts';
 const MIN_GAP_MS = 50;
 /** ...unless this many rows are waiting; and no statement carries more. */
 const MAX_ROWS = 2_000;
+/**
+ * Rows handed over and not yet landed past which the workers start no new sends (see `full`).
+ * A few statements' worth: enough to keep the writer busy, little enough to stay in memory.
+ */
+const MAX_BACKLOG = 4 * MAX_ROWS;
 
 interface Submission {
   rows: AccountOutcomeRow[];
@@ -18,22 +24,40 @@ interface Submission {
 
 /**
  * The outcome writes of all the process's account workers, grouped into one statement at a time
- * (group commit). With a thousand accounts each sending a message every few seconds, per-worker
- * writes would be thousands of one-row statements a second; grouped, the statement count stays
- * flat however many accounts are at work, and the rows per statement grow instead.
+ * (group commit) on a connection of their own. With a thousand accounts each sending a message
+ * every few seconds, per-worker writes would be thousands of one-row statements a second; grouped,
+ * the statement count stays flat however many accounts are at work, and the rows per statement
+ * grow instead.
+ *
+ * It is also the process's brake: sending outran writing when the process ran out of CPU, and the
+ * unwritten outcomes piled up until the heap did. Past MAX_BACKLOG rows the workers wait (`full`).
  */
 export class OutcomeWriter {
   private pending: Submission[] = [];
   private pendingRows = 0;
+  private writingRows = 0;
+  private readonly waiting = new Set<() => void>();
   private writing = false;
   private timer: NodeJS.Timeout | undefined;
   private lastStart = -Infinity;
 
   constructor(
     private readonly ctx: AppContext,
+    private readonly db: Queryable,
     private readonly owner: string,
     private readonly upkeep: QueueUpkeep,
   ) {}
+
+  /** Whether workers should start no new sends until `onRoom` calls them back. */
+  get full(): boolean {
+    return this.pendingRows + this.writingRows >= MAX_BACKLOG;
+  }
+
+  /** Calls `wake` once the backlog is below its bound (each distinct function once). */
+  onRoom(wake: () => void): void {
+    if (this.full) this.waiting.add(wake);
+    else wake();
+  }
 
   /**
    * Resolves once the rows have landed (or were fenced off: a lost lease). Rejects when the
@@ -72,11 +96,12 @@ export class OutcomeWriter {
       rows += s.rows.length;
     }
     this.pendingRows -= rows;
+    this.writingRows = rows;
     let finished: number[] = [];
     try {
       // Repeating the statement is safe: it touches only rows still 'sending', so nothing counts twice.
       const counters = await retryTransient(
-        () => recordOutcomes(this.ctx.db, this.owner, group.flatMap((s) => s.rows)),
+        () => recordOutcomes(this.db, this.owner, group.flatMap((s) => s.rows)),
         () => group.every((s) => s.giveUp()),
       );
       for (const s of group) s.resolve();
@@ -87,7 +112,12 @@ export class OutcomeWriter {
       for (const s of group) s.reject(err);
     } finally {
       this.writing = false;
+      this.writingRows = 0;
       this.schedule();
+      if (!this.full) {
+        for (const wake of this.waiting) wake();
+        this.waiting.clear();
+      }
     }
     // The scheduler also completes finished campaigns on every pass, so a failure here only delays it.
     if (finished.length > 0) {

@@ -82,7 +82,7 @@ export function campaignTrialRoutes(app: ZodApp, ctx: AppContext): void {
     const dkim = accountDkimKey(secretKey, account.id, sender);
     const raw = renderFor(ctx, prepareCampaign(campaign), recipient, { userId, email: account.email, dkim }, messageId);
 
-    const reservation = await req.db.transaction((tx) => reserveSends(tx, account.id, 1, ctx.clock.now()));
+    const reservation = await reserveSends(req.db, account.id, 1, ctx.clock.now());
     if (reservation.granted === 0) throw conflict('account_at_limit', 'this SMTP account is at its hourly or daily limit');
     const transport = new AccountTransport(account.server, account, 1);
     let outcome: SendOutcome;
