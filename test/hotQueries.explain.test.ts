@@ -102,7 +102,7 @@ describe.each(databaseKinds)('hot queries use indexes on a 200k-message table (%
     ['launch candidates', (q) => findLaunchCandidates(q, NOW)],
     ['idle users', (q) => idleUsersWithWork(q, NOW)],
     ['account states', (q) => userAccountStates(q, ids.user, NOW)],
-    ['crash recovery of an account', (q) => recoverAccountMessages(q, ids.account)],
+    ['crash recovery of an account', (q) => recoverAccountMessages(q, [ids.account])],
     ['completion', (q) => completeFinished(q, [ids.campaign], NOW)],
   ];
 

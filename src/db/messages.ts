@@ -187,17 +187,17 @@ export async function recordOutcomes(db: Queryable, owner: string, outcomes: Acc
 }
 
 /**
- * Returns the messages an account's previous worker left in 'sending' (it crashed or lost its
+ * Returns the messages the accounts' previous workers left in 'sending' (they crashed or lost their
  * lease) to the queue, or cancels them when their campaign was stopped meanwhile.
  */
-export async function recoverAccountMessages(tx: Queryable, accountId: number): Promise<number> {
+export async function recoverAccountMessages(tx: Queryable, accountIds: number[]): Promise<number> {
   const rows = await tx.query<{ campaignId: number; n: number }>(
     `WITH recovered AS (
        UPDATE messages m
           SET status = CASE WHEN c.status = 'stopped' THEN 'cancelled' ELSE 'pending' END,
               account_id = CASE WHEN c.status = 'stopped' THEN m.account_id END
          FROM campaigns c
-        WHERE m.account_id = $1 AND m.status = 'sending' AND c.id = m.campaign_id
+        WHERE m.account_id = ANY($1::int[]) AND m.status = 'sending' AND c.id = m.campaign_id
        RETURNING m.campaign_id, m.status
      ), cancelled AS (
        UPDATE campaigns c SET cancelled = c.cancelled + x.n
@@ -205,7 +205,7 @@ export async function recoverAccountMessages(tx: Queryable, accountId: number): 
         WHERE c.id = x.campaign_id
      )
      SELECT campaign_id AS "campaignId", count(*) AS n FROM recovered GROUP BY campaign_id`,
-    [accountId],
+    [accountIds],
   );
   return rows.reduce((sum, r) => sum + r.n, 0);
 }

@@ -4,7 +4,16 @@ import type { Timer } from '../clock.ts';
 import type { AppContext } from '../context.ts';
 import type { Queryable } from '../db/database.ts';
 import { campaignsDue, finishedCampaignIds } from '../db/campaigns.ts';
-import { accountsToSweep, countOthersLiveLeases, findLaunchCandidates, idleUsersWithWork, releaseLease, sweepAccount, takeLease } from '../db/engineAccounts.ts';
+import {
+  accountsToSweep,
+  countOthersLiveLeases,
+  findLaunchCandidates,
+  idleUsersWithWork,
+  releaseLease,
+  sweepAccount,
+  takeLeases,
+  type WorkerAccount,
+} from '../db/engineAccounts.ts';
 import { forgetDeadNodes, removeNode, renewNode } from '../db/engineNodes.ts';
 import { nextWakeAt } from '../db/engineSchedule.ts';
 import { QueueUpkeep } from '../db/queueUpkeep.ts';
@@ -24,6 +33,8 @@ const IDLE_COOLDOWN_MS = 1_000;
 /** An account whose worker failed waits this long before the next try, doubled per failure in a row. */
 const ERROR_BACKOFF_MS = 1_000;
 const MAX_ERROR_BACKOFF_MS = 60_000;
+/** Accounts whose leases are taken in one transaction. */
+const LAUNCH_BATCH = 100;
 /** On shutdown, sends in flight get this long to finish, and database writes this long to land. */
 const SHUTDOWN_SENDS_MS = 5_000;
 const SHUTDOWN_WRITES_MS = 8_000;
@@ -178,38 +189,42 @@ export class Engine {
       w.leaving = true;
       w.worker.stop('rebalance');
     }
-    let room = Math.max(0, share - staying.length);
+    const room = Math.max(0, share - staying.length);
     if (candidates.length === 0 || room <= 0) return;
     const quotaAt = await nextQuotaAt(ctx.db, candidates.map((c) => c.id), now);
-    for (const c of candidates) {
-      if (this.stopping || room <= 0) break;
-      if (quotaAt.get(c.id)! > now) continue;
+    // Candidates come with users taking turns; the first with quota fill the room.
+    const wanted = candidates.filter((c) => quotaAt.get(c.id)! <= now).slice(0, room);
+    for (let i = 0; i < wanted.length && !this.stopping; i += LAUNCH_BATCH) {
+      const ids = wanted.slice(i, i + LAUNCH_BATCH).map((c) => c.id);
       const takenAt = performance.now();
       const expires = new Date(now.getTime() + ctx.config.leaseTtlMs);
-      const account = await ctx.db.transaction((tx) => takeLease(tx, c.id, this.owner, now, expires));
-      if (!account) continue;
+      const accounts = await ctx.db.transaction((tx) => takeLeases(tx, ids, this.owner, now, expires));
       if (this.stopping) {
-        await ctx.db.transaction((tx) => releaseLease(tx, account.id, this.owner));
+        for (const account of accounts) await ctx.db.transaction((tx) => releaseLease(tx, account.id, this.owner));
         return;
       }
-      room--;
-      this.launches++;
-      const worker = new AccountWorker(ctx, account, this.owner, this.shared, takenAt);
-      const done = worker
-        .run()
-        .then(
-          (reason) => this.exited(account.id, account.userId, reason),
-          (err) => {
-            ctx.log.error({ err, accountId: account.id }, 'account worker crashed');
-            this.exited(account.id, account.userId, 'error');
-          },
-        )
-        .finally(() => {
-          this.workers.delete(account.id);
-          void this.wake();
-        });
-      this.workers.set(account.id, { worker, userId: account.userId, done, leaving: false });
+      for (const account of accounts) this.startWorker(account, takenAt);
     }
+  }
+
+  private startWorker(account: WorkerAccount, takenAt: number): void {
+    const { ctx } = this;
+    this.launches++;
+    const worker = new AccountWorker(ctx, account, this.owner, this.shared, takenAt);
+    const done = worker
+      .run()
+      .then(
+        (reason) => this.exited(account.id, account.userId, reason),
+        (err) => {
+          ctx.log.error({ err, accountId: account.id }, 'account worker crashed');
+          this.exited(account.id, account.userId, 'error');
+        },
+      )
+      .finally(() => {
+        this.workers.delete(account.id);
+        void this.wake();
+      });
+    this.workers.set(account.id, { worker, userId: account.userId, done, leaving: false });
   }
 
   private exited(accountId: number, userId: number, reason: ExitReason): void {
