@@ -174,7 +174,7 @@ export class AccountWorker {
   }
 
   private onEvent(e: AppEvent): void {
-    if (e.type !== 'campaign.status' || e.userId !== this.account.userId) return;
+    if (e.type !== 'campaign.status') return;
     this.campaignStatus.set(e.campaignId, e.status);
     this.statusSeen.set(e.campaignId, ++this.eventSeq);
     if (e.status !== 'running') this.wake.notify();
