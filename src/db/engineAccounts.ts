@@ -35,8 +35,8 @@ export async function findLaunchCandidates(db: Queryable, now: Date): Promise<{ 
            WHERE c.user_id = a.user_id AND c.status = 'running'
              AND EXISTS (SELECT 1 FROM messages m WHERE m.campaign_id = c.id AND m.status = 'pending'
                            AND (m.next_attempt_at IS NULL OR m.next_attempt_at <= $1)))
-      -- Users take turns (everyone's first account, then everyone's second, ...): launching a
-      -- thousand accounts takes a while, and no user should wait for all of another's to start.
+      -- Users take turns (everyone's first account, then everyone's second, ...): a process with
+      -- room for only some accounts (its share, see Engine.launch) takes a few of everyone's.
       ORDER BY row_number() OVER (PARTITION BY a.user_id ORDER BY a.id), a.user_id`,
     [now],
   );
