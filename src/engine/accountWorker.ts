@@ -59,8 +59,6 @@ export class AccountWorker {
   private readonly transport: AccountTransport;
   private readonly lease: AccountLease;
   private readonly book: OutcomeRecorder;
-  private readonly renderer: Renderer;
-  private readonly outcomes: OutcomeWriter;
   private readonly notify = () => this.wake.notify();
   private queue: Queued[] = [];
   private inflight = 0;
@@ -93,11 +91,9 @@ export class AccountWorker {
     private readonly ctx: AppContext,
     readonly account: WorkerAccount,
     private readonly owner: string,
-    shared: WorkerShared,
+    private readonly shared: WorkerShared,
     leaseTakenAt: number,
   ) {
-    this.renderer = shared.renderer;
-    this.outcomes = shared.outcomes;
     const password = account.passwordEnc
       ? decryptSecret(ctx.secrets.secretKey, account.passwordEnc, `smtp_accounts:${account.id}:password`)
       : null;
@@ -187,8 +183,8 @@ export class AccountWorker {
         this.halt('lease_lost');
         return;
       }
-      if (this.outcomes.full) {
-        this.outcomes.onRoom(this.notify);
+      if (this.shared.outcomes.full) {
+        this.shared.outcomes.onRoom(this.notify);
         return;
       }
       if (this.account.ratePerSecond) {
@@ -225,7 +221,7 @@ export class AccountWorker {
     this.inflight++;
     let raw: string;
     try {
-      raw = this.renderer.render(q.msg, this.account);
+      raw = this.shared.renderer.render(q.msg, this.account);
     } catch (err) {
       this.settle(q, { kind: 'failed', error: `rendering failed: ${(err as Error).message}`, cause: 'local' }, undefined);
       return;
@@ -311,7 +307,7 @@ export class AccountWorker {
     this.roundRobin = (this.roundRobin + 1) % campaigns.length;
     await this.giveBack(hourStart, reservation.granted - claimed.length);
     if (claimed.length === 0) return this.finish('no_work');
-    await retry(() => this.renderer.load(new Set(claimed.map((m) => m.campaignId))));
+    await retry(() => this.shared.renderer.load(new Set(claimed.map((m) => m.campaignId))));
     for (const msg of claimed) this.queue.push({ msg, hourStart, validUntil: reservation.validUntil.getTime() });
   }
 
