@@ -1,13 +1,23 @@
 import { EventEmitter } from 'node:events';
+import type { CampaignStatus } from './states.ts';
 
 /** What happened, for the engine (wake up, stop sending) and for SSE subscribers. */
 export type AppEvent =
-  | { type: 'campaign.status'; userId: number; campaignId: number; status: string }
+  | { type: 'campaign.status'; userId: number; campaignId: number; status: CampaignStatus }
   | { type: 'campaign.progress'; userId: number; campaignId: number }
   /** What a worker's last batch of sends came to, by outcome kind (see smtp/classify.ts), for metrics. */
   | { type: 'account.outcomes'; userId: number; accountId: number; counts: Record<string, number>; latenciesMs: number[] }
   /** Accounts, campaigns or quota of a user changed: the scheduler looks again. */
   | { type: 'engine.wake'; userId: number };
+
+/**
+ * Where a piece of work reports what it did. The process's Events is one; a request's is another
+ * that holds each event until the request's transaction commits (api/requestDatabase.ts), so no
+ * engine or stream ever acts on a change that was then rolled back.
+ */
+export interface EventSink {
+  emit(event: AppEvent): void;
+}
 
 /** Which events a handler wants: one type, optionally of one user only. */
 export interface EventFilter {
@@ -20,7 +30,7 @@ export interface EventFilter {
  * only: they listen on a channel of their own, so an event costs a call per interested listener,
  * not one per listener in the process.
  */
-export class Events {
+export class Events implements EventSink {
   private emitter = new EventEmitter().setMaxListeners(0);
 
   emit(event: AppEvent): void {

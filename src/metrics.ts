@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { AppContext } from './context.ts';
+import { CAMPAIGN_STATUSES } from './states.ts';
 import { activeAccountQuotas, campaignStates, countLiveWorkers, countSending } from './db/metrics.ts';
 
 /** Seconds from handing a message to the SMTP server to its reply. */
@@ -79,7 +80,7 @@ export class Metrics {
     ]);
 
     this.campaigns.reset();
-    for (const status of ['draft', 'scheduled', 'running', 'paused', 'paused_limits', 'stopped', 'completed']) {
+    for (const status of CAMPAIGN_STATUSES) {
       this.campaigns.set({ status }, states.find((s) => s.status === status)?.campaigns ?? 0);
     }
     const unfinished = states.reduce((n, s) => n + s.unfinished, 0);

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getCampaign, listCampaigns, completeFinished, runningCampaignIds } from '../src/db/campaigns.ts';
 import type { Queryable } from '../src/db/database.ts';
-import { findLaunchCandidates, idleUsersWithWork, userAccountStates } from '../src/db/engineAccounts.ts';
+import { userAccountStates } from '../src/db/accountHealth.ts';
+import { findLaunchCandidates, idleUsersWithWork } from '../src/db/engineAccounts.ts';
 import { claimMessages, hasDueMessages, listMessages, materialiseQueue, recordOutcomes, recoverAccountMessages } from '../src/db/messages.ts';
 import { nextQuotaAt, readUsage, reserveSends } from '../src/db/usage.ts';
 import { databaseKinds, freshDatabase, type TestDatabase } from './helpers/db.ts';

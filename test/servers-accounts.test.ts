@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { accountPassword, loadSendingAccount, timezoneKnown } from '../src/db/smtpAccounts.ts';
+import { credentials, loadSendingAccount } from '../src/db/sendingAccounts.ts';
+import { accountPassword, timezoneKnown } from '../src/db/smtpAccounts.ts';
 import type { AppEvent } from '../src/events.ts';
 import { databaseKinds } from './helpers/db.ts';
 import { startTestMailPilot, type TestMailPilot } from './helpers/mailpilot.ts';
@@ -200,27 +201,34 @@ describe.each(databaseKinds)('SMTP servers and accounts (%s)', (kind) => {
     expect(row!.password_enc).toMatch(/^v1:/);
     expect(accountPassword(secretKey(), id, row!.password_enc)).toBe(password);
 
-    const sending = await loadSendingAccount(db(), secretKey(), alice.id, id);
+    const sending = await loadSendingAccount(db(), alice.id, id);
     expect(sending).toEqual({
       id,
       userId: alice.id,
       email: 'news@example.test',
       username: 'news',
-      password,
+      passwordEnc: row!.password_enc,
       hourlyLimit: 60,
       dailyLimit: 500,
       ratePerSecond: 2.5,
       timezone: 'Europe/Paris',
       active: true,
-      server: { id: server.id, host: 'smtp.example.test', port: 587, security: 'starttls', maxConnections: 10, active: true },
+      server: { id: server.id, host: 'smtp.example.test', port: 587, security: 'starttls', maxConnections: 10 },
+      connections: 10,
+      throttleStrikes: 0,
+      dkimDomain: null,
+      dkimSelector: null,
+      dkimKeyEnc: null,
     });
-    expect(await loadSendingAccount(db(), secretKey(), bob.id, id)).toBeUndefined();
+    expect(credentials(secretKey(), sending!)).toEqual({ username: 'news', password });
+    expect(await loadSendingAccount(db(), bob.id, id)).toBeUndefined();
 
     // A ciphertext copied onto another account's row does not decrypt there.
     const other = await createAccount(alice.apiKey, server.id, { password: 'other secret' });
     await db().query('UPDATE smtp_accounts SET password_enc = $1 WHERE id = $2', [row!.password_enc, other.id]);
     expect(() => accountPassword(secretKey(), other.id, row!.password_enc)).toThrow();
-    await expect(loadSendingAccount(db(), secretKey(), alice.id, other.id)).rejects.toThrow();
+    const copied = (await loadSendingAccount(db(), alice.id, other.id))!;
+    expect(() => credentials(secretKey(), copied)).toThrow();
   });
 
   it('creates an account without a password as a relay without AUTH, and changes or clears passwords', async () => {
@@ -231,11 +239,11 @@ describe.each(databaseKinds)('SMTP servers and accounts (%s)', (kind) => {
     });
     expect(relay.status).toBe(201);
     expect(relay.body).toMatchObject({ username: null, hasPassword: false, ratePerSecond: null, timezone: 'UTC', active: true });
-    expect((await loadSendingAccount(db(), secretKey(), alice.id, relay.body.id))!.password).toBeNull();
+    expect(credentials(secretKey(), (await loadSendingAccount(db(), alice.id, relay.body.id))!).password).toBeNull();
 
     const set = await t.api('PATCH', `/api/v1/smtp-accounts/${relay.body.id}`, { key: alice.apiKey, body: { password: 'new one' } });
     expect(set.body.hasPassword).toBe(true);
-    expect((await loadSendingAccount(db(), secretKey(), alice.id, relay.body.id))!.password).toBe('new one');
+    expect(credentials(secretKey(), (await loadSendingAccount(db(), alice.id, relay.body.id))!).password).toBe('new one');
 
     const cleared = await t.api('PATCH', `/api/v1/smtp-accounts/${relay.body.id}`, { key: alice.apiKey, body: { password: null } });
     expect(cleared.body.hasPassword).toBe(false);

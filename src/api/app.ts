@@ -9,7 +9,7 @@ import Fastify, {
 import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { AppContext } from '../context.ts';
 import { authenticate, type Caller } from './auth.ts';
-import { ApiError } from './errors.ts';
+import { AppError } from '../errors.ts';
 import { noQuery } from './schemas.ts';
 import { BODY_LIMIT_BYTES, parseJsonBody } from './jsonBody.ts';
 import { OPENAPI_PATH, registerOpenApi } from './openapi.ts';
@@ -55,16 +55,17 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
   app.decorateRequest('caller', null as never);
   app.decorateRequest('db', null as never);
   app.decorateRequest('afterCommit', null as never);
+  app.decorateRequest('events', null as never);
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody(app));
 
   app.addHook('onRequest', async (req) => {
     if (req.url.startsWith('/api/') && req.url.split('?')[0] !== OPENAPI_PATH) req.caller = await authenticate(ctx, req);
-    bindRequestDatabase(req, ctx.db, req.caller);
+    bindRequestDatabase(req, ctx.db, req.caller, ctx.events);
   });
   settleRequestTransactions(app);
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
-    if (err instanceof ApiError) return reply.status(err.status).send({ error: { code: err.code, message: err.message } });
+    if (err instanceof AppError) return reply.status(err.status).send({ error: { code: err.code, message: err.message } });
     if (hasZodFastifySchemaValidationErrors(err)) {
       const issue = err.validation[0];
       let path = issue?.instancePath.replace(/^\//, '').replaceAll('/', '.') || err.validationContext || 'body';

@@ -3,13 +3,13 @@ import type { FastifyRequest } from 'fastify';
 import type { AppContext } from '../context.ts';
 import { findKeyByHash } from '../db/apiKeys.ts';
 import { hashApiKey, sameKey } from '../secrets.ts';
-import { ApiError } from './errors.ts';
+import { AppError } from '../errors.ts';
 
 export type Caller = { kind: 'admin' } | { kind: 'user'; userId: number };
 
 // One answer for every failure (no key, malformed header, unknown key, revoked key), so a reply
 // tells nothing about why; and no failure costs more than one hash and one indexed lookup.
-const unauthorized = () => new ApiError(401, 'unauthorized', 'send a valid API key as "Authorization: Bearer <key>"');
+const unauthorized = () => new AppError(401, 'unauthorized', 'send a valid API key as "Authorization: Bearer <key>"');
 const MAX_KEY_LENGTH = 256;
 
 /**
@@ -30,10 +30,10 @@ export async function authenticate(ctx: AppContext, req: FastifyRequest): Promis
 }
 
 export function requireUser(caller: Caller): number {
-  if (caller.kind !== 'user') throw new ApiError(403, 'user_key_required', 'this endpoint acts for a user: use that user\'s API key, not the admin key');
+  if (caller.kind !== 'user') throw new AppError(403, 'user_key_required', 'this endpoint acts for a user: use that user\'s API key, not the admin key');
   return caller.userId;
 }
 
 export function requireAdmin(caller: Caller): void {
-  if (caller.kind !== 'admin') throw new ApiError(403, 'admin_key_required', 'this endpoint needs the admin key');
+  if (caller.kind !== 'admin') throw new AppError(403, 'admin_key_required', 'this endpoint needs the admin key');
 }

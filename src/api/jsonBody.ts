@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ApiError } from './errors.ts';
+import { AppError } from '../errors.ts';
 
 /** Request bodies above this size are refused with 413 (a CSV import is streamed, not buffered). */
 export const BODY_LIMIT_BYTES = 10 * 1024 * 1024;
@@ -49,12 +49,12 @@ export function parseJsonBody(app: FastifyInstance) {
     const text = body.toString();
     if (text === '') return done(null, undefined);
     if (jsonDepth(text) > MAX_JSON_DEPTH) {
-      return done(new ApiError(400, 'too_deeply_nested', `body: JSON nested deeper than ${MAX_JSON_DEPTH} levels`));
+      return done(new AppError(400, 'too_deeply_nested', `body: JSON nested deeper than ${MAX_JSON_DEPTH} levels`));
     }
     parse(req, text, (err, value) => {
-      if (err) return done(new ApiError(400, 'malformed_json', 'body: not valid JSON'));
+      if (err) return done(new AppError(400, 'malformed_json', 'body: not valid JSON'));
       const nulAt = findNul(value, '');
-      if (nulAt !== undefined) return done(new ApiError(422, 'invalid_field', `${nulAt || 'body'}: must not contain NUL characters`));
+      if (nulAt !== undefined) return done(new AppError(422, 'invalid_field', `${nulAt || 'body'}: must not contain NUL characters`));
       done(null, value);
     });
   };

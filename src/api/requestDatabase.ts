@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Database, QueryOptions, Transaction } from '../db/database.ts';
+import type { EventSink } from '../events.ts';
 import { tenantScope } from '../db/tenantScope.ts';
 import type { Caller } from './auth.ts';
 
@@ -11,7 +12,7 @@ import type { Caller } from './auth.ts';
  * reply is written: committed for a reply under 400, rolled back otherwise (or if the client goes
  * away first). So the tenant switch is paid once per request, not per query, and a client that sees
  * a success can read what it wrote. Work that others must see only once it is committed (waking the
- * engine) goes through `req.afterCommit`.
+ * engine) goes through `req.afterCommit`, and events through `req.events`, which holds them until then.
  *
  * Routes that stream, stay open or run their own transactions (an import committing chunk by chunk,
  * the campaign state machine, an event stream) declare `config: { dbScope: 'per-query' }`: their
@@ -27,6 +28,8 @@ declare module 'fastify' {
     db: Database;
     /** Runs fn once the request's writes are committed; never if they are rolled back. */
     afterCommit(fn: () => void): void;
+    /** The process's events, each emitted once the request's writes are committed (never if rolled back). */
+    events: EventSink;
   }
 }
 
@@ -132,9 +135,13 @@ export const noAmbientDatabase: Database = {
 
 const transactions = new WeakMap<FastifyRequest, RequestTransaction>();
 
-/** Gives the request its database: none without a key, all of it for the admin, a tenant scope for a user. */
-export function bindRequestDatabase(req: FastifyRequest, db: Database, caller: Caller | null): void {
+/**
+ * Gives the request its database (none without a key, all of it for the admin, a tenant scope for
+ * a user) and its event sink, which holds each event until that database's writes are committed.
+ */
+export function bindRequestDatabase(req: FastifyRequest, db: Database, caller: Caller | null, events: EventSink): void {
   req.afterCommit = (fn) => fn();
+  req.events = { emit: (e) => req.afterCommit(() => events.emit(e)) };
   if (caller === null) {
     req.db = noAmbientDatabase;
     return;

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { notFound } from '../api/errors.ts';
+import { notFound } from '../errors.ts';
 import { contactCopyLine, mergeContacts, newImportId, type ContactInput } from '../db/contacts.ts';
 import type { Database } from '../db/database.ts';
 import { csvRecords, namedColumns } from './csvRecords.ts';

@@ -1,6 +1,6 @@
 import { pipeline, type Readable } from 'node:stream';
 import { CsvError, parse } from 'csv-parse';
-import { ApiError, invalid } from '../api/errors.ts';
+import { AppError, invalid } from '../errors.ts';
 
 /** A CSV record longer than this is refused, so a file without line breaks cannot fill memory. */
 const MAX_CSV_RECORD_BYTES = 1024 * 1024;
@@ -57,7 +57,7 @@ export async function* csvRecords(input: Readable, columns: (header: string[]) =
     }
   } catch (err) {
     if (err instanceof CsvError) {
-      throw new ApiError(400, 'malformed_csv', `the CSV is malformed after data row ${row} (earlier rows may already be imported; sending the fixed file again is safe): ${err.message}`);
+      throw new AppError(400, 'malformed_csv', `the CSV is malformed after data row ${row} (earlier rows may already be imported; sending the fixed file again is safe): ${err.message}`);
     }
     throw err;
   }

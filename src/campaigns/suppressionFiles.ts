@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import type { Database } from '../db/database.ts';
 import { insertSuppressions, pageSuppressions, type SuppressionRow } from '../db/suppressionFiles.ts';
-import type { SuppressionReason } from '../db/suppressions.ts';
+import { SUPPRESSION_REASONS, type SuppressionReason } from '../states.ts';
 import type { InvalidRow } from './contactImport.ts';
 import { csvRecords, namedColumns } from './csvRecords.ts';
 import { checkEmail } from './emailAddress.ts';
@@ -12,7 +12,6 @@ import { checkEmail } from './emailAddress.ts';
  * the whole list in memory.
  */
 
-export const SUPPRESSION_REASONS: readonly SuppressionReason[] = ['unsubscribed', 'hard_bounce', 'manual', 'complaint'];
 const CSV_COLUMNS = ['email', 'reason', 'created_at'] as const;
 const CHUNK_ROWS = 5000;
 const EXPORT_PAGE = 5000;

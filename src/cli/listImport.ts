@@ -3,7 +3,7 @@ import { basename } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import cliProgress from 'cli-progress';
 import type { ImportResult } from '../campaigns/contactImport.ts';
-import { callApi, type ClientConfig } from './client.ts';
+import type { ApiClient } from './client/http.ts';
 
 /** How many invalid rows the human-readable summary shows (the server lists up to 1,000). */
 const SHOWN_INVALID = 10;
@@ -16,13 +16,13 @@ const megabytes = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
  * (it reads as fast as it imports, so the bar follows the import, not just the upload).
  */
 export async function importListFile(
-  config: ClientConfig,
+  client: ApiClient,
   file: string,
   opts: { list?: number; name?: string; json?: boolean; progress: boolean },
 ): Promise<{ listId: number; result: ImportResult }> {
   const size = statSync(file).size;
   const listId =
-    opts.list ?? (await callApi<{ id: number }>(config, 'POST', '/api/v1/lists', { json: { name: opts.name ?? basename(file, '.csv') } })).id;
+    opts.list ?? (await client.request<{ id: number }>('POST', '/api/v1/lists', { name: opts.name ?? basename(file, '.csv') })).id;
 
   const bar = opts.progress
     ? new cliProgress.SingleBar(
@@ -41,7 +41,7 @@ export async function importListFile(
   });
   try {
     const stream = Readable.toWeb(createReadStream(file).pipe(counter)) as ReadableStream<Uint8Array>;
-    const result = await callApi<ImportResult>(config, 'POST', `/api/v1/lists/${listId}/contacts`, { stream, contentType: 'text/csv' });
+    const result = await client.request<ImportResult>('POST', `/api/v1/lists/${listId}/contacts`, stream, 'text/csv');
     bar?.update(size, { sent: megabytes(size) });
     return { listId, result };
   } finally {

@@ -1,5 +1,5 @@
 import type { Queryable } from './database.ts';
-import type { MessageStatus } from './messages.ts';
+import type { MessageStatus } from '../states.ts';
 
 export interface AccountShare {
   accountId: number;

@@ -1,6 +1,8 @@
+import { SENDING_CAMPAIGN_STATUSES, sqlList, type CampaignStatus } from '../states.ts';
 import type { Queryable } from './database.ts';
 
-export type CampaignStatus = 'draft' | 'scheduled' | 'running' | 'paused' | 'paused_limits' | 'stopped' | 'completed';
+// Running, or waiting for quota (paused_limits): the engine works for these.
+const SENDING = sqlList(SENDING_CAMPAIGN_STATUSES);
 
 export interface Campaign {
   id: number;
@@ -118,7 +120,7 @@ export async function listCampaigns(db: Queryable, userId: number, after: number
 
 export async function countRunningCampaigns(db: Queryable, userId: number): Promise<number> {
   const [row] = await db.query<{ n: number }>(
-    `SELECT count(*) AS n FROM campaigns WHERE user_id = $1 AND status IN ('running', 'paused_limits')`,
+    `SELECT count(*) AS n FROM campaigns WHERE user_id = $1 AND status IN (${SENDING})`,
     [userId],
   );
   return row!.n;
@@ -173,7 +175,7 @@ export async function completeFinished(db: Queryable, ids: number[], now: Date):
   if (ids.length === 0) return [];
   return db.query<Campaign>(
     `UPDATE campaigns SET status = 'completed', completed_at = $2, resume_at = NULL
-      WHERE id = ANY($1::int[]) AND status IN ('running', 'paused_limits')
+      WHERE id = ANY($1::int[]) AND status IN (${SENDING})
         AND sent + failed + suppressed + cancelled >= total
       RETURNING ${CAMPAIGN_COLUMNS}`,
     [ids, now],
@@ -183,7 +185,7 @@ export async function completeFinished(db: Queryable, ids: number[], now: Date):
 /** Running (or limit-paused) campaigns whose every message is in a final state, for completion. */
 export async function finishedCampaignIds(db: Queryable): Promise<number[]> {
   const rows = await db.query<{ id: number }>(
-    `SELECT id FROM campaigns WHERE status IN ('running', 'paused_limits') AND sent + failed + suppressed + cancelled >= total`,
+    `SELECT id FROM campaigns WHERE status IN (${SENDING}) AND sent + failed + suppressed + cancelled >= total`,
   );
   return rows.map((r) => r.id);
 }
@@ -218,4 +220,21 @@ export async function noteSenderWarnings(db: Queryable, warnings: Map<number, st
       WHERE c.id = w.id AND c.sender_warning IS NULL`,
     [[...warnings.keys()], [...warnings.values()]],
   );
+}
+
+/** Stopped campaigns that still have messages not in a final state (see lifecycle.settleStopped). */
+export async function stoppedWithUnfinishedMessages(db: Queryable): Promise<number[]> {
+  const rows = await db.query<{ id: number }>(`SELECT id FROM campaigns WHERE status = 'stopped' AND sent + failed + suppressed + cancelled < total`);
+  return rows.map((r) => r.id);
+}
+
+/** What a campaign's messages are composed from. */
+export type ComposableCampaign = Pick<Campaign, 'id' | 'subject' | 'html' | 'text' | 'fromName' | 'replyTo'>;
+
+export async function getCampaignContent(db: Queryable, id: number): Promise<ComposableCampaign | undefined> {
+  const [row] = await db.query<ComposableCampaign>(
+    'SELECT id, subject, html, text, from_name AS "fromName", reply_to AS "replyTo" FROM campaigns WHERE id = $1',
+    [id],
+  );
+  return row;
 }

@@ -1,3 +1,4 @@
+import { NEXT_BACK_OFF_END_SQL } from './accountHealth.ts';
 import type { Queryable } from './database.ts';
 
 /**
@@ -15,7 +16,7 @@ export async function nextWakeAt(db: Queryable, now: Date): Promise<Date | undef
          WHERE m.status = 'pending' AND m.next_attempt_at > $1
            AND EXISTS (SELECT 1 FROM campaigns c WHERE c.id = m.campaign_id AND c.status = 'running')
          ORDER BY m.next_attempt_at LIMIT 1),
-       (SELECT min(health_until) FROM smtp_accounts WHERE health IN ('throttled', 'exhausted') AND health_until > $1)
+       ${NEXT_BACK_OFF_END_SQL('$1')}
      ) AS at`,
     [now],
   );

@@ -1,6 +1,5 @@
+import type { MessageStatus } from '../states.ts';
 import type { Queryable } from './database.ts';
-
-export type MessageStatus = 'pending' | 'sending' | 'sent' | 'failed' | 'suppressed' | 'cancelled';
 
 /** Contacts read per statement when a queue is built, so each statement stays well inside statement_timeout. */
 const MATERIALISE_BATCH = 20_000;

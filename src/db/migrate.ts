@@ -19,26 +19,33 @@ function readMigrations(): Migration[] {
     .map((name) => ({ version: Number.parseInt(name, 10), name, sql: readFileSync(MIGRATIONS_DIR + name, 'utf8') }));
 }
 
-/** Applies pending migrations, each in its own transaction. Refuses a database newer than this code. */
+/**
+ * Applies pending migrations in order, each in a transaction of its own: a failing migration rolls
+ * back alone and leaves the ones before it applied. Refuses a database newer than this code.
+ * Returns the names of the migrations applied.
+ */
 export async function migrate(db: Database): Promise<string[]> {
   const migrations = readMigrations();
-  return db.transaction(async (tx) => {
-    await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
-    await tx.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
-      version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
-    const done = new Set((await tx.query<{ version: number }>('SELECT version FROM schema_migrations')).map((r) => r.version));
-    const newest = migrations.at(-1)?.version ?? 0;
-    const unknown = [...done].filter((v) => v > newest);
-    if (unknown.length > 0) {
-      throw new Error(`the database has schema version ${Math.max(...unknown)}, newer than this MailPilot (${newest}); upgrade MailPilot`);
-    }
-    const applied: string[] = [];
-    for (const m of migrations) {
-      if (done.has(m.version)) continue;
-      await tx.exec(m.sql);
-      await tx.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
-      applied.push(m.name);
-    }
-    return applied;
-  });
+  const applied: string[] = [];
+  for (;;) {
+    const name = await db.transaction(async (tx) => {
+      // Held until this migration commits: a process starting meanwhile waits, then sees it applied.
+      await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+      await tx.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+        version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+      const done = new Set((await tx.query<{ version: number }>('SELECT version FROM schema_migrations')).map((r) => r.version));
+      const newest = migrations.at(-1)?.version ?? 0;
+      const unknown = [...done].filter((v) => v > newest);
+      if (unknown.length > 0) {
+        throw new Error(`the database has schema version ${Math.max(...unknown)}, newer than this MailPilot (${newest}); upgrade MailPilot`);
+      }
+      const next = migrations.find((m) => !done.has(m.version));
+      if (!next) return undefined;
+      await tx.exec(next.sql);
+      await tx.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [next.version, next.name]);
+      return next.name;
+    });
+    if (name === undefined) return applied;
+    applied.push(name);
+  }
 }

@@ -1,9 +1,8 @@
 import { decryptSecret, encryptSecret } from '../secrets.ts';
 import { dkimKey, type DkimKey } from '../smtp/dkim.ts';
 import type { Queryable } from './database.ts';
-import { isForeignKeyViolation, type Security } from './smtpServers.ts';
-
-export type HealthState = 'healthy' | 'throttled' | 'exhausted' | 'disabled';
+import { sqlList, UNFINISHED_CAMPAIGN_STATUSES, type HealthState } from '../states.ts';
+import { isForeignKeyViolation } from './smtpServers.ts';
 
 /** An account as its owner sees it: never the password, only whether there is one. */
 export interface SmtpAccount {
@@ -46,19 +45,12 @@ export interface AccountFields {
   dkim: DkimSettings | null;
 }
 
-export interface AccountHealth {
-  state: HealthState;
-  until?: Date;
-  reason?: string;
-}
-
 const COLUMNS = `id, server_id AS "serverId", email, username, password_enc IS NOT NULL AS "hasPassword",
   hourly_limit AS "hourlyLimit", daily_limit AS "dailyLimit", rate_per_second AS "ratePerSecond", timezone, active,
   health, health_until AS "healthUntil", health_reason AS "healthReason",
   CASE WHEN dkim_domain IS NOT NULL THEN json_build_object('domain', dkim_domain, 'selector', dkim_selector) END AS dkim,
   created_at AS "createdAt"`;
 
-const ACTIVE_CAMPAIGN_STATUSES = ['running', 'paused', 'paused_limits', 'scheduled'];
 
 // The row id is bound into the ciphertext, so a password copied onto another account does not decrypt.
 const passwordContext = (accountId: number) => `smtp_accounts:${accountId}:password`;
@@ -84,37 +76,9 @@ export function accountDkimKey(secretKey: Buffer, accountId: number, c: AccountD
   return dkimKey(c.dkimDomain, c.dkimSelector, decryptSecret(secretKey, c.dkimKeyEnc, dkimContext(accountId)));
 }
 
-/** What rendering needs of one of the user's accounts: its address and DKIM columns. */
-export async function getSenderAccount(
-  db: Queryable,
-  userId: number,
-  id: number,
-): Promise<({ id: number; userId: number; email: string } & AccountDkimColumns) | undefined> {
-  const [row] = await db.query<{ id: number; userId: number; email: string } & AccountDkimColumns>(
-    `SELECT id, user_id AS "userId", email, dkim_domain AS "dkimDomain", dkim_selector AS "dkimSelector", dkim_key_enc AS "dkimKeyEnc"
-       FROM smtp_accounts WHERE id = $1 AND user_id = $2`,
-    [id, userId],
-  );
-  return row;
-}
-
 /** Decrypts an account's stored password; throws when it was tampered with or belongs to another row. */
 export function accountPassword(secretKey: Buffer, accountId: number, passwordEnc: string): string {
   return decryptSecret(secretKey, passwordEnc, passwordContext(accountId));
-}
-
-/**
- * What the account can do now. A throttle or exhaustion lasts until its `health_until`; an account
- * its user switched off reads as disabled, keeping the engine's reason when it had disabled it first.
- */
-export function accountHealth(acct: Pick<SmtpAccount, 'active' | 'health' | 'healthUntil' | 'healthReason'>, now: Date): AccountHealth {
-  const reason = acct.healthReason ?? undefined;
-  if (!acct.active) return { state: 'disabled', reason: acct.health === 'disabled' && reason ? reason : 'deactivated by the user' };
-  if (acct.health === 'disabled') return { state: 'disabled', reason };
-  if ((acct.health === 'throttled' || acct.health === 'exhausted') && acct.healthUntil && acct.healthUntil > now) {
-    return { state: acct.health, until: acct.healthUntil, reason };
-  }
-  return { state: 'healthy' };
 }
 
 /**
@@ -228,10 +192,6 @@ export async function updateAccount(
     set('dkim_selector', dkim?.selector ?? null);
     set('dkim_key_enc', dkim ? sealDkimKey(secretKey, id, dkim.privateKey) : null);
   }
-  // Re-enabling an account or changing how it connects deserves a fresh attempt, whatever failed before.
-  const reconfigured =
-    changes.active === true || changes.password !== undefined || changes.username !== undefined || changes.serverId !== undefined;
-  if (reconfigured) sets.push(`health = 'healthy', health_until = NULL, health_reason = NULL`);
   if (sets.length === 0) return (await getAccount(db, userId, id)) ?? 'not_found';
 
   // The new server must be the user's: an unknown or foreign server id updates nothing.
@@ -257,65 +217,11 @@ export async function updateAccount(
 export async function deleteAccount(db: Queryable, userId: number, id: number): Promise<'deleted' | 'not_found' | 'in_use'> {
   const [row] = await db.query<{ inUse: boolean }>(
     `WITH target AS (SELECT id FROM smtp_accounts WHERE id = $1 AND user_id = $2),
-          busy AS (SELECT EXISTS (SELECT 1 FROM campaigns WHERE user_id = $2 AND status = ANY($3::text[])) AS busy),
+          busy AS (SELECT EXISTS (SELECT 1 FROM campaigns WHERE user_id = $2 AND status IN (${sqlList(UNFINISHED_CAMPAIGN_STATUSES)})) AS busy),
           gone AS (DELETE FROM smtp_accounts a USING target, busy WHERE a.id = target.id AND NOT busy.busy RETURNING a.id)
      SELECT busy.busy AS "inUse" FROM target, busy`,
-    [id, userId, ACTIVE_CAMPAIGN_STATUSES],
+    [id, userId],
   );
   if (!row) return 'not_found';
   return row.inUse ? 'in_use' : 'deleted';
-}
-
-/** Everything a sender needs to open an SMTP session for an account, password decrypted. */
-export interface SendingAccount {
-  id: number;
-  userId: number;
-  email: string;
-  username: string | null;
-  /** null: no AUTH (a relay that trusts the sender's address). */
-  password: string | null;
-  hourlyLimit: number;
-  dailyLimit: number;
-  ratePerSecond: number | null;
-  timezone: string;
-  active: boolean;
-  server: { id: number; host: string; port: number; security: Security; maxConnections: number; active: boolean };
-}
-
-/**
- * Loads an account with its server for sending. Throws when the stored password does not decrypt
- * (wrong MAILPILOT_SECRET_KEY or a tampered row): the caller disables the account with that reason.
- */
-export async function loadSendingAccount(
-  db: Queryable,
-  secretKey: Buffer,
-  userId: number,
-  accountId: number,
-): Promise<SendingAccount | undefined> {
-  const [row] = await db.query<
-    Omit<SendingAccount, 'password' | 'server'> & {
-      passwordEnc: string | null;
-      serverId: number;
-      host: string;
-      port: number;
-      security: Security;
-      maxConnections: number;
-      serverActive: boolean;
-    }
-  >(
-    `SELECT a.id, a.user_id AS "userId", a.email, a.username, a.password_enc AS "passwordEnc",
-            a.hourly_limit AS "hourlyLimit", a.daily_limit AS "dailyLimit", a.rate_per_second AS "ratePerSecond",
-            a.timezone, a.active, s.id AS "serverId", s.host, s.port, s.security,
-            s.max_connections AS "maxConnections", s.active AS "serverActive"
-       FROM smtp_accounts a JOIN smtp_servers s ON s.id = a.server_id AND s.user_id = a.user_id
-      WHERE a.id = $1 AND a.user_id = $2`,
-    [accountId, userId],
-  );
-  if (!row) return undefined;
-  const { passwordEnc, serverId, host, port, security, maxConnections, serverActive, ...account } = row;
-  return {
-    ...account,
-    password: passwordEnc === null ? null : accountPassword(secretKey, row.id, passwordEnc),
-    server: { id: serverId, host, port, security, maxConnections, active: serverActive },
-  };
 }

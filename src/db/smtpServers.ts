@@ -1,6 +1,5 @@
+import type { Security } from '../states.ts';
 import type { Queryable } from './database.ts';
-
-export type Security = 'none' | 'starttls' | 'tls';
 
 export interface SmtpServer {
   id: number;

@@ -1,5 +1,5 @@
 import type { Queryable } from './database.ts';
-import type { HealthState } from './smtpAccounts.ts';
+import { SENDING_CAMPAIGN_STATUSES, sqlList, UNFINISHED_CAMPAIGN_STATUSES, type HealthState } from '../states.ts';
 
 /**
  * Load figures for monitoring, read from the campaign counters that outcome batches keep (never by
@@ -7,8 +7,8 @@ import type { HealthState } from './smtpAccounts.ts';
  * quota in paused_limits); its pending messages count while it is not final (scheduled or paused too).
  */
 
-const UNFINISHED = `status IN ('scheduled', 'running', 'paused', 'paused_limits')`;
-const ACTIVE = `status IN ('running', 'paused_limits')`;
+const UNFINISHED = `status IN (${sqlList(UNFINISHED_CAMPAIGN_STATUSES)})`;
+const ACTIVE = `status IN (${sqlList(SENDING_CAMPAIGN_STATUSES)})`;
 const PENDING = 'total - sent - failed - suppressed - cancelled';
 
 export interface CampaignLoad {

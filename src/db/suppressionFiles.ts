@@ -1,5 +1,5 @@
 import type { Queryable } from './database.ts';
-import type { SuppressionReason } from './suppressions.ts';
+import type { SuppressionReason } from '../states.ts';
 
 export interface SuppressionRow {
   email: string;

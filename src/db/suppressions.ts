@@ -1,7 +1,5 @@
+import type { SuppressionReason } from '../states.ts';
 import type { Queryable } from './database.ts';
-
-export const SUPPRESSION_REASONS = ['unsubscribed', 'hard_bounce', 'manual', 'complaint'] as const;
-export type SuppressionReason = (typeof SUPPRESSION_REASONS)[number];
 
 /** An address a user never sends to again (compared case-insensitively). */
 export interface Suppression {

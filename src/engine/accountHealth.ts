@@ -1,7 +1,8 @@
 import type { AppContext } from '../context.ts';
-import { exhaustAccount, setAccountHealth, throttleAccount } from '../db/engineAccounts.ts';
+import { clearThrottleStrikes, disableAccount, exhaustAccount, resetHealth, throttleAccount } from '../db/accountHealth.ts';
+import type { Queryable } from '../db/database.ts';
 import { retryTransient } from '../db/transient.ts';
-import type { AccountOutcome } from '../smtp/classify.ts';
+import type { SendOutcome } from '../smtp/classify.ts';
 
 /**
  * How long an account rests after its server throttles it (421, 4.7.x) or cannot be reached:
@@ -11,27 +12,59 @@ export const THROTTLE_BASE_MS = 30_000;
 export const THROTTLE_MAX_MS = 30 * 60_000;
 
 /**
- * The one owner of account health: what an account-level SMTP outcome does to the account.
- * Throttled and exhausted accounts come back by themselves; disabled ones when the user fixes them
- * (PATCH active: true or a new password, see smtpAccounts.updateAccount).
+ * The one owner of account health: every change of it goes through here (the statements are in
+ * db/accountHealth.ts).
+ *
+ *   healthy ──throttle reply, no connection──► throttled ──health_until passes──► healthy
+ *   healthy ──provider quota reply──► exhausted ──next day in its timezone──► healthy
+ *   healthy ──credentials refused──► disabled ──the user reconfigures it──► healthy
+ *
+ * A successful send resets the run of throttles, so the next throttle backs off from the base.
  */
-export async function applyAccountOutcome(
+
+/**
+ * What one send's outcome does to its account: `sent` ends a run of throttles, an account-level
+ * outcome (smtp/classify.ts) throttles, exhausts or disables it. Other outcomes concern the message
+ * only. Retries transient database trouble until `giveUp()`.
+ */
+export async function onSendOutcome(
   ctx: AppContext,
   account: { id: number; userId: number },
-  outcome: AccountOutcome,
+  outcome: SendOutcome,
   giveUp: () => boolean = () => false,
 ): Promise<void> {
+  const { kind } = outcome;
+  if (kind === 'sent') return clearThrottleStrikes(ctx.db, account.id);
+  if (kind !== 'account_throttled' && kind !== 'account_exhausted' && kind !== 'account_disabled') return;
   const now = ctx.clock.now();
   let until: Date | null = null;
   await retryTransient(async () => {
-    if (outcome.kind === 'account_throttled') {
+    if (kind === 'account_throttled') {
       until = await throttleAccount(ctx.db, account.id, { now, baseMs: THROTTLE_BASE_MS, maxMs: THROTTLE_MAX_MS, reason: outcome.error });
-    } else if (outcome.kind === 'account_exhausted') {
+    } else if (kind === 'account_exhausted') {
       until = await exhaustAccount(ctx.db, account.id, now, `the provider says the account is out of quota: ${outcome.error}`);
     } else {
-      await setAccountHealth(ctx.db, account.id, 'disabled', null, `the server refused the account's credentials: ${outcome.error}`);
+      await disableAccount(ctx.db, account.id, `the server refused the account's credentials: ${outcome.error}`);
     }
   }, giveUp);
-  ctx.log.warn({ accountId: account.id, outcome: outcome.kind, until, reply: outcome.error }, 'account health changed');
+  ctx.log.warn({ accountId: account.id, outcome: kind, until, reply: outcome.error }, 'account health changed');
   ctx.events.emit({ type: 'engine.wake', userId: account.userId });
+}
+
+/** The parts of an account whose change deserves a fresh attempt, whatever failed before. */
+export interface Reconfiguration {
+  active?: boolean;
+  username?: string | null;
+  password?: string | null;
+  serverId?: number;
+}
+
+/**
+ * The user changed the account: switching it back on, or changing how it connects (credentials,
+ * server), makes it healthy again. Returns whether its health was reset.
+ */
+export async function onReconfigured(db: Queryable, accountId: number, changes: Reconfiguration): Promise<boolean> {
+  const fresh = changes.active === true || changes.password !== undefined || changes.username !== undefined || changes.serverId !== undefined;
+  if (fresh) await resetHealth(db, accountId);
+  return fresh;
 }

@@ -1,51 +1,72 @@
+import type { Composer } from '../campaigns/composition.ts';
 import type { AppContext } from '../context.ts';
 import { runningCampaignIds } from '../db/campaigns.ts';
-import { clearThrottleStrikes, releaseLease, type WorkerAccount } from '../db/engineAccounts.ts';
-import { claimMessages, type ClaimedMessage } from '../db/messages.ts';
+import { releaseLease } from '../db/engineAccounts.ts';
+import type { ClaimedMessage } from '../db/messages.ts';
+import { credentials, type SendingAccount } from '../db/sendingAccounts.ts';
 import { isTransientDbError, retryTransient } from '../db/transient.ts';
-import { releaseSends, reserveSends } from '../db/usage.ts';
 import type { AppEvent } from '../events.ts';
-import { decryptSecret } from '../secrets.ts';
 import type { AccountOutcome, SendOutcome } from '../smtp/classify.ts';
 import { AccountTransport } from '../smtp/transport.ts';
-import { applyAccountOutcome } from './accountHealth.ts';
+import { onSendOutcome } from './accountHealth.ts';
 import { AccountLease } from './accountLease.ts';
+import { CampaignStatusCache } from './campaignStatusCache.ts';
 import type { LeaseKeeper } from './leaseKeeper.ts';
+import { MessageClaims } from './messageClaims.ts';
 import { OutcomeRecorder, type RecordedOutcome } from './outcomeRecorder.ts';
 import type { OutcomeWriter } from './outcomeWriter.ts';
-import type { Renderer } from './renderer.ts';
+import { QuotaHold } from './quotaHold.ts';
 import { retryAt, MAX_ATTEMPTS } from './retry.ts';
+import { SendPace } from './sendPace.ts';
 import { Signal } from './signal.ts';
-
-/**
- * Messages claimed (and quota reserved) per round trip: about CLAIM_AHEAD_MS of the account's
- * recent sending, within these bounds. A fast account claims big batches (few statements per
- * message); a thousand slow ones do not hold a hundred rendered-to-be messages each in memory.
- */
-const CLAIM_MIN = 20;
-const CLAIM_MAX = 100;
-const CLAIM_AHEAD_MS = 10_000;
 
 /** What the account workers of one process share. */
 export interface WorkerShared {
-  renderer: Renderer;
+  composer: Composer;
   outcomes: OutcomeWriter;
   leases: LeaseKeeper;
 }
 
 export type ExitReason = 'no_quota' | 'no_work' | 'lease_lost' | 'account_problem' | 'shutdown' | 'rebalance' | 'error';
 
+/**
+ * Where a worker is in its life:
+ *
+ *   sending ──no work or quota left──► draining ──queue and sends done──► releasing ──► done
+ *      └──────────told to stop, lease lost, account trouble, error──► stopping ──sends done──┘
+ *
+ * - sending: claims batches (with quota reserved for them) and sends them.
+ * - draining: claims nothing more; sends what it holds.
+ * - stopping: starts no new send; those in flight finish (or are cut, see stop()).
+ * - releasing: records every outcome, gives back unspent quota, reports account trouble, frees the account.
+ */
+type WorkerState =
+  | { name: 'sending' }
+  | { name: 'draining'; reason: 'no_work' | 'no_quota' }
+  | { name: 'stopping'; reason: ExitReason }
+  | { name: 'releasing'; reason: ExitReason }
+  | { name: 'done'; reason: ExitReason };
+
+const TRANSITIONS: Record<WorkerState['name'], readonly WorkerState['name'][]> = {
+  sending: ['draining', 'stopping'],
+  draining: ['stopping', 'releasing'],
+  stopping: ['releasing'],
+  releasing: ['done'],
+  done: [],
+};
+
+/** A claimed message waiting for a free session, and the reserved send it will spend. */
 interface Queued {
   msg: ClaimedMessage;
-  /** The usage hour the send was reserved in, and until when that reservation may be spent. */
-  hourStart: number;
+  window: number;
+  /** The reservation may only be spent before this moment (business time, ms). */
   validUntil: number;
 }
 
 /**
  * One account's sending loop (promise 1): reserve quota, claim that many messages round-robin over
  * the user's running campaigns, send them over the account's SMTP sessions, record outcomes in
- * batches, give back what was not spent, release the account. Exits when the account has no quota
+ * batches, give back what was not spent, release the account. Ends when the account has no quota
  * or no work left, when the server blames the account, when told to stop, or when its lease can no
  * longer be trusted (then at once: sends in flight are cut, so no two processes ever send through
  * one account).
@@ -56,30 +77,20 @@ interface Queued {
  * outcome statements are safe to repeat.
  */
 export class AccountWorker {
+  private state: WorkerState = { name: 'sending' };
   private readonly transport: AccountTransport;
   private readonly lease: AccountLease;
   private readonly book: OutcomeRecorder;
+  private readonly quota: QuotaHold;
+  private readonly statuses = new CampaignStatusCache();
+  private readonly claims: MessageClaims;
+  private readonly pace: SendPace;
+  private readonly wake = new Signal();
   private readonly notify = () => this.wake.notify();
   private queue: Queued[] = [];
   private inflight = 0;
-  private unspent = new Map<number, number>();
-  private campaignStatus = new Map<number, string>();
-  /** Sequence number of the last status event per campaign, so a slower database read never overrides it. */
-  private statusSeen = new Map<number, number>();
-  private eventSeq = 0;
-  private cursors = new Map<number, number>();
-  private claimSize = CLAIM_MIN;
-  private sentSinceClaim = 0;
-  private lastClaimAt = performance.now();
-  private roundRobin = 0;
-  private drained = false;
-  private halted: ExitReason | undefined;
-  private exitReason: ExitReason = 'no_work';
   private refilling: Promise<void> | undefined;
-  private paceTimer: NodeJS.Timeout | undefined;
-  private nextSendAt = 0;
-  private readonly wake = new Signal();
-  /** The first account-level outcome (throttle, quota, credentials), applied to the account on exit. */
+  /** The first account-level outcome (throttle, quota, credentials), applied to the account on release. */
   private accountProblem: AccountOutcome | undefined;
   /** Set when sends in flight were cut on purpose: their failures say nothing about the account. */
   private aborted = false;
@@ -89,20 +100,20 @@ export class AccountWorker {
 
   constructor(
     private readonly ctx: AppContext,
-    readonly account: WorkerAccount,
+    readonly account: SendingAccount,
     private readonly owner: string,
     private readonly shared: WorkerShared,
     leaseTakenAt: number,
   ) {
-    const password = account.passwordEnc
-      ? decryptSecret(ctx.secrets.secretKey, account.passwordEnc, `smtp_accounts:${account.id}:password`)
-      : null;
-    this.transport = new AccountTransport(account, { username: account.username, password }, account.connections);
+    this.transport = new AccountTransport(account.server, credentials(ctx.secrets.secretKey, account), account.connections);
     this.lease = new AccountLease(ctx, account.id, shared.leases, leaseTakenAt, () => {
       this.halt('lease_lost');
       this.abort();
     });
     this.book = new OutcomeRecorder(ctx, account, shared.outcomes, () => this.lease.takenOver || performance.now() > this.giveUpAt, () => this.halt('error'));
+    this.quota = new QuotaHold(ctx, account.id);
+    this.claims = new MessageClaims(ctx, account.id, owner);
+    this.pace = new SendPace(account.ratePerSecond, this.notify);
     this.throttleStrikes = account.throttleStrikes;
   }
 
@@ -117,6 +128,49 @@ export class AccountWorker {
     setTimeout(() => this.abort(), deadline.abortAfterMs).unref();
   }
 
+  async run(): Promise<ExitReason> {
+    const unsubscribe = this.ctx.events.on((e) => this.onEvent(e), { type: 'campaign.status', userId: this.account.userId });
+    this.lease.start();
+    try {
+      while (this.state.name === 'sending' || this.state.name === 'draining') {
+        this.pump();
+        // The next batch is claimed while half of this one is still queued, so sessions never wait on the database.
+        if (this.state.name === 'sending' && !this.refilling && this.queue.length < this.claims.size / 2) this.startRefill();
+        if (this.state.name === 'draining' && !this.refilling && this.queue.length === 0 && this.inflight === 0) break;
+        await this.wake.wait();
+      }
+      while (this.inflight > 0 || this.refilling) await this.wake.wait();
+    } finally {
+      await this.release(unsubscribe);
+    }
+    return this.exitReason;
+  }
+
+  private get exitReason(): ExitReason {
+    return this.state.name === 'sending' ? 'error' : this.state.reason;
+  }
+
+  /** The one place the worker changes state; a transition the diagram does not have is a bug. */
+  private enter(next: WorkerState): void {
+    if (!TRANSITIONS[this.state.name].includes(next.name)) throw new Error(`account worker: no transition from ${this.state.name} to ${next.name}`);
+    this.state = next;
+    this.wake.notify();
+  }
+
+  /** Starts no new sends, for `reason`; the first reason given wins. */
+  private halt(reason: ExitReason): void {
+    if (this.state.name === 'sending' || this.state.name === 'draining') this.enter({ name: 'stopping', reason });
+  }
+
+  /** Claims nothing more: there is no work or no quota left. */
+  private drain(reason: 'no_work' | 'no_quota'): void {
+    if (this.state.name === 'sending') this.enter({ name: 'draining', reason });
+  }
+
+  private get mayStartSends(): boolean {
+    return this.state.name === 'sending' || this.state.name === 'draining';
+  }
+
   /** Cuts the sends in flight; each is recorded by how far it got (see smtp/transport.ts). */
   private abort(): void {
     if (this.aborted) return;
@@ -124,95 +178,37 @@ export class AccountWorker {
     this.transport.close();
   }
 
-  async run(): Promise<ExitReason> {
-    const unsubscribe = this.ctx.events.on((e) => this.onEvent(e), { type: 'campaign.status', userId: this.account.userId });
-    this.lease.start();
-    try {
-      for (;;) {
-        if (this.halted) break;
-        this.pump();
-        // The next batch is claimed while half of this one is still queued, so sessions never wait on the database.
-        if (!this.refilling && !this.drained && this.queue.length < this.claimSize / 2) {
-          this.refilling = this.refill()
-            .catch((err) => this.fail(err))
-            .finally(() => {
-              this.refilling = undefined;
-              this.wake.notify();
-            });
-        }
-        if (this.drained && !this.refilling && this.queue.length === 0 && this.inflight === 0) break;
-        await this.wake.wait();
-      }
-      while (this.inflight > 0 || this.refilling) await this.wake.wait();
-    } finally {
-      clearTimeout(this.paceTimer);
-      unsubscribe();
-      if (this.aborted) this.transport.close();
-      else this.transport.quit();
-      this.returnQueued();
-      await this.book.flush();
-      await this.releaseUnspent();
-      if (this.accountProblem) await this.reportAccountProblem(this.accountProblem);
-      await this.releaseAccount();
-    }
-    return this.halted ?? this.exitReason;
-  }
-
-  private halt(reason: ExitReason): void {
-    this.halted ??= reason;
-    this.wake.notify();
-  }
-
   private fail(err: unknown): void {
     // A transient error after the worker was told to stop is just the retry giving up.
-    if (!(this.halted && isTransientDbError(err))) this.ctx.log.error({ err, accountId: this.account.id }, 'account worker failed');
+    if (!(this.state.name === 'stopping' && isTransientDbError(err))) this.ctx.log.error({ err, accountId: this.account.id }, 'account worker failed');
     this.halt('error');
   }
 
   private onEvent(e: AppEvent): void {
     if (e.type !== 'campaign.status') return;
-    this.campaignStatus.set(e.campaignId, e.status);
-    this.statusSeen.set(e.campaignId, ++this.eventSeq);
-    if (e.status !== 'running') this.wake.notify();
+    if (this.statuses.onEvent(e.campaignId, e.status)) this.wake.notify();
   }
 
   /** Starts sends while a session is free: the next message goes out before the last is recorded. */
   private pump(): void {
-    while (!this.halted && this.inflight < this.account.connections && this.queue.length > 0) {
-      if (!this.lease.trusted) {
-        this.halt('lease_lost');
-        return;
-      }
-      if (this.shared.outcomes.full) {
-        this.shared.outcomes.onRoom(this.notify);
-        return;
-      }
-      if (this.account.ratePerSecond) {
-        const wait = this.nextSendAt - performance.now();
-        if (wait > 0) {
-          this.paceTimer ??= setTimeout(() => {
-            this.paceTimer = undefined;
-            this.wake.notify();
-          }, wait);
-          return;
-        }
-        this.nextSendAt = Math.max(this.nextSendAt, performance.now()) + 1000 / this.account.ratePerSecond;
-      }
+    while (this.mayStartSends && this.inflight < this.account.connections && this.queue.length > 0) {
+      if (!this.lease.trusted) return this.halt('lease_lost');
+      if (this.shared.outcomes.full) return this.shared.outcomes.onRoom(this.notify);
+      if (!this.pace.take()) return;
       const next = this.queue[0]!;
-      const status = this.campaignStatus.get(next.msg.campaignId);
-      if (status !== 'running') {
+      const { campaignId } = next.msg;
+      if (!this.statuses.isRunning(campaignId)) {
         this.queue.shift();
-        this.book.record({ id: next.msg.id, status: status === 'stopped' ? 'cancelled' : 'pending' });
+        this.book.record({ id: next.msg.id, status: this.statuses.isStopped(campaignId) ? 'cancelled' : 'pending' });
         continue;
       }
       if (this.ctx.clock.now().getTime() >= next.validUntil) {
-        // The reservation belongs to a clock hour that has ended: claim again under the new hour.
-        this.returnQueued();
-        return;
+        // The reservation belongs to a window that has ended: claim again under the new one.
+        return this.returnQueued();
       }
       this.queue.shift();
-      this.unspent.set(next.hourStart, this.unspent.get(next.hourStart)! - 1);
-      this.sentSinceClaim++;
+      this.quota.spend(next.window);
+      this.claims.sent();
       this.send(next);
     }
   }
@@ -221,7 +217,7 @@ export class AccountWorker {
     this.inflight++;
     let raw: string;
     try {
-      raw = this.shared.renderer.render(q.msg, this.account);
+      raw = this.shared.composer.compose(q.msg, this.account);
     } catch (err) {
       this.settle(q, { kind: 'failed', error: `rendering failed: ${(err as Error).message}`, cause: 'local' }, undefined);
       return;
@@ -242,7 +238,7 @@ export class AccountWorker {
         record({ status: 'sent', charged: 1, sentAt: now });
         if (this.throttleStrikes > 0) {
           this.throttleStrikes = 0;
-          void clearThrottleStrikes(this.ctx.db, this.account.id).catch(() => undefined);
+          void onSendOutcome(this.ctx, this.account, outcome).catch(() => undefined);
         }
         break;
       case 'unknown':
@@ -264,7 +260,7 @@ export class AccountWorker {
         // account (its reserved send too, since nothing went out), and this one stops. After a
         // deliberate cut the failure says nothing about the account.
         record({ status: 'pending' });
-        this.unspent.set(q.hourStart, this.unspent.get(q.hourStart)! + 1);
+        this.quota.refund(q.window);
         if (!this.aborted && !this.accountProblem) {
           this.accountProblem = outcome;
           this.halt('account_problem');
@@ -279,83 +275,52 @@ export class AccountWorker {
     for (const q of this.queue.splice(0)) this.book.record({ id: q.msg.id, status: 'pending' });
   }
 
+  private startRefill(): void {
+    this.refilling = this.refill()
+      .catch((err) => this.fail(err))
+      .finally(() => {
+        this.refilling = undefined;
+        this.wake.notify();
+      });
+  }
+
+  /** Reserves quota and claims that many messages (round-robin over the running campaigns). */
   private async refill(): Promise<void> {
     const { db } = this.ctx;
     const now = this.ctx.clock.now();
-    const retry = <T>(fn: () => Promise<T>) => retryTransient(fn, () => this.halted !== undefined);
-    const readAt = this.eventSeq;
+    const retry = <T>(fn: () => Promise<T>) => retryTransient(fn, () => this.state.name !== 'sending');
+    const mark = this.statuses.mark();
     const campaigns = await retry(() => runningCampaignIds(db, this.account.userId));
-    const running = new Set(campaigns);
-    for (const id of new Set([...campaigns, ...this.campaignStatus.keys()])) {
-      if ((this.statusSeen.get(id) ?? -1) > readAt) continue;
-      if (running.has(id)) this.campaignStatus.set(id, 'running');
-      else if (this.campaignStatus.get(id) === 'running') this.campaignStatus.set(id, 'not_running');
-    }
-    if (campaigns.length === 0) return this.finish('no_work');
-    // Repeated after a lost reply, a reservation leaks quota (never overshoots); a claim leaves
-    // orphan 'sending' rows under this account, which go back to the queue when the lease is released.
-    this.claimSize = this.nextClaimSize();
-    const reservation = await retry(() => reserveSends(db, this.account.id, this.claimSize, now));
-    if (reservation.granted === 0) return this.finish('no_quota');
-    const hourStart = reservation.hourStart.getTime();
-    this.unspent.set(hourStart, (this.unspent.get(hourStart) ?? 0) + reservation.granted);
-    const claimed: ClaimedMessage[] = [];
-    for (let i = 0; i < campaigns.length && claimed.length < reservation.granted; i++) {
-      const campaignId = campaigns[(this.roundRobin + i) % campaigns.length]!;
-      claimed.push(...(await retry(() => this.claimFrom(campaignId, reservation.granted - claimed.length, now))));
-    }
-    this.roundRobin = (this.roundRobin + 1) % campaigns.length;
-    await this.giveBack(hourStart, reservation.granted - claimed.length);
-    if (claimed.length === 0) return this.finish('no_work');
-    await retry(() => this.shared.renderer.load(new Set(claimed.map((m) => m.campaignId))));
-    for (const msg of claimed) this.queue.push({ msg, hourStart, validUntil: reservation.validUntil.getTime() });
+    this.statuses.reconcile(campaigns, mark);
+    if (campaigns.length === 0) return this.drain('no_work');
+    const held = await retry(() => this.quota.reserve(this.claims.resize(), now));
+    if (held.granted === 0) return this.drain('no_quota');
+    const claimed = await this.claims.claim(campaigns, held.granted, now, retry);
+    await this.quota.giveBack(held.window, held.granted - claimed.length);
+    if (claimed.length === 0) return this.drain('no_work');
+    await retry(() => this.shared.composer.load(new Set(claimed.map((m) => m.campaignId))));
+    for (const msg of claimed) this.queue.push({ msg, window: held.window, validUntil: held.validUntil });
   }
 
-  private nextClaimSize(): number {
-    const elapsed = Math.max(1, performance.now() - this.lastClaimAt);
-    const ahead = Math.ceil((this.sentSinceClaim / elapsed) * CLAIM_AHEAD_MS);
-    this.sentSinceClaim = 0;
-    this.lastClaimAt = performance.now();
-    return Math.min(CLAIM_MAX, Math.max(CLAIM_MIN, ahead));
-  }
-
-  private finish(reason: ExitReason): void {
-    this.drained = true;
-    this.exitReason = reason;
-  }
-
-  /** Claims from the worker's cursor; rows returned to the queue behind it are picked up when it runs dry. */
-  private async claimFrom(campaignId: number, limit: number, now: Date): Promise<ClaimedMessage[]> {
-    const base = { accountId: this.account.id, owner: this.owner, campaignId, now };
-    const cursor = this.cursors.get(campaignId) ?? 0;
-    let claimed = await claimMessages(this.ctx.db, { ...base, afterId: cursor, limit });
-    if (claimed.length > 0) this.cursors.set(campaignId, claimed.at(-1)!.id);
-    if (claimed.length < limit && cursor > 0) {
-      claimed = claimed.concat(await claimMessages(this.ctx.db, { ...base, afterId: 0, limit: limit - claimed.length }));
-    }
-    return claimed;
-  }
-
-  /**
-   * Gives back reserved sends that will not be spent. Never repeated: a give-back whose reply was
-   * lost may have landed, and giving back twice could let the account pass its limit. A failed
-   * one leaks quota instead, which is the safe side.
-   */
-  private async giveBack(hourStart: number, count: number): Promise<void> {
-    if (count <= 0) return;
-    this.unspent.set(hourStart, this.unspent.get(hourStart)! - count);
-    await releaseSends(this.ctx.db, this.account.id, new Date(hourStart), count).catch((err) =>
-      this.ctx.log.warn({ err, accountId: this.account.id, count }, 'could not give back unspent quota'),
-    );
-  }
-
-  private async releaseUnspent(): Promise<void> {
-    for (const [hourStart, n] of this.unspent) await this.giveBack(hourStart, n);
-    this.unspent.clear();
+  /** Everything the worker must do before it ends, whatever stopped it. */
+  private async release(unsubscribe: () => void): Promise<void> {
+    // Still 'sending' here means something threw out of the loop.
+    if (this.state.name === 'sending') this.halt('error');
+    this.enter({ name: 'releasing', reason: this.exitReason });
+    this.pace.stop();
+    unsubscribe();
+    if (this.aborted) this.transport.close();
+    else this.transport.quit();
+    this.returnQueued();
+    await this.book.flush();
+    await this.quota.releaseAll();
+    if (this.accountProblem) await this.reportAccountProblem(this.accountProblem);
+    await this.releaseAccount();
+    this.enter({ name: 'done', reason: this.exitReason });
   }
 
   private async reportAccountProblem(problem: AccountOutcome): Promise<void> {
-    await applyAccountOutcome(this.ctx, this.account, problem, () => performance.now() > this.giveUpAt).catch((err) =>
+    await onSendOutcome(this.ctx, this.account, problem, () => performance.now() > this.giveUpAt).catch((err) =>
       this.ctx.log.error({ err, accountId: this.account.id }, 'could not record the account health change'),
     );
   }

@@ -4,27 +4,19 @@ import type { Timer } from '../clock.ts';
 import type { AppContext } from '../context.ts';
 import type { Queryable } from '../db/database.ts';
 import { campaignsDue, finishedCampaignIds } from '../db/campaigns.ts';
-import {
-  accountsToSweep,
-  countOthersLiveLeases,
-  findLaunchCandidates,
-  idleUsersWithWork,
-  releaseLease,
-  sweepAccount,
-  takeLeases,
-  type WorkerAccount,
-} from '../db/engineAccounts.ts';
+import { accountsToSweep, countOthersLiveLeases, findLaunchCandidates, idleUsersWithWork, releaseLease, sweepAccount, takeLeases } from '../db/engineAccounts.ts';
 import { forgetDeadNodes, removeNode, renewNode } from '../db/engineNodes.ts';
 import { nextWakeAt } from '../db/engineSchedule.ts';
 import { QueueUpkeep } from '../db/queueUpkeep.ts';
 import { isTransientDbError } from '../db/transient.ts';
 import { nextQuotaAt } from '../db/usage.ts';
-import { completeIfFinished, resumeFromLimits, settleStopped, startCampaign } from '../campaigns/lifecycle.ts';
+import type { SendingAccount } from '../db/sendingAccounts.ts';
+import { pauseIfStuck, resumeFromLimits } from '../campaigns/autoPause.ts';
+import { Composer } from '../campaigns/composition.ts';
+import { completeIfFinished, settleStopped, startCampaign } from '../campaigns/lifecycle.ts';
 import { AccountWorker, type ExitReason, type WorkerShared } from './accountWorker.ts';
 import { LeaseKeeper } from './leaseKeeper.ts';
-import { pauseIfStuck } from './limits.ts';
 import { OutcomeWriter } from './outcomeWriter.ts';
-import { Renderer } from './renderer.ts';
 
 /** How often the scheduler looks even when nothing woke it (real time, not business time). */
 const TICK_INTERVAL_MS = 1_000;
@@ -94,7 +86,7 @@ export class Engine {
   ) {
     const upkeep = new QueueUpkeep(ctx.db, (err) => ctx.log.warn({ err }, 'vacuuming the queue failed'));
     this.shared = {
-      renderer: new Renderer(ctx),
+      composer: new Composer(ctx),
       outcomes: new OutcomeWriter(ctx, own.outcomes, this.owner, upkeep),
       leases: new LeaseKeeper(ctx, own.leases, this.owner),
     };
@@ -207,7 +199,7 @@ export class Engine {
     }
   }
 
-  private startWorker(account: WorkerAccount, takenAt: number): void {
+  private startWorker(account: SendingAccount, takenAt: number): void {
     const { ctx } = this;
     this.launches++;
     const worker = new AccountWorker(ctx, account, this.owner, this.shared, takenAt);

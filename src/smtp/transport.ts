@@ -1,12 +1,13 @@
 import net from 'node:net';
 import { PassThrough } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
+import type { Security } from '../states.ts';
 import { classifyError, type SendOutcome, type SmtpFailure } from './classify.ts';
 
 export interface ServerSettings {
   host: string;
   port: number;
-  security: 'none' | 'starttls' | 'tls';
+  security: Security;
 }
 
 export interface AccountCredentials {

@@ -2,7 +2,7 @@
 
 const BASE = '/api/v1';
 
-export class ApiError extends Error {
+export class AppError extends Error {
   constructor(status, code, message) {
     super(message);
     this.status = status;
@@ -17,7 +17,7 @@ async function failure(res) {
   } catch {
     body = undefined;
   }
-  return new ApiError(res.status, body?.error?.code ?? 'http_error', body?.error?.message ?? `the server answered ${res.status}`);
+  return new AppError(res.status, body?.error?.code ?? 'http_error', body?.error?.message ?? `the server answered ${res.status}`);
 }
 
 /** `onUnauthorized` runs when the key stops working (revoked, server reset): the app signs out. */
@@ -83,7 +83,7 @@ export function createApi(key, onUnauthorized = () => {}) {
         xhr.setRequestHeader('authorization', authorization);
         xhr.setRequestHeader('content-type', contentType);
         xhr.upload.onprogress = (e) => e.lengthComputable && onProgress(e.loaded / e.total);
-        xhr.onerror = () => reject(new ApiError(0, 'network', 'the upload failed: network error'));
+        xhr.onerror = () => reject(new AppError(0, 'network', 'the upload failed: network error'));
         xhr.onload = () => {
           let body;
           try {
@@ -92,7 +92,7 @@ export function createApi(key, onUnauthorized = () => {}) {
             body = undefined;
           }
           if (xhr.status >= 200 && xhr.status < 300) resolve(body);
-          else reject(new ApiError(xhr.status, body?.error?.code ?? 'http_error', body?.error?.message ?? `the server answered ${xhr.status}`));
+          else reject(new AppError(xhr.status, body?.error?.code ?? 'http_error', body?.error?.message ?? `the server answered ${xhr.status}`));
         };
         xhr.send(file);
       });

@@ -1,4 +1,4 @@
-import { ApiError, createApi } from './api.js';
+import { AppError, createApi } from './api.js';
 
 /**
  * Who is signed in: the API key, whether it is the admin key, and a name to show. Kept for the
@@ -34,7 +34,7 @@ export async function signIn(key) {
     const me = await createApi(key).get('/me');
     return { key, kind: 'user', name: me.name, userId: me.id };
   } catch (err) {
-    if (err instanceof ApiError && err.status === 403) return { key, kind: 'admin', name: 'Administrator' };
+    if (err instanceof AppError && err.status === 403) return { key, kind: 'admin', name: 'Administrator' };
     throw err;
   }
 }

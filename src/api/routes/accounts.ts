@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import { resumeForUsableAccount } from '../../campaigns/lifecycle.ts';
+import { resumeForUsableAccount } from '../../campaigns/autoPause.ts';
 import type { AppContext } from '../../context.ts';
+import { healthView } from '../../db/accountHealth.ts';
 import type { Queryable } from '../../db/database.ts';
 import {
-  accountHealth,
   deleteAccount,
   getAccount,
   insertAccount,
@@ -13,10 +13,11 @@ import {
   type SmtpAccount,
 } from '../../db/smtpAccounts.ts';
 import { readUsage } from '../../db/usage.ts';
+import { onReconfigured } from '../../engine/accountHealth.ts';
 import { dkimKeyProblem } from '../../smtp/dkim.ts';
 import type { ZodApp } from '../app.ts';
 import { requireUser } from '../auth.ts';
-import { conflict, invalid, notFound } from '../errors.ts';
+import { conflict, invalid, notFound } from '../../errors.ts';
 import { email, idParams, page, pageQuery } from '../schemas.ts';
 
 const MAX_INT = 2 ** 31 - 1;
@@ -81,7 +82,6 @@ const patchAccountBody = z.object(accountShape).partial().strict();
 const unknownServer = () => invalid('serverId', 'no such SMTP server');
 
 export function accountRoutes(app: ZodApp, ctx: AppContext): void {
-  const wake = (userId: number) => ctx.events.emit({ type: 'engine.wake', userId });
 
   const assertTimezone = async (db: Queryable, timezone: string | undefined) => {
     if (timezone !== undefined && !(await timezoneKnown(db, timezone))) {
@@ -105,7 +105,7 @@ export function accountRoutes(app: ZodApp, ctx: AppContext): void {
           hourlyLimit: fields.hourlyLimit,
           dailyLimit: fields.dailyLimit,
         },
-        health: accountHealth({ active: fields.active, health, healthUntil, healthReason }, now),
+        health: healthView({ active: fields.active, health, healthUntil, healthReason }, now),
       };
     });
   };
@@ -116,8 +116,8 @@ export function accountRoutes(app: ZodApp, ctx: AppContext): void {
     await assertTimezone(req.db, req.body.timezone);
     const account = await insertAccount(req.db, ctx.secrets.secretKey, userId, req.body, ctx.clock.now());
     if (!account) throw unknownServer();
-    await resumeForUsableAccount({ ...ctx, db: req.db }, userId);
-    req.afterCommit(() => wake(userId));
+    await resumeForUsableAccount({ ...ctx, db: req.db, events: req.events }, userId);
+    req.events.emit({ type: 'engine.wake', userId });
     return reply.status(201).send(await presentOne(req.db, account));
   });
 
@@ -140,9 +140,10 @@ export function accountRoutes(app: ZodApp, ctx: AppContext): void {
     const outcome = await updateAccount(req.db, ctx.secrets.secretKey, userId, req.params.id, req.body);
     if (outcome === 'not_found') throw notFound('SMTP account');
     if (outcome === 'bad_server') throw unknownServer();
-    await resumeForUsableAccount({ ...ctx, db: req.db }, userId);
-    req.afterCommit(() => wake(userId));
-    return presentOne(req.db, outcome);
+    const account = (await onReconfigured(req.db, outcome.id, req.body)) ? (await getAccount(req.db, userId, outcome.id))! : outcome;
+    await resumeForUsableAccount({ ...ctx, db: req.db, events: req.events }, userId);
+    req.events.emit({ type: 'engine.wake', userId });
+    return presentOne(req.db, account);
   });
 
   app.delete('/api/v1/smtp-accounts/:id', { schema: { params: idParams } }, async (req, reply) => {
@@ -152,7 +153,7 @@ export function accountRoutes(app: ZodApp, ctx: AppContext): void {
     if (outcome === 'in_use') {
       throw conflict('account_in_use', 'a scheduled, running or paused campaign may still send through this account: stop it first');
     }
-    req.afterCommit(() => wake(userId));
+    req.events.emit({ type: 'engine.wake', userId });
     return reply.status(204).send();
   });
 }

@@ -3,7 +3,7 @@ import { getCampaign, type Campaign } from '../../db/campaigns.ts';
 import type { AppEvent } from '../../events.ts';
 import type { ZodApp } from '../app.ts';
 import { requireUser } from '../auth.ts';
-import { notFound } from '../errors.ts';
+import { notFound } from '../../errors.ts';
 import { idParams } from '../schemas.ts';
 import { openEventStream, type EventStream } from '../sse.ts';
 

@@ -5,7 +5,7 @@ import { getCampaign } from '../../db/campaigns.ts';
 import { accountShares, outcomePage, type OutcomeRow } from '../../db/campaignReports.ts';
 import type { ZodApp } from '../app.ts';
 import { requireUser } from '../auth.ts';
-import { notFound } from '../errors.ts';
+import { notFound } from '../../errors.ts';
 import { idParams } from '../schemas.ts';
 
 /** Rows read per query while streaming an export. */

@@ -1,16 +1,13 @@
 import { z } from 'zod';
+import { previewMessage, type Recipient } from '../../campaigns/composition.ts';
+import { sendTestMessage } from '../../campaigns/testSend.ts';
 import type { AppContext } from '../../context.ts';
 import type { Queryable } from '../../db/database.ts';
 import { getCampaign, type Campaign } from '../../db/campaigns.ts';
 import { findListContact } from '../../db/contacts.ts';
-import { accountDkimKey, getSenderAccount, loadSendingAccount } from '../../db/smtpAccounts.ts';
-import { releaseSends, reserveSends } from '../../db/usage.ts';
-import { oneOffMessageId, prepareCampaign, recipientVars, renderFor, type Recipient } from '../../engine/renderer.ts';
-import type { SendOutcome } from '../../smtp/classify.ts';
-import { AccountTransport } from '../../smtp/transport.ts';
+import { invalid, notFound } from '../../errors.ts';
 import type { ZodApp } from '../app.ts';
 import { requireUser } from '../auth.ts';
-import { ApiError, conflict, invalid, notFound } from '../errors.ts';
 import { email, id, idParams } from '../schemas.ts';
 
 /**
@@ -55,45 +52,12 @@ export function campaignTrialRoutes(app: ZodApp, ctx: AppContext): void {
           : invalid('email', "no contact with this address on the campaign's lists");
       }
     }
-    const { templates } = prepareCampaign(campaign);
-    const vars = recipientVars(ctx, userId, campaign.id, recipient);
-    return {
-      to: { email: recipient.email, name: recipient.name },
-      subject: templates.subject(vars),
-      html: templates.html?.(vars) ?? null,
-      text: templates.text?.(vars) ?? null,
-    };
+    return { to: { email: recipient.email, name: recipient.name }, ...previewMessage(ctx, userId, campaign, recipient) };
   });
 
   app.post('/api/v1/campaigns/:id/test', { schema: { params: idParams, body: testBody } }, async (req) => {
     const userId = requireUser(req.caller);
     const campaign = await campaignOf(req.db, userId, req.params.id);
-    const { email: to, accountId } = req.body;
-    const { secretKey } = ctx.secrets;
-    const account = await loadSendingAccount(req.db, secretKey, userId, accountId);
-    const sender = await getSenderAccount(req.db, userId, accountId);
-    if (!account || !sender) throw invalid('accountId', 'no such SMTP account');
-    if (!account.active || !account.server.active) throw conflict('account_inactive', 'this SMTP account or its server is switched off');
-
-    // Personalised as the contact with this address when there is one.
-    const contact = await findListContact(req.db, userId, campaign.listIds, to);
-    const recipient = { email: to, name: contact?.name ?? null, attributes: contact?.attributes ?? {} };
-    const messageId = oneOffMessageId(ctx);
-    const dkim = accountDkimKey(secretKey, account.id, sender);
-    const raw = renderFor(ctx, prepareCampaign(campaign), recipient, { userId, email: account.email, dkim }, messageId);
-
-    const reservation = await reserveSends(req.db, account.id, 1, ctx.clock.now());
-    if (reservation.granted === 0) throw conflict('account_at_limit', 'this SMTP account is at its hourly or daily limit');
-    const transport = new AccountTransport(account.server, account, 1);
-    let outcome: SendOutcome;
-    try {
-      outcome = await transport.send(account.email, to, raw);
-    } finally {
-      transport.close();
-    }
-    if (outcome.kind === 'sent' || outcome.kind === 'unknown') return { sent: true, email: to, accountId: account.id, messageId };
-    // Nothing was delivered: the reserved send goes back.
-    await releaseSends(req.db, account.id, reservation.hourStart, 1);
-    throw new ApiError(502, 'smtp_error', `the SMTP server did not take the test message: ${outcome.error}`);
+    return sendTestMessage({ ...ctx, db: req.db }, userId, campaign, req.body.email, req.body.accountId);
   });
 }

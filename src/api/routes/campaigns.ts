@@ -8,7 +8,8 @@ import { countRunningCampaigns, getCampaign, insertCampaign, listCampaigns, type
 import { listMessages } from '../../db/messages.ts';
 import type { ZodApp } from '../app.ts';
 import { requireUser } from '../auth.ts';
-import { ApiError, invalid, notFound } from '../errors.ts';
+import { AppError, invalid, notFound } from '../../errors.ts';
+import { MESSAGE_STATUSES } from '../../states.ts';
 import { email, headerSafe, id, idParams, noBody, page, pageQuery } from '../schemas.ts';
 
 /** A user running this many campaigns at once is warned: they share the same accounts' quota. */
@@ -51,7 +52,7 @@ const patchBody = z
   .partial()
   .strict();
 
-const messagesQuery = pageQuery.extend({ status: z.enum(['pending', 'sending', 'sent', 'failed', 'suppressed', 'cancelled']).optional() }).strict();
+const messagesQuery = pageQuery.extend({ status: z.enum(MESSAGE_STATUSES).optional() }).strict();
 
 function present(c: Campaign, runningCampaigns: number) {
   const warnings: string[] = [];
@@ -96,7 +97,7 @@ export function campaignRoutes(app: ZodApp, ctx: AppContext): void {
     try {
       compileCampaign(content);
     } catch (err) {
-      if (err instanceof TemplateError) throw new ApiError(422, 'invalid_template', err.message);
+      if (err instanceof TemplateError) throw new AppError(422, 'invalid_template', err.message);
       throw err;
     }
   };
@@ -129,7 +130,7 @@ export function campaignRoutes(app: ZodApp, ctx: AppContext): void {
       },
       ctx.clock.now(),
     );
-    if (campaign.scheduledAt) req.afterCommit(() => ctx.events.emit({ type: 'engine.wake', userId }));
+    if (campaign.scheduledAt) req.events.emit({ type: 'engine.wake', userId });
     return reply.status(201).send(await show(req.db, campaign));
   });
 
@@ -145,7 +146,7 @@ export function campaignRoutes(app: ZodApp, ctx: AppContext): void {
     };
     if (content.html === null && content.text === null) throw invalid('html', 'give html, text or both');
     assertCompiles(content);
-    const updated = await updateCampaign({ ...ctx, db: req.db }, userId, current.id, {
+    const updated = await updateCampaign({ ...ctx, db: req.db, events: req.events }, userId, current.id, {
       ...fields,
       listIds: listIds && (await ownLists(req.db, userId, listIds)),
       scheduledAt: scheduledAt === undefined || scheduledAt === null ? scheduledAt : new Date(scheduledAt),
@@ -170,7 +171,7 @@ export function campaignRoutes(app: ZodApp, ctx: AppContext): void {
   for (const [action, run] of Object.entries(actions)) {
     // The state machine runs its own transactions (and stop deliberately none around both its steps).
     app.post(`/api/v1/campaigns/:id/${action}`, { schema: { params: idParams, body: noBody }, config: { dbScope: 'per-query' } }, async (req) => {
-      const campaign = await run({ ...ctx, db: req.db }, requireUser(req.caller), req.params.id);
+      const campaign = await run({ ...ctx, db: req.db, events: req.events }, requireUser(req.caller), req.params.id);
       return show(req.db, campaign);
     });
   }

@@ -4,7 +4,7 @@ import { insertApiKey, listApiKeys, revokeApiKey, type ApiKey } from '../../db/a
 import { hashApiKey, newApiKey } from '../../secrets.ts';
 import type { ZodApp } from '../app.ts';
 import { requireUser } from '../auth.ts';
-import { conflict, notFound } from '../errors.ts';
+import { conflict, notFound } from '../../errors.ts';
 import { idParams, noBody, page, pageQuery } from '../schemas.ts';
 
 /** How much of a key is kept in clear, to tell keys apart in a listing. */

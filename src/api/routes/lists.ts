@@ -6,7 +6,7 @@ import type { AppContext } from '../../context.ts';
 import { getList, insertList, listLists } from '../../db/lists.ts';
 import type { ZodApp } from '../app.ts';
 import { requireUser } from '../auth.ts';
-import { ApiError, invalid, notFound } from '../errors.ts';
+import { AppError, invalid, notFound } from '../../errors.ts';
 import { displayName, idParams, page, pageQuery } from '../schemas.ts';
 
 const createListBody = z.object({ name: displayName }).strict();
@@ -45,7 +45,7 @@ export function listRoutes(app: ZodApp, ctx: AppContext): void {
       if (req.body instanceof Readable) return importContacts(req.db, userId, list.id, csvContacts(req.body), now);
       // Fastify reads text/plain as a string: most likely a CSV sent with the wrong type.
       if (typeof req.body === 'string') {
-        throw new ApiError(415, 'unsupported_media_type', 'send contacts as application/json or text/csv');
+        throw new AppError(415, 'unsupported_media_type', 'send contacts as application/json or text/csv');
       }
       const body = jsonImportBody.safeParse(req.body);
       if (!body.success) {

@@ -4,7 +4,8 @@ import type { AppContext } from '../../context.ts';
 import { deleteServer, getServer, insertServer, listServers, updateServer } from '../../db/smtpServers.ts';
 import type { ZodApp } from '../app.ts';
 import { requireUser } from '../auth.ts';
-import { conflict, notFound } from '../errors.ts';
+import { conflict, notFound } from '../../errors.ts';
+import { SECURITY_MODES } from '../../states.ts';
 import { displayName, idParams, page, pageQuery } from '../schemas.ts';
 
 // Letters, digits, hyphens and (for container and intranet names) underscores, in dot-separated labels.
@@ -19,7 +20,7 @@ const serverShape = {
   name: displayName,
   host,
   port: z.number().int().min(1).max(65535),
-  security: z.enum(['none', 'starttls', 'tls']),
+  security: z.enum(SECURITY_MODES),
   maxConnections: z.number().int().min(1).max(100),
   active: z.boolean(),
 };
@@ -30,12 +31,11 @@ const createServerBody = z
 const patchServerBody = z.object(serverShape).partial().strict();
 
 export function serverRoutes(app: ZodApp, ctx: AppContext): void {
-  const wake = (userId: number) => ctx.events.emit({ type: 'engine.wake', userId });
 
   app.post('/api/v1/smtp-servers', { schema: { body: createServerBody } }, async (req, reply) => {
     const userId = requireUser(req.caller);
     const server = await insertServer(req.db, userId, req.body, ctx.clock.now());
-    req.afterCommit(() => wake(userId));
+    req.events.emit({ type: 'engine.wake', userId });
     return reply.status(201).send(server);
   });
 
@@ -55,7 +55,7 @@ export function serverRoutes(app: ZodApp, ctx: AppContext): void {
     const userId = requireUser(req.caller);
     const server = await updateServer(req.db, userId, req.params.id, req.body);
     if (!server) throw notFound('SMTP server');
-    req.afterCommit(() => wake(userId));
+    req.events.emit({ type: 'engine.wake', userId });
     return server;
   });
 
@@ -64,7 +64,7 @@ export function serverRoutes(app: ZodApp, ctx: AppContext): void {
     const outcome = await deleteServer(req.db, userId, req.params.id);
     if (outcome === 'not_found') throw notFound('SMTP server');
     if (outcome === 'in_use') throw conflict('server_in_use', 'SMTP accounts still use this server: delete or move them first');
-    req.afterCommit(() => wake(userId));
+    req.events.emit({ type: 'engine.wake', userId });
     return reply.status(204).send();
   });
 }

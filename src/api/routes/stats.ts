@@ -1,5 +1,5 @@
 import type { AppContext } from '../../context.ts';
-import { accountHealth } from '../../db/smtpAccounts.ts';
+import { healthView } from '../../db/accountHealth.ts';
 import { accountSummaries, campaignLoad, loadPerUser } from '../../db/stats.ts';
 import { readUsage } from '../../db/usage.ts';
 import type { ZodApp } from '../app.ts';
@@ -25,7 +25,7 @@ export function statsRoutes(app: ZodApp, ctx: AppContext): void {
         sentToday: u?.sentToday ?? 0,
         hourlyLimit: a.hourlyLimit,
         dailyLimit: a.dailyLimit,
-        health: accountHealth(a, now),
+        health: healthView(a, now),
       };
     });
     const view = { activeCampaigns: load.activeCampaigns, pending: load.pending, accounts };

@@ -1,14 +1,14 @@
 import { Readable } from 'node:stream';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { exportSuppressions, importSuppressions, SUPPRESSION_REASONS } from '../../campaigns/suppressionFiles.ts';
+import { exportSuppressions, importSuppressions } from '../../campaigns/suppressionFiles.ts';
 import type { AppContext } from '../../context.ts';
-import type { SuppressionReason } from '../../db/suppressions.ts';
+import { SUPPRESSION_REASONS } from '../../states.ts';
 import type { ZodApp } from '../app.ts';
 import { requireUser } from '../auth.ts';
-import { ApiError } from '../errors.ts';
+import { AppError } from '../../errors.ts';
 
-const importQuery = z.object({ reason: z.enum(SUPPRESSION_REASONS as [SuppressionReason, ...SuppressionReason[]]).default('manual') }).strict();
+const importQuery = z.object({ reason: z.enum(SUPPRESSION_REASONS).default('manual') }).strict();
 
 /** CSV export and import of a user's suppression list (the list itself: /api/v1/suppressions). */
 export function suppressionFileRoutes(app: ZodApp, ctx: AppContext): void {
@@ -27,7 +27,7 @@ export function suppressionFileRoutes(app: ZodApp, ctx: AppContext): void {
     scoped.addContentTypeParser('text/csv', (_req, payload, done) => done(null, payload));
     scoped.post('/api/v1/suppressions/import', { schema: { querystring: importQuery }, config: { dbScope: 'per-query' } }, async (req) => {
       const userId = requireUser(req.caller);
-      if (!(req.body instanceof Readable)) throw new ApiError(415, 'unsupported_media_type', 'send the suppressions as text/csv');
+      if (!(req.body instanceof Readable)) throw new AppError(415, 'unsupported_media_type', 'send the suppressions as text/csv');
       return importSuppressions(req.db, userId, req.body, req.query.reason, ctx.clock.now());
     });
   });

@@ -1,9 +1,10 @@
 import { z } from 'zod';
 import type { AppContext } from '../../context.ts';
-import { addSuppression, listSuppressions, removeSuppression, SUPPRESSION_REASONS } from '../../db/suppressions.ts';
+import { addSuppression, listSuppressions, removeSuppression } from '../../db/suppressions.ts';
+import { SUPPRESSION_REASONS } from '../../states.ts';
 import type { ZodApp } from '../app.ts';
 import { requireUser } from '../auth.ts';
-import { invalid, notFound } from '../errors.ts';
+import { invalid, notFound } from '../../errors.ts';
 import { email, page, pageQuery } from '../schemas.ts';
 
 const reason = z.enum(SUPPRESSION_REASONS);

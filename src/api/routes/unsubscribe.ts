@@ -5,7 +5,7 @@ import type { AppContext } from '../../context.ts';
 import { tenantScope } from '../../db/tenantScope.ts';
 import { recordUnsubscribe } from '../../db/unsubscribes.ts';
 import type { ZodApp } from '../app.ts';
-import { ApiError } from '../errors.ts';
+import { AppError } from '../../errors.ts';
 
 const tokenParams = z.object({ token: z.string().max(2000) }).strict();
 const MAX_POST_BODY_BYTES = 4096;
@@ -28,7 +28,7 @@ export function unsubscribeRoutes(app: ZodApp, ctx: AppContext): void {
   const keys = [ctx.secrets.secretKey, ...ctx.secrets.previousKeys];
   const claimOf = (token: string) => {
     const claim = keys.map((key) => readUnsubscribeToken(key, token)).find((c) => c !== undefined);
-    if (!claim) throw new ApiError(404, 'invalid_token', 'this unsubscribe link is not valid');
+    if (!claim) throw new AppError(404, 'invalid_token', 'this unsubscribe link is not valid');
     return claim;
   };
 

@@ -3,7 +3,7 @@ import type { AppContext } from '../../context.ts';
 import { getUser, insertUser } from '../../db/users.ts';
 import type { ZodApp } from '../app.ts';
 import { requireAdmin, requireUser } from '../auth.ts';
-import { notFound } from '../errors.ts';
+import { notFound } from '../../errors.ts';
 import { displayName, email } from '../schemas.ts';
 import { issueKey } from './keys.ts';
 

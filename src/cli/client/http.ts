@@ -8,8 +8,15 @@ export class ApiCallError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** The call that failed, e.g. `POST /api/v1/lists/3/contacts`. */
+    readonly call: string,
   ) {
     super(message);
+  }
+
+  /** The call, its status and the server's message in one line. */
+  describe(): string {
+    return `${this.call} failed (${this.status}): ${this.message}`;
   }
 }
 
@@ -28,18 +35,27 @@ export class ApiClient {
     return new ApiClient(url, env.MAILPILOT_API_KEY || undefined);
   }
 
-  /** Sends JSON (or a string with its content type) and returns the parsed JSON reply; throws on any error. */
+  /** The client of MAILPILOT_URL with MAILPILOT_API_KEY, for a command that cannot do without the key. */
+  static withKeyFromEnv(env: NodeJS.ProcessEnv = process.env): ApiClient {
+    if (!env.MAILPILOT_API_KEY) throw new Error('MAILPILOT_API_KEY must be set to the API key of the user to act as');
+    return ApiClient.fromEnv(env);
+  }
+
+  /**
+   * Sends JSON, a string with its content type, or a stream (sent as it is read, e.g. a CSV file)
+   * and returns the parsed JSON reply; throws on any error.
+   */
   async request<T = any>(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<T> {
     const headers: Record<string, string> = {};
     if (this.key) headers.authorization = `Bearer ${this.key}`;
-    let payload: string | undefined;
+    let payload: string | ReadableStream<Uint8Array> | undefined;
     if (body !== undefined) {
       headers['content-type'] = contentType;
-      payload = typeof body === 'string' ? body : JSON.stringify(body);
+      payload = typeof body === 'string' || body instanceof ReadableStream ? body : JSON.stringify(body);
     }
     let res: Response;
     try {
-      res = await fetch(this.baseUrl + path, { method, headers, body: payload });
+      res = await fetch(this.baseUrl + path, { method, headers, body: payload, duplex: 'half' } as RequestInit);
     } catch (err) {
       const cause = (err as { cause?: { code?: string; errors?: { code?: string }[]; message?: string } }).cause;
       const why = cause?.code ?? cause?.errors?.[0]?.code ?? cause?.message ?? (err as Error).message;
@@ -54,8 +70,9 @@ export class ApiClient {
     }
     if (!res.ok) {
       const error = parsed?.error;
-      if (res.status === 401 && !this.key) throw new ApiCallError(401, 'unauthorized', 'set MAILPILOT_API_KEY to your API key');
-      throw new ApiCallError(res.status, error?.code ?? 'http_error', error?.message ?? `HTTP ${res.status} from ${method} ${path}`);
+      const call = `${method} ${path}`;
+      if (res.status === 401 && !this.key) throw new ApiCallError(401, 'unauthorized', 'set MAILPILOT_API_KEY to your API key', call);
+      throw new ApiCallError(res.status, error?.code ?? 'http_error', error?.message ?? `HTTP ${res.status} from ${call}`, call);
     }
     return parsed as T;
   }

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { loadClientConfig } from '../client.ts';
 import { describeImport, importListFile } from '../listImport.ts';
 import { clientAction, positiveInt } from './command.ts';
+import { ApiCallError, ApiClient } from './http.ts';
 
 /** `lists create`, `lists show`, `lists import FILE.csv`. */
 export function registerListCommands(program: Command): void {
@@ -43,10 +43,10 @@ export function registerListCommands(program: Command): void {
     .action(async (file: string, opts: { list?: number; name?: string }, command: Command) => {
       const json = Boolean(command.optsWithGlobals().json);
       try {
-        const { listId, result } = await importListFile(loadClientConfig(), file, { ...opts, progress: !json && process.stderr.isTTY });
+        const { listId, result } = await importListFile(ApiClient.withKeyFromEnv(), file, { ...opts, progress: !json && process.stderr.isTTY });
         process.stdout.write(json ? `${JSON.stringify({ listId, ...result })}\n` : describeImport(listId, result));
       } catch (err) {
-        program.error((err as Error).message);
+        program.error(err instanceof ApiCallError ? err.describe() : (err as Error).message);
       }
     });
 }

@@ -1,20 +1,25 @@
 import { randomBytes } from 'node:crypto';
-import { compileCampaign, type CampaignContent, type CompiledCampaign, type MergeVars } from '../campaigns/template.ts';
-import { messageIdTag, unsubscribeToken } from '../campaigns/unsubscribe.ts';
 import type { AppContext } from '../context.ts';
-import type { Campaign } from '../db/campaigns.ts';
-import type { ClaimedMessage } from '../db/messages.ts';
+import { getCampaignContent, type ComposableCampaign } from '../db/campaigns.ts';
 import { accountDkimKey, type AccountDkimColumns } from '../db/smtpAccounts.ts';
 import type { DkimKey } from '../smtp/dkim.ts';
 import { messageSkeleton, renderMessage, type MessageSkeleton } from '../smtp/mime.ts';
+import { compileCampaign, type CompiledCampaign, type MergeVars } from './template.ts';
+import { messageIdTag, unsubscribeToken } from './unsubscribe.ts';
 
-/** A campaign ready to render: MIME skeleton and compiled templates. */
+/**
+ * Message composition: a campaign's content, personalised for one recipient, as the raw MIME that
+ * goes out through one account. One path for every message: the engine's (Composer), the preview
+ * and the test send.
+ */
+
+/** A campaign ready to compose: MIME skeleton and compiled templates. */
 export interface PreparedCampaign {
   skeleton: MessageSkeleton;
   templates: CompiledCampaign;
 }
 
-export function prepareCampaign(c: Pick<Campaign, 'id' | 'fromName' | 'replyTo'> & CampaignContent): PreparedCampaign {
+export function prepareCampaign(c: ComposableCampaign): PreparedCampaign {
   return { skeleton: messageSkeleton({ campaignId: c.id, fromName: c.fromName, replyTo: c.replyTo }), templates: compileCampaign(c) };
 }
 
@@ -25,25 +30,34 @@ export interface Recipient {
   attributes: Record<string, unknown> | null;
 }
 
-/** The account a message goes out through, as far as rendering cares: its address and DKIM key. */
+/** The account a message goes out through, as far as composing cares: its address and DKIM key. */
 export interface Sender extends AccountDkimColumns {
   id: number;
   userId: number;
   email: string;
 }
 
+type Secrets = Pick<AppContext, 'secrets' | 'config'>;
+
 /** A recipient's merge values, with the unsubscribe link that is theirs for this campaign. */
-export function recipientVars(ctx: AppContext, userId: number, campaignId: number, r: Recipient): MergeVars {
+export function recipientVars(ctx: Secrets, userId: number, campaignId: number, r: Recipient): MergeVars {
   const token = unsubscribeToken(ctx.secrets.secretKey, { userId, campaignId, email: r.email });
   return { name: r.name ?? '', email: r.email, attributes: r.attributes ?? {}, unsubscribeUrl: `${ctx.config.publicUrl}/u/${token}` };
 }
 
+/** Subject and bodies as one recipient would read them (the preview). */
+export function previewMessage(ctx: Secrets, userId: number, campaign: ComposableCampaign, r: Recipient) {
+  const { templates } = prepareCampaign(campaign);
+  const vars = recipientVars(ctx, userId, campaign.id, r);
+  return { subject: templates.subject(vars), html: templates.html?.(vars) ?? null, text: templates.text?.(vars) ?? null };
+}
+
 /** Host part of Message-IDs: the public URL's, so they point at whoever runs this MailPilot. */
-export const messageIdDomain = (ctx: AppContext) => new URL(ctx.config.publicUrl).hostname || 'mailpilot.invalid';
+export const messageIdDomain = (ctx: Pick<AppContext, 'config'>) => new URL(ctx.config.publicUrl).hostname || 'mailpilot.invalid';
 
 /** One message's raw MIME, personalised, signed when the sender has a DKIM key. */
-export function renderFor(
-  ctx: AppContext,
+export function composeMessage(
+  ctx: Secrets & Pick<AppContext, 'clock'>,
   campaign: PreparedCampaign,
   r: Recipient,
   sender: { userId: number; email: string; dkim: DkimKey | undefined },
@@ -69,13 +83,20 @@ export function renderFor(
 }
 
 /** A Message-ID for a message that has no queue row (a test send). */
-export const oneOffMessageId = (ctx: AppContext) => `<test.${randomBytes(9).toString('base64url')}@${messageIdDomain(ctx)}>`;
+export const oneOffMessageId = (ctx: Pick<AppContext, 'config'>) => `<test.${randomBytes(9).toString('base64url')}@${messageIdDomain(ctx)}>`;
+
+/** A queued message to compose: its row and its recipient. */
+export interface QueuedMessage extends Recipient {
+  id: number;
+  campaignId: number;
+}
 
 /**
- * Turns a claimed message into its raw MIME. Templates compile once per campaign per process, DKIM
- * keys are decrypted and parsed once per account (again when the account's key changes).
+ * The engine's composer: turns claimed messages into raw MIME. Templates compile once per campaign
+ * per process, DKIM keys are decrypted and parsed once per account (again when the account's key
+ * changes). The Message-ID `<campaign.message.tag@domain>` is the same on every attempt.
  */
-export class Renderer {
+export class Composer {
   private prepared = new Map<number, PreparedCampaign & { messageIdTag: string }>();
   private dkimKeys = new Map<number, { sealed: string; key: DkimKey }>();
   private readonly messageIdDomain: string;
@@ -86,16 +107,13 @@ export class Renderer {
 
   private async prepare(campaignId: number): Promise<void> {
     if (this.prepared.has(campaignId)) return;
-    const [c] = await this.ctx.db.query<Pick<Campaign, 'subject' | 'html' | 'text' | 'fromName' | 'replyTo'>>(
-      'SELECT subject, html, text, from_name AS "fromName", reply_to AS "replyTo" FROM campaigns WHERE id = $1',
-      [campaignId],
-    );
+    const c = await getCampaignContent(this.ctx.db, campaignId);
     if (!c) throw new Error(`campaign ${campaignId} vanished`);
     const tag = messageIdTag(this.ctx.secrets.secretKey, campaignId);
-    this.prepared.set(campaignId, { ...prepareCampaign({ id: campaignId, ...c }), messageIdTag: tag });
+    this.prepared.set(campaignId, { ...prepareCampaign(c), messageIdTag: tag });
   }
 
-  /** Loads (once) what the given campaigns need, so render() itself never waits. */
+  /** Loads (once) what the given campaigns need, so compose() itself never waits. */
   async load(campaignIds: Iterable<number>): Promise<void> {
     for (const id of campaignIds) await this.prepare(id);
   }
@@ -109,10 +127,10 @@ export class Renderer {
     return key;
   }
 
-  render(m: ClaimedMessage, account: Sender): string {
+  compose(m: QueuedMessage, account: Sender): string {
     const campaign = this.prepared.get(m.campaignId)!;
     const messageId = `<${m.campaignId}.${m.id}.${campaign.messageIdTag}@${this.messageIdDomain}>`;
     const sender = { userId: account.userId, email: account.email, dkim: this.dkimFor(account) };
-    return renderFor(this.ctx, campaign, m, sender, messageId);
+    return composeMessage(this.ctx, campaign, m, sender, messageId);
   }
 }

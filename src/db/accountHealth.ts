@@ -1,0 +1,140 @@
+import { BACK_OFF_HEALTH_STATES, sqlList, type HealthState } from '../states.ts';
+import type { Queryable } from './database.ts';
+
+/**
+ * Account health as stored: every statement that reads or writes smtp_accounts.health lives here,
+ * and so do the two rules the rest of the code asks about an account. Only src/engine/accountHealth.ts
+ * changes health (the engine's replies, a user's reconfiguration); everything else reads.
+ *
+ * - **could ever send**: switched on by its user, on a server switched on, and not disabled. A
+ *   throttle or an exhausted quota ends by itself, so such an account still could.
+ * - **can send now**: could ever send, and not in a back-off whose `health_until` is still ahead.
+ */
+
+/** The columns the rules read, as stored. */
+export interface HealthFacts {
+  /** The account and its server are both switched on. */
+  active: boolean;
+  health: HealthState;
+  healthUntil: Date | null;
+  healthReason: string | null;
+}
+
+const BACK_OFF = sqlList(BACK_OFF_HEALTH_STATES);
+
+/** SQL for "could ever send" over `smtp_accounts a JOIN smtp_servers s`. */
+export const COULD_EVER_SEND_SQL = `(a.active AND s.active AND a.health <> 'disabled')`;
+
+/** SQL for "can send now" over `smtp_accounts a JOIN smtp_servers s`; `now` is a parameter such as `$1`. */
+export const canSendNowSql = (now: string) =>
+  `(a.active AND s.active AND (a.health = 'healthy' OR (a.health IN (${BACK_OFF}) AND a.health_until <= ${now})))`;
+
+export function couldEverSend(h: Pick<HealthFacts, 'active' | 'health'>): boolean {
+  return h.active && h.health !== 'disabled';
+}
+
+/** The end of a back-off still in force, if any. */
+export function backOffUntil(h: Pick<HealthFacts, 'health' | 'healthUntil'>, now: Date): Date | undefined {
+  const backingOff = (BACK_OFF_HEALTH_STATES as readonly HealthState[]).includes(h.health);
+  return backingOff && h.healthUntil && h.healthUntil > now ? h.healthUntil : undefined;
+}
+
+export function canSendNow(h: HealthFacts, now: Date): boolean {
+  return couldEverSend(h) && (h.health === 'healthy' || backOffUntil(h, now) === undefined);
+}
+
+/** Health as the API shows it (API.md `health: {state, until?, reason?}`). */
+export interface HealthView {
+  state: HealthState;
+  until?: Date;
+  reason?: string;
+}
+
+/**
+ * What the account can do now. A throttle or exhaustion lasts until its `health_until`; an account
+ * its user switched off reads as disabled, keeping the engine's reason when it had disabled it first.
+ */
+export function healthView(h: HealthFacts, now: Date): HealthView {
+  const reason = h.healthReason ?? undefined;
+  if (!h.active) return { state: 'disabled', reason: h.health === 'disabled' && reason ? reason : 'deactivated by the user' };
+  if (h.health === 'disabled') return { state: 'disabled', reason };
+  const until = backOffUntil(h, now);
+  if (until) return { state: h.health, until, reason };
+  return { state: 'healthy' };
+}
+
+/** Disables the account until its user changes it (see engine/accountHealth.ts onReconfigured). */
+export async function disableAccount(db: Queryable, accountId: number, reason: string): Promise<void> {
+  await db.query(`UPDATE smtp_accounts SET health = 'disabled', health_until = NULL, health_reason = $2 WHERE id = $1`, [accountId, reason]);
+}
+
+/**
+ * Throttles the account for `baseMs` doubled per throttle in a row (capped at `maxMs`), counting
+ * this one. Returns the end of the back-off.
+ */
+export async function throttleAccount(
+  db: Queryable,
+  accountId: number,
+  p: { now: Date; baseMs: number; maxMs: number; reason: string },
+): Promise<Date> {
+  const [row] = await db.query<{ until: Date }>(
+    `UPDATE smtp_accounts
+        SET health = 'throttled', health_reason = $5, throttle_strikes = throttle_strikes + 1,
+            health_until = $2::timestamptz + make_interval(secs => least($4::float8, $3::float8 * power(2, least(throttle_strikes, 30))) / 1000)
+      WHERE id = $1 RETURNING health_until AS until`,
+    [accountId, p.now, p.baseMs, p.maxMs, p.reason],
+  );
+  return row?.until ?? p.now;
+}
+
+/** Marks the account out of quota until its next calendar day (in its timezone) begins. */
+export async function exhaustAccount(db: Queryable, accountId: number, now: Date, reason: string): Promise<Date> {
+  const [row] = await db.query<{ until: Date }>(
+    `UPDATE smtp_accounts SET health = 'exhausted', health_until = next_day_window_start($2, timezone), health_reason = $3
+      WHERE id = $1 RETURNING health_until AS until`,
+    [accountId, now, reason],
+  );
+  return row?.until ?? now;
+}
+
+/** A successful send ends a run of throttles: the next one backs off from the base again. */
+export async function clearThrottleStrikes(db: Queryable, accountId: number): Promise<void> {
+  await db.query('UPDATE smtp_accounts SET throttle_strikes = 0 WHERE id = $1 AND throttle_strikes > 0', [accountId]);
+}
+
+/** Forgets whatever failed before: the account is healthy again. */
+export async function resetHealth(db: Queryable, accountId: number): Promise<void> {
+  await db.query(`UPDATE smtp_accounts SET health = 'healthy', health_until = NULL, health_reason = NULL WHERE id = $1`, [accountId]);
+}
+
+/** An account of a user with what decides whether it can send, for the automatic pause. */
+export interface UserAccountState extends HealthFacts {
+  id: number;
+  email: string;
+  leased: boolean;
+}
+
+/** Every account of a user with its health facts, in id order. */
+export async function userAccountStates(db: Queryable, userId: number, now: Date): Promise<UserAccountState[]> {
+  return db.query<UserAccountState>(
+    `SELECT a.id, a.email, (a.active AND s.active) AS active, a.health, a.health_until AS "healthUntil", a.health_reason AS "healthReason",
+            (a.lease_owner IS NOT NULL AND a.lease_expires_at >= $2) AS leased
+       FROM smtp_accounts a JOIN smtp_servers s ON s.id = a.server_id
+      WHERE a.user_id = $1 ORDER BY a.id`,
+    [userId, now],
+  );
+}
+
+/** Number of a user's accounts that could ever send. */
+export async function countAccountsThatCouldSend(db: Queryable, userId: number): Promise<number> {
+  const [row] = await db.query<{ n: number }>(
+    `SELECT count(*) AS n FROM smtp_accounts a JOIN smtp_servers s ON s.id = a.server_id
+      WHERE a.user_id = $1 AND ${COULD_EVER_SEND_SQL}`,
+    [userId],
+  );
+  return row!.n;
+}
+
+/** The earliest end of a back-off still ahead, over all accounts (the scheduler's timer). */
+export const NEXT_BACK_OFF_END_SQL = (now: string) =>
+  `(SELECT min(health_until) FROM smtp_accounts WHERE health IN (${BACK_OFF}) AND health_until > ${now})`;

@@ -1,0 +1,41 @@
+/**
+ * The names of every state machine's states, declared once. TypeScript types, zod enums, event
+ * types and the SQL the data layer writes derive from these arrays; the CHECK constraints of the
+ * migrations are compared against them by test/states.test.ts, so a state added here and not there
+ * (or the reverse) fails the suite.
+ */
+
+/** Campaign status (API.md): draft ⇄ scheduled → running ⇄ paused · running ⇄ paused_limits → completed; any → stopped. */
+export const CAMPAIGN_STATUSES = ['draft', 'scheduled', 'running', 'paused', 'paused_limits', 'stopped', 'completed'] as const;
+export type CampaignStatus = (typeof CAMPAIGN_STATUSES)[number];
+/** The engine works for these: it sends (running) or waits for quota to come back (paused_limits). */
+export const SENDING_CAMPAIGN_STATUSES = ['running', 'paused_limits'] as const satisfies readonly CampaignStatus[];
+/** Not yet final: the campaign may still send through its user's accounts. */
+export const UNFINISHED_CAMPAIGN_STATUSES = ['scheduled', 'running', 'paused', 'paused_limits'] as const satisfies readonly CampaignStatus[];
+/** A stop is possible from every state that is not final. */
+export const STOPPABLE_CAMPAIGN_STATUSES = ['draft', ...UNFINISHED_CAMPAIGN_STATUSES] as const satisfies readonly CampaignStatus[];
+
+/** Message status: pending → sending → sent | failed | pending (retry) | cancelled; suppressed when the address is. */
+export const MESSAGE_STATUSES = ['pending', 'sending', 'sent', 'failed', 'suppressed', 'cancelled'] as const;
+export type MessageStatus = (typeof MESSAGE_STATUSES)[number];
+
+/** Account health (src/engine/accountHealth.ts owns every change of it). */
+export const HEALTH_STATES = ['healthy', 'throttled', 'exhausted', 'disabled'] as const;
+export type HealthState = (typeof HEALTH_STATES)[number];
+/** The states an account leaves by itself when its `health_until` has passed. */
+export const BACK_OFF_HEALTH_STATES = ['throttled', 'exhausted'] as const satisfies readonly HealthState[];
+
+/** How an SMTP server's connection is secured: plain, upgraded with STARTTLS, or TLS from the start. */
+export const SECURITY_MODES = ['none', 'starttls', 'tls'] as const;
+export type Security = (typeof SECURITY_MODES)[number];
+
+/** Why an address is on a user's suppression list. */
+export const SUPPRESSION_REASONS = ['unsubscribed', 'hard_bounce', 'manual', 'complaint'] as const;
+export type SuppressionReason = (typeof SUPPRESSION_REASONS)[number];
+
+/**
+ * A group of states as a SQL list (`'running', 'paused_limits'`), for `status IN (...)` written
+ * into a statement: the planner then matches partial indexes declared on the same list, which a
+ * parameter would not. Only these constants ever go in, never input.
+ */
+export const sqlList = (states: readonly string[]): string => states.map((s) => `'${s}'`).join(', ');
