@@ -20,6 +20,8 @@ export interface Config {
   leaseTtlMs: number;
   /** Days a finished campaign keeps its per-recipient rows (MAILPILOT_RETENTION_DAYS). */
   retentionDays: number;
+  /** Where `serve` takes bounces, complaints and replies over SMTP (MAILPILOT_INBOUND_PORT/HOST); unset = nowhere. */
+  inbound: { host: string; port: number } | undefined;
 }
 
 const portSchema = z.coerce.number().int().min(0).max(65535);
@@ -37,6 +39,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!lease.success) throw new Error(`MAILPILOT_LEASE_SECONDS must be a number of seconds from 1 to 3600, got "${env.MAILPILOT_LEASE_SECONDS}"`);
   const retentionDays = daysSchema.safeParse(env.MAILPILOT_RETENTION_DAYS || '30');
   if (!retentionDays.success) throw new Error(`MAILPILOT_RETENTION_DAYS must be a whole number of days (1 or more), got "${env.MAILPILOT_RETENTION_DAYS}"`);
+  let inbound: Config['inbound'];
+  if (env.MAILPILOT_INBOUND_PORT) {
+    const inboundPort = portSchema.safeParse(env.MAILPILOT_INBOUND_PORT);
+    if (!inboundPort.success) throw new Error(`MAILPILOT_INBOUND_PORT must be a TCP port number (0-65535), got "${env.MAILPILOT_INBOUND_PORT}"`);
+    inbound = { host: env.MAILPILOT_INBOUND_HOST || '127.0.0.1', port: inboundPort.data };
+  }
   return {
     databaseUrl: env.DATABASE_URL || undefined,
     dataDir: env.MAILPILOT_DATA_DIR || './data',
@@ -49,5 +57,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: env.LOG_LEVEL || 'info',
     leaseTtlMs: lease.data * 1000,
     retentionDays: retentionDays.data,
+    inbound,
   };
 }

@@ -1,6 +1,9 @@
 import { EventEmitter } from 'node:events';
 import type { CampaignStatus } from './states.ts';
 
+/** What a report said about a sent message (src/reports/applyReport.ts). */
+export type MessageReportKind = 'hard_bounce' | 'soft_bounce' | 'complaint' | 'reply';
+
 /** What happened, for the engine (wake up, stop sending) and for SSE subscribers. */
 export type AppEvent =
   | { type: 'campaign.status'; userId: number; campaignId: number; status: CampaignStatus }
@@ -8,7 +11,26 @@ export type AppEvent =
   /** What a worker's last batch of sends came to, by outcome kind (see smtp/classify.ts), for metrics. */
   | { type: 'account.outcomes'; userId: number; accountId: number; counts: Record<string, number>; latenciesMs: number[] }
   /** Accounts, campaigns or quota of a user changed: the scheduler looks again. */
-  | { type: 'engine.wake'; userId: number };
+  | { type: 'engine.wake'; userId: number }
+  /**
+   * A bounce, complaint or reply was recorded on a sent message (once per message and kind), in the
+   * process that read the report: metrics count it, and a per-account bounce/complaint guard can react.
+   */
+  | { type: 'message.report'; userId: number; accountId: number | null; campaignId: number; messageId: number; kind: MessageReportKind }
+  /**
+   * An incoming message (inbound SMTP port or an account's mailbox) and what became of it, for
+   * metrics. `userId` is 0 when no user is known (a refused delivery).
+   */
+  | { type: 'report.received'; userId: number; source: 'smtp' | 'imap'; result: ReportReceipt };
+
+/**
+ * What became of an incoming message: `applied` changed a message, `duplicate` repeated what an
+ * earlier report did, `auto_reply` and `ignored` (not a report, a success notice, a test send)
+ * change nothing, `unmatched` names no message of ours (forged, foreign, archived), `malformed`
+ * could not be read, `refused` was turned away (not a VERP address, too big, too many at once),
+ * `deferred` will be read again (its message's send is still being recorded).
+ */
+export type ReportReceipt = 'applied' | 'duplicate' | 'auto_reply' | 'ignored' | 'unmatched' | 'malformed' | 'refused' | 'deferred';
 
 /**
  * Where a piece of work reports what it did. The process's Events is one; a request's is another

@@ -22,6 +22,7 @@ export class Metrics {
   private readonly workers: Gauge;
   private readonly quota: Gauge<'account_id' | 'user_id' | 'window'>;
   private readonly unsubscribe: () => void;
+  private readonly stopReports: () => void;
 
   constructor(private readonly ctx: AppContext) {
     const registers = [this.registry];
@@ -56,12 +57,44 @@ export class Metrics {
       labelNames: ['account_id', 'user_id', 'window'],
       registers,
     });
+    this.stopReports = this.countReports(registers);
     this.unsubscribe = ctx.events.on((e) => {
       if (e.type !== 'account.outcomes') return;
       const labels = { account_id: String(e.accountId), user_id: String(e.userId) };
       for (const [outcome, n] of Object.entries(e.counts)) if (n > 0) this.outcomes.inc({ ...labels, outcome }, n);
       for (const ms of e.latenciesMs) this.latency.observe(ms / 1000);
     });
+  }
+
+  /**
+   * Bounces, complaints and replies recorded on sent messages, and every incoming message by what
+   * became of it, as this process read them (the inbound port and the mailboxes run in `serve`).
+   */
+  private countReports(registers: Registry[]): () => void {
+    const bounces = new Counter({ name: 'mailpilot_bounces_total', help: 'Bounces recorded after a message was accepted, by type (hard, soft)', labelNames: ['type'], registers });
+    const complaints = new Counter({ name: 'mailpilot_complaints_total', help: 'Complaints (ARF reports) recorded on sent messages', registers });
+    const replies = new Counter({ name: 'mailpilot_replies_total', help: 'Replies from people recorded on sent messages', registers });
+    const received = new Counter({
+      name: 'mailpilot_inbound_messages_total',
+      help: 'Incoming messages (source: smtp, imap) by result: applied, duplicate, auto_reply, ignored, unmatched, malformed, refused, deferred',
+      labelNames: ['source', 'result'],
+      registers,
+    });
+    for (const type of ['hard', 'soft']) bounces.inc({ type }, 0);
+    const offReports = this.ctx.events.on((e) => {
+      if (e.type !== 'message.report') return;
+      if (e.kind === 'hard_bounce') bounces.inc({ type: 'hard' });
+      else if (e.kind === 'soft_bounce') bounces.inc({ type: 'soft' });
+      else if (e.kind === 'complaint') complaints.inc();
+      else replies.inc();
+    }, { type: 'message.report' });
+    const offReceived = this.ctx.events.on((e) => {
+      if (e.type === 'report.received') received.inc({ source: e.source, result: e.result });
+    }, { type: 'report.received' });
+    return () => {
+      offReports();
+      offReceived();
+    };
   }
 
   get contentType(): string {
@@ -100,5 +133,6 @@ export class Metrics {
 
   close(): void {
     this.unsubscribe();
+    this.stopReports();
   }
 }

@@ -11,6 +11,8 @@ import { Engine } from './engine/engine.ts';
 import { bridgeEvents } from './eventBridge.ts';
 import { Events } from './events.ts';
 import { createLogger, type Logger } from './log.ts';
+import { startInboundSmtp, type InboundSmtp } from './reports/inboundSmtp.ts';
+import { MailboxReaders } from './reports/mailboxes.ts';
 import { loadSecrets } from './secrets.ts';
 
 export interface MailPilot {
@@ -19,6 +21,10 @@ export interface MailPilot {
   app: FastifyInstance | undefined;
   /** Base URL of the HTTP API when it listens. */
   url: string | undefined;
+  /** The inbound SMTP port for bounces, complaints and replies (serve with MAILPILOT_INBOUND_PORT). */
+  inbound: InboundSmtp | undefined;
+  /** The readers of the accounts' mailboxes (serve). */
+  mailboxes: MailboxReaders | undefined;
   close(): Promise<void>;
 }
 
@@ -63,15 +69,21 @@ export async function startMailPilot(opts: StartOptions): Promise<MailPilot> {
   }
   await engine?.start();
   const retention = opts.api ? scheduleDailyRetention(ctx) : undefined;
+  // Reports come in where the API is served: the inbound port and the accounts' mailboxes.
+  const inbound = opts.api && config.inbound ? await startInboundSmtp(ctx, config.inbound) : undefined;
+  const mailboxes = opts.api ? new MailboxReaders(ctx) : undefined;
+  await mailboxes?.start();
 
   return {
     ctx,
     engine,
     app,
     url,
+    inbound,
+    mailboxes,
     async close() {
       // The engine's shutdown is bounded (engine.ts SHUTDOWN_*), and need not wait for the API's.
-      await Promise.all([app?.close(), retention?.stop(), engine?.stop()]);
+      await Promise.all([app?.close(), retention?.stop(), engine?.stop(), inbound?.close(), mailboxes?.stop()]);
       await unbridge();
       stopActivityLog();
       if (apiDb !== db) await apiDb.close();

@@ -29,9 +29,23 @@ export const BACK_OFF_HEALTH_STATES = ['throttled', 'exhausted'] as const satisf
 export const SECURITY_MODES = ['none', 'starttls', 'tls'] as const;
 export type Security = (typeof SECURITY_MODES)[number];
 
-/** Why an address is on a user's suppression list. */
-export const SUPPRESSION_REASONS = ['unsubscribed', 'hard_bounce', 'manual', 'complaint'] as const;
+/**
+ * Why an address is on a user's suppression list: `hard_bounce` refused during the SMTP conversation,
+ * `bounce` a hard bounce reported afterwards (a DSN), `complaint` an ARF report.
+ */
+export const SUPPRESSION_REASONS = ['unsubscribed', 'hard_bounce', 'manual', 'complaint', 'bounce'] as const;
 export type SuppressionReason = (typeof SUPPRESSION_REASONS)[number];
+
+/** A bounce that came back after the message was accepted: hard (the address is bad) or soft (temporary). */
+export const BOUNCE_TYPES = ['hard', 'soft'] as const;
+export type BounceType = (typeof BOUNCE_TYPES)[number];
+
+/**
+ * Reading an account's mailbox over IMAP (src/reports/mailboxReader.ts): not yet tried, reading,
+ * failing (connection or server trouble, retried with back-off), or its credentials refused.
+ */
+export const MAILBOX_STATES = ['unchecked', 'ok', 'failing', 'auth_failed'] as const;
+export type MailboxState = (typeof MAILBOX_STATES)[number];
 
 /**
  * A group of states as a SQL list (`'running', 'paused_limits'`), for `status IN (...)` written

@@ -1,5 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CAMPAIGN_STATUSES, HEALTH_STATES, MESSAGE_STATUSES, SECURITY_MODES, SUPPRESSION_REASONS } from '../src/states.ts';
+import {
+  BOUNCE_TYPES,
+  CAMPAIGN_STATUSES,
+  HEALTH_STATES,
+  MAILBOX_STATES,
+  MESSAGE_STATUSES,
+  SECURITY_MODES,
+  SUPPRESSION_REASONS,
+} from '../src/states.ts';
 import { databaseKinds, freshDatabase, type TestDatabase } from './helpers/db.ts';
 
 /** Each state machine's names, as src/states.ts declares them and as the schema's CHECK constraints allow them. */
@@ -9,6 +17,9 @@ const COLUMNS: [table: string, column: string, names: readonly string[]][] = [
   ['smtp_accounts', 'health', HEALTH_STATES],
   ['smtp_servers', 'security', SECURITY_MODES],
   ['suppressions', 'reason', SUPPRESSION_REASONS],
+  ['messages', 'bounce_type', BOUNCE_TYPES],
+  ['account_mailboxes', 'state', MAILBOX_STATES],
+  ['account_mailboxes', 'security', SECURITY_MODES],
 ];
 
 describe.each(databaseKinds)('state names are declared once (%s)', (kind) => {

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { AppContext } from '../context.ts';
 import { getCampaignContent, type ComposableCampaign } from '../db/campaigns.ts';
 import { accountDkimKey, type AccountDkimColumns } from '../db/smtpAccounts.ts';
+import { envelopeSender } from '../reports/verp.ts';
 import type { DkimKey } from '../smtp/dkim.ts';
 import { messageSkeleton, renderMessage, type MessageSkeleton } from '../smtp/mime.ts';
 import { compileCampaign, type CompiledCampaign, type MergeVars } from './template.ts';
@@ -30,11 +31,13 @@ export interface Recipient {
   attributes: Record<string, unknown> | null;
 }
 
-/** The account a message goes out through, as far as composing cares: its address and DKIM key. */
+/** The account a message goes out through, as far as composing cares: its addresses and DKIM key. */
 export interface Sender extends AccountDkimColumns {
   id: number;
   userId: number;
   email: string;
+  /** Where bounces go: envelope senders are VERP addresses at this domain (null: the account's address). */
+  bounceDomain: string | null;
 }
 
 type Secrets = Pick<AppContext, 'secrets' | 'config'>;
@@ -97,7 +100,7 @@ export interface QueuedMessage extends Recipient {
  * changes). The Message-ID `<campaign.message.tag@domain>` is the same on every attempt.
  */
 export class Composer {
-  private prepared = new Map<number, PreparedCampaign & { messageIdTag: string }>();
+  private prepared = new Map<number, PreparedCampaign>();
   private dkimKeys = new Map<number, { sealed: string; key: DkimKey }>();
   private readonly messageIdDomain: string;
 
@@ -109,8 +112,7 @@ export class Composer {
     if (this.prepared.has(campaignId)) return;
     const c = await getCampaignContent(this.ctx.db, campaignId);
     if (!c) throw new Error(`campaign ${campaignId} vanished`);
-    const tag = messageIdTag(this.ctx.secrets.secretKey, campaignId);
-    this.prepared.set(campaignId, { ...prepareCampaign(c), messageIdTag: tag });
+    this.prepared.set(campaignId, prepareCampaign(c));
   }
 
   /** Loads (once) what the given campaigns need, so compose() itself never waits. */
@@ -129,8 +131,14 @@ export class Composer {
 
   compose(m: QueuedMessage, account: Sender): string {
     const campaign = this.prepared.get(m.campaignId)!;
-    const messageId = `<${m.campaignId}.${m.id}.${campaign.messageIdTag}@${this.messageIdDomain}>`;
+    const tag = messageIdTag(this.ctx.secrets.secretKey, m.campaignId, m.id);
+    const messageId = `<${m.campaignId}.${m.id}.${tag}@${this.messageIdDomain}>`;
     const sender = { userId: account.userId, email: account.email, dkim: this.dkimFor(account) };
     return composeMessage(this.ctx, campaign, m, sender, messageId);
+  }
+
+  /** The message's envelope sender (MAIL FROM): a VERP address when the account has a bounce domain. */
+  envelopeSender(m: QueuedMessage, account: Sender): string {
+    return envelopeSender(this.ctx.secrets.secretKey, account, { messageId: m.id, userId: account.userId });
   }
 }

@@ -8,6 +8,7 @@ import { releaseSends, reserveSends } from '../db/usage.ts';
 import { AppError, conflict, invalid } from '../errors.ts';
 import type { SendOutcome } from '../smtp/classify.ts';
 import { AccountTransport } from '../smtp/transport.ts';
+import { envelopeSender } from '../reports/verp.ts';
 import { composeMessage, oneOffMessageId, prepareCampaign } from './composition.ts';
 
 export interface TestSendResult {
@@ -50,7 +51,8 @@ export async function sendTestMessage(
   const transport = new AccountTransport(account.server, auth, 1);
   let outcome: SendOutcome;
   try {
-    outcome = await transport.send(account.email, to, raw);
+    // With a bounce domain, a test message's bounce comes back there too (message 0: it changes nothing).
+    outcome = await transport.send(envelopeSender(secretKey, account, { messageId: 0, userId }), to, raw);
   } finally {
     transport.close();
   }

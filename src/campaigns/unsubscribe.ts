@@ -38,9 +38,10 @@ export function readUnsubscribeToken(secret: Buffer, token: string): Unsubscribe
 }
 
 /**
- * The per-campaign tag in Message-IDs `<campaign.message.tag@domain>`: the same on every attempt,
- * whichever account or process sends, and unlike another MailPilot's ids on the same domain.
+ * The tag in Message-IDs `<campaign.message.tag@domain>`: the same on every attempt, whichever
+ * account or process sends, unlike another MailPilot's ids on the same domain, and signed over both
+ * ids, so a report or reply naming a Message-ID proves it saw that very message (src/reports/).
  */
-export function messageIdTag(secret: Buffer, campaignId: number): string {
-  return createHmac('sha256', secret).update(`message-id:${campaignId}`).digest('base64url').slice(0, 10);
+export function messageIdTag(secret: Buffer, campaignId: number, messageId: number): string {
+  return createHmac('sha256', secret).update(`message-id:${campaignId}:${messageId}`).digest('base64url').slice(0, 10);
 }

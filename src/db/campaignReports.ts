@@ -35,13 +35,19 @@ export interface OutcomeRow {
   accountEmail: string | null;
   lastError: string | null;
   sentAt: Date | null;
+  bounceType: string | null;
+  bounceStatus: string | null;
+  bounceDiagnostic: string | null;
+  complainedAt: Date | null;
+  repliedAt: Date | null;
 }
 
 /** One page of a campaign's messages with the sending account's address, in id order from `after`. */
 export async function outcomePage(db: Queryable, userId: number, campaignId: number, after: number, limit: number): Promise<OutcomeRow[]> {
   return db.query<OutcomeRow>(
     `SELECT m.id, m.email, m.status, m.attempts, m.account_id AS "accountId", a.email AS "accountEmail",
-            m.last_error AS "lastError", m.sent_at AS "sentAt"
+            m.last_error AS "lastError", m.sent_at AS "sentAt", m.bounce_type AS "bounceType", m.bounce_status AS "bounceStatus",
+            m.bounce_diagnostic AS "bounceDiagnostic", m.complained_at AS "complainedAt", m.replied_at AS "repliedAt"
        FROM messages m LEFT JOIN smtp_accounts a ON a.id = m.account_id AND a.user_id = m.user_id
       WHERE m.campaign_id = $1 AND m.user_id = $2 AND m.id > $3
       ORDER BY m.id LIMIT $4`,

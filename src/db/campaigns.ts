@@ -31,6 +31,11 @@ export interface Campaign {
   senderWarning: string | null;
   /** Recipients who unsubscribed through this campaign's messages. */
   unsubscribed: number;
+  /** Messages hard-bounced after they were accepted (a DSN; also counted in `failed`), soft-bounced, complained about, replied to. */
+  bounced: number;
+  softBounced: number;
+  complained: number;
+  replied: number;
   /** When retention removed its per-recipient rows. */
   archivedAt: Date | null;
   createdAt: Date;
@@ -39,6 +44,7 @@ export interface Campaign {
 export const CAMPAIGN_COLUMNS = `id, user_id AS "userId", name, subject, html, text, from_name AS "fromName", reply_to AS "replyTo",
   list_ids AS "listIds", status, pause_reason AS "pauseReason", resume_at AS "resumeAt", scheduled_at AS "scheduledAt",
   started_at AS "startedAt", completed_at AS "completedAt", total, sent, failed, suppressed, cancelled, unsubscribed,
+  bounced, soft_bounced AS "softBounced", complained, replied,
   possibly_delivered AS "possiblyDelivered", sender_warning AS "senderWarning", archived_at AS "archivedAt", created_at AS "createdAt"`;
 
 export interface NewCampaign {

@@ -1,4 +1,4 @@
-import type { MessageStatus } from '../states.ts';
+import type { BounceType, MessageStatus } from '../states.ts';
 import type { Queryable } from './database.ts';
 
 /** Contacts read per statement when a queue is built, so each statement stays well inside statement_timeout. */
@@ -247,7 +247,15 @@ export interface MessageRow {
   sentAt: Date | null;
   /** When a pending message that was retried may be tried again. */
   nextAttemptAt: Date | null;
+  /** What a bounce report said after the message was accepted (src/reports/). */
+  bounce: { type: BounceType; status: string | null; diagnostic: string | null } | null;
+  complainedAt: Date | null;
+  repliedAt: Date | null;
 }
+
+/** The report columns of a message, as MessageRow shows them. */
+export const MESSAGE_REPORT_COLUMNS = `CASE WHEN bounce_type IS NOT NULL THEN json_build_object('type', bounce_type, 'status', bounce_status, 'diagnostic', bounce_diagnostic) END AS bounce,
+  complained_at AS "complainedAt", replied_at AS "repliedAt"`;
 
 export async function listMessages(
   db: Queryable,
@@ -256,7 +264,7 @@ export async function listMessages(
   p: { status?: MessageStatus; after: number; limit: number },
 ): Promise<MessageRow[]> {
   const columns = `id, email, status, attempts, account_id AS "accountId", last_error AS "lastError", sent_at AS "sentAt",
-    next_attempt_at AS "nextAttemptAt"`;
+    next_attempt_at AS "nextAttemptAt", ${MESSAGE_REPORT_COLUMNS}`;
   // Two statements, not "($4 IS NULL OR status = $4)", so each can use its own index.
   if (p.status) {
     return db.query<MessageRow>(

@@ -24,6 +24,8 @@ export interface SendingAccount extends AccountDkimColumns {
   connections: number;
   /** Throttles in a row without a successful send since (see engine/accountHealth.ts). */
   throttleStrikes: number;
+  /** Envelope senders are VERP addresses at this domain (src/reports/verp.ts); null = the account's address. */
+  bounceDomain: string | null;
 }
 
 /** The columns of a SendingAccount over `smtp_accounts a JOIN smtp_servers s`. */
@@ -33,7 +35,8 @@ export const SENDING_ACCOUNT_COLUMNS = `a.id, a.user_id AS "userId", a.email, a.
   json_build_object('id', s.id, 'host', s.host, 'port', s.port, 'security', s.security, 'maxConnections', s.max_connections) AS server,
   greatest(1, s.max_connections / (SELECT count(*) FROM smtp_accounts x WHERE x.server_id = s.id AND x.active))::int AS connections,
   a.throttle_strikes AS "throttleStrikes",
-  a.dkim_domain AS "dkimDomain", a.dkim_selector AS "dkimSelector", a.dkim_key_enc AS "dkimKeyEnc"`;
+  a.dkim_domain AS "dkimDomain", a.dkim_selector AS "dkimSelector", a.dkim_key_enc AS "dkimKeyEnc",
+  a.bounce_domain AS "bounceDomain"`;
 
 /** One of the user's accounts with its server, for sending; undefined when the user has no such account. */
 export async function loadSendingAccount(db: Queryable, userId: number, accountId: number): Promise<SendingAccount | undefined> {

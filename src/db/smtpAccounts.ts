@@ -21,6 +21,8 @@ export interface SmtpAccount {
   healthReason: string | null;
   /** DKIM signing, never the private key. */
   dkim: { domain: string; selector: string } | null;
+  /** Envelope senders are VERP addresses at this domain (src/reports/verp.ts). */
+  bounceDomain: string | null;
   createdAt: Date;
 }
 
@@ -43,13 +45,14 @@ export interface AccountFields {
   timezone: string;
   active: boolean;
   dkim: DkimSettings | null;
+  bounceDomain: string | null;
 }
 
 const COLUMNS = `id, server_id AS "serverId", email, username, password_enc IS NOT NULL AS "hasPassword",
   hourly_limit AS "hourlyLimit", daily_limit AS "dailyLimit", rate_per_second AS "ratePerSecond", timezone, active,
   health, health_until AS "healthUntil", health_reason AS "healthReason",
   CASE WHEN dkim_domain IS NOT NULL THEN json_build_object('domain', dkim_domain, 'selector', dkim_selector) END AS dkim,
-  created_at AS "createdAt"`;
+  bounce_domain AS "bounceDomain", created_at AS "createdAt"`;
 
 
 // The row id is bound into the ciphertext, so a password copied onto another account does not decrypt.
@@ -111,8 +114,8 @@ export async function insertAccount(
   try {
     const [row] = await db.query<SmtpAccount>(
       `INSERT INTO smtp_accounts (id, user_id, server_id, email, username, password_enc, hourly_limit, daily_limit,
-                                  rate_per_second, timezone, active, created_at, dkim_domain, dkim_selector, dkim_key_enc)
-       SELECT $1, $2, s.id, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM smtp_servers s WHERE s.id = $3 AND s.user_id = $2
+                                  rate_per_second, timezone, active, created_at, dkim_domain, dkim_selector, dkim_key_enc, bounce_domain)
+       SELECT $1, $2, s.id, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 FROM smtp_servers s WHERE s.id = $3 AND s.user_id = $2
        RETURNING ${COLUMNS}`,
       [
         id,
@@ -130,6 +133,7 @@ export async function insertAccount(
         dkim?.domain ?? null,
         dkim?.selector ?? null,
         dkim ? sealDkimKey(secretKey, id, dkim.privateKey) : null,
+        fields.bounceDomain,
       ],
     );
     return row;
@@ -161,6 +165,7 @@ const COLUMN_OF: Record<Exclude<keyof AccountFields, 'password' | 'dkim'>, strin
   ratePerSecond: 'rate_per_second',
   timezone: 'timezone',
   active: 'active',
+  bounceDomain: 'bounce_domain',
 };
 
 /**

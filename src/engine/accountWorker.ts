@@ -216,14 +216,16 @@ export class AccountWorker {
   private send(q: Queued): void {
     this.inflight++;
     let raw: string;
+    let from: string;
     try {
       raw = this.shared.composer.compose(q.msg, this.account);
+      from = this.shared.composer.envelopeSender(q.msg, this.account);
     } catch (err) {
       this.settle(q, { kind: 'failed', error: `rendering failed: ${(err as Error).message}`, cause: 'local' }, undefined);
       return;
     }
     const startedAt = performance.now();
-    void this.transport.send(this.account.email, q.msg.email, raw).then((outcome) => this.settle(q, outcome, performance.now() - startedAt));
+    void this.transport.send(from, q.msg.email, raw).then((outcome) => this.settle(q, outcome, performance.now() - startedAt));
   }
 
   /** The one place a send's outcome turns into a message transition (smtp/classify.ts decides the outcome). */

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { resumeForUsableAccount } from '../../campaigns/autoPause.ts';
 import type { AppContext } from '../../context.ts';
 import { healthView } from '../../db/accountHealth.ts';
+import { mailboxViews, saveMailbox } from '../../db/accountMailboxes.ts';
 import type { Queryable } from '../../db/database.ts';
 import {
   deleteAccount,
@@ -18,7 +19,9 @@ import { dkimKeyProblem } from '../../smtp/dkim.ts';
 import type { ZodApp } from '../app.ts';
 import { requireUser } from '../auth.ts';
 import { conflict, invalid, notFound } from '../../errors.ts';
+import { SECURITY_MODES } from '../../states.ts';
 import { email, idParams, page, pageQuery } from '../schemas.ts';
+import { host } from './servers.ts';
 
 const MAX_INT = 2 ** 31 - 1;
 const noLineBreaks = (s: string) => !/[\r\n\0]/.test(s);
@@ -52,6 +55,20 @@ const dkimSettings = z
   })
   .strict();
 
+/** The account's own mailbox, read for bounces, complaints and replies (src/reports/mailboxReader.ts). */
+const imapSettings = z
+  .object({
+    host,
+    port: z.number().int().min(1).max(65535),
+    security: z.enum(SECURITY_MODES),
+    /** Default: the account's SMTP username, else its address. */
+    username: z.string().min(1).max(254).refine(noLineBreaks, 'must not contain line breaks or NUL').nullable().default(null),
+    /** Default: the account's SMTP password. */
+    password: z.string().min(1).max(1024).refine(noLineBreaks, 'must not contain line breaks or NUL').nullable().default(null),
+    mailbox: z.string().min(1).max(200).refine(noLineBreaks, 'must not contain line breaks or NUL').default('INBOX'),
+  })
+  .strict();
+
 const accountShape = {
   serverId: z.number().int().positive().max(MAX_INT),
   email,
@@ -64,6 +81,9 @@ const accountShape = {
   active: z.boolean(),
   /** Signs every message of the account; null = no signature. */
   dkim: dkimSettings.nullable(),
+  /** Envelope senders are VERP addresses at this domain, whose MX points at the inbound port; null = the account's address. */
+  bounceDomain: z.string().trim().toLowerCase().regex(DNS_NAME, 'must be a domain name such as bounces.example.com').nullable(),
+  imap: imapSettings.nullable(),
 };
 
 const createAccountBody = z
@@ -75,6 +95,8 @@ const createAccountBody = z
     timezone: accountShape.timezone.default('UTC'),
     active: accountShape.active.default(true),
     dkim: accountShape.dkim.default(null),
+    bounceDomain: accountShape.bounceDomain.default(null),
+    imap: accountShape.imap.default(null),
   })
   .strict();
 const patchAccountBody = z.object(accountShape).partial().strict();
@@ -90,13 +112,17 @@ export function accountRoutes(app: ZodApp, ctx: AppContext): void {
   };
 
   /** The accounts as replied: usage read in one query for all of them, health as of now. */
-  const present = async (db: Queryable, accounts: SmtpAccount[]) => {
+  const present = async (db: Queryable, userId: number, accounts: SmtpAccount[]) => {
     const now = ctx.clock.now();
-    const usage = await readUsage(db, accounts.map((a) => a.id), now);
+    const ids = accounts.map((a) => a.id);
+    const usage = await readUsage(db, ids, now);
+    const mailboxes = await mailboxViews(db, userId, ids);
     return accounts.map(({ health, healthUntil, healthReason, dkim, ...fields }) => {
       const u = usage.get(fields.id);
       return {
         ...fields,
+        // Never the password; `status` is how reading it goes, apart from the SMTP `health`.
+        imap: mailboxes.get(fields.id) ?? null,
         // Only where configured, and never the key.
         ...(dkim ? { dkim } : {}),
         usage: {
@@ -109,41 +135,46 @@ export function accountRoutes(app: ZodApp, ctx: AppContext): void {
       };
     });
   };
-  const presentOne = async (db: Queryable, account: SmtpAccount) => (await present(db, [account]))[0]!;
+  const presentOne = async (db: Queryable, userId: number, account: SmtpAccount) => (await present(db, userId, [account]))[0]!;
 
   app.post('/api/v1/smtp-accounts', { schema: { body: createAccountBody } }, async (req, reply) => {
     const userId = requireUser(req.caller);
     await assertTimezone(req.db, req.body.timezone);
-    const account = await insertAccount(req.db, ctx.secrets.secretKey, userId, req.body, ctx.clock.now());
+    const { imap, ...fields } = req.body;
+    const account = await insertAccount(req.db, ctx.secrets.secretKey, userId, fields, ctx.clock.now());
     if (!account) throw unknownServer();
+    if (imap) await saveMailbox(req.db, ctx.secrets.secretKey, userId, account.id, imap, ctx.clock.now());
     await resumeForUsableAccount({ ...ctx, db: req.db, events: req.events }, userId);
     req.events.emit({ type: 'engine.wake', userId });
-    return reply.status(201).send(await presentOne(req.db, account));
+    return reply.status(201).send(await presentOne(req.db, userId, account));
   });
 
   app.get('/api/v1/smtp-accounts', { schema: { querystring: pageQuery } }, async (req) => {
     const userId = requireUser(req.caller);
     const rows = await listAccounts(req.db, userId, req.query.after ?? 0, req.query.limit + 1);
     const { items, next } = page(rows, req.query.limit);
-    return { items: await present(req.db, items), next };
+    return { items: await present(req.db, userId, items), next };
   });
 
   app.get('/api/v1/smtp-accounts/:id', { schema: { params: idParams } }, async (req) => {
-    const account = await getAccount(req.db, requireUser(req.caller), req.params.id);
+    const userId = requireUser(req.caller);
+    const account = await getAccount(req.db, userId, req.params.id);
     if (!account) throw notFound('SMTP account');
-    return presentOne(req.db, account);
+    return presentOne(req.db, userId, account);
   });
 
   app.patch('/api/v1/smtp-accounts/:id', { schema: { params: idParams, body: patchAccountBody } }, async (req) => {
     const userId = requireUser(req.caller);
     await assertTimezone(req.db, req.body.timezone);
-    const outcome = await updateAccount(req.db, ctx.secrets.secretKey, userId, req.params.id, req.body);
+    const { imap, ...changes } = req.body;
+    const outcome = await updateAccount(req.db, ctx.secrets.secretKey, userId, req.params.id, changes);
     if (outcome === 'not_found') throw notFound('SMTP account');
     if (outcome === 'bad_server') throw unknownServer();
-    const account = (await onReconfigured(req.db, outcome.id, req.body)) ? (await getAccount(req.db, userId, outcome.id))! : outcome;
+    if (imap !== undefined) await saveMailbox(req.db, ctx.secrets.secretKey, userId, outcome.id, imap, ctx.clock.now());
+    const account = (await onReconfigured(req.db, outcome.id, changes)) ? (await getAccount(req.db, userId, outcome.id))! : outcome;
     await resumeForUsableAccount({ ...ctx, db: req.db, events: req.events }, userId);
     req.events.emit({ type: 'engine.wake', userId });
-    return presentOne(req.db, account);
+    return presentOne(req.db, userId, account);
   });
 
   app.delete('/api/v1/smtp-accounts/:id', { schema: { params: idParams } }, async (req, reply) => {

@@ -20,6 +20,10 @@ function snapshot(c: Campaign) {
     failed: c.failed,
     suppressed: c.suppressed,
     cancelled: c.cancelled,
+    bounced: c.bounced,
+    softBounced: c.softBounced,
+    complained: c.complained,
+    replied: c.replied,
     pending: c.total - c.sent - c.failed - c.suppressed - c.cancelled,
     resumeAt: c.resumeAt,
     startedAt: c.startedAt,
@@ -42,7 +46,8 @@ export function campaignEventRoutes(app: ZodApp, ctx: AppContext): void {
 
   const description =
     'A text/event-stream of `status` (the status changed) and `progress` (the counters moved; at most 4 a second) events, each ' +
-    'carrying {id, status, total, sent, failed, suppressed, cancelled, pending, resumeAt, startedAt, completedAt} as JSON; both ' +
+    'carrying {id, status, total, sent, failed, suppressed, cancelled, bounced, softBounced, complained, replied, pending, resumeAt, ' +
+    'startedAt, completedAt} as JSON; both ' +
     'are sent once on connect, and a comment line every 15 s keeps the connection open.';
   app.get('/api/v1/campaigns/:id/events', { schema: { params: idParams, description }, config: { dbScope: 'per-query' } }, async (req, reply) => {
     const userId = requireUser(req.caller);

@@ -10,7 +10,21 @@ import { idParams } from '../schemas.ts';
 
 /** Rows read per query while streaming an export. */
 const EXPORT_PAGE = 5000;
-const CSV_COLUMNS = ['id', 'email', 'status', 'attempts', 'accountId', 'accountEmail', 'sentAt', 'lastError'] as const;
+const CSV_COLUMNS = [
+  'id',
+  'email',
+  'status',
+  'attempts',
+  'accountId',
+  'accountEmail',
+  'sentAt',
+  'lastError',
+  'bounceType',
+  'bounceStatus',
+  'bounceDiagnostic',
+  'complainedAt',
+  'repliedAt',
+] as const;
 
 /**
  * A CSV field, quoted when needed. A value that a spreadsheet would run as a formula (an SMTP reply

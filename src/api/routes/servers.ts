@@ -14,7 +14,7 @@ const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?
 const isHost = (s: string) => isIP(s) !== 0 || HOSTNAME.test(s);
 
 // Not trimmed: a host with stray whitespace or line breaks is a mistake to report, not to repair.
-const host = z.string().max(253).refine(isHost, 'must be a hostname or an IP address');
+export const host = z.string().max(253).refine(isHost, 'must be a hostname or an IP address');
 
 const serverShape = {
   name: displayName,
