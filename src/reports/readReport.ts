@@ -185,10 +185,7 @@ async function returnedHeaders(part: Attachment | undefined): Promise<OriginalHe
   try {
     const original = await simpleParser(`${head}\r\n\r\n`, { skipTextToHtml: true, skipHtmlToText: true, checksumAlgo: false });
     const messageIds = original.messageId ? idsIn(original.messageId) : [];
-    const returnPath = idsIn(headerText(original, 'return-path')).map((a) => a.slice(1, -1));
-    const bare = headerText(original, 'return-path').replace(/[<>\s]/g, '');
-    if (returnPath.length === 0 && bare.includes('@')) returnPath.push(bare);
-    return { messageIds: messageIds.length > 0 ? messageIds : messageIdLines(head), returnPath };
+    return { messageIds: messageIds.length > 0 ? messageIds : messageIdLines(head), returnPath: headerAddresses(original, 'return-path') };
   } catch {
     return { messageIds: messageIdLines(head), returnPath: [] };
   }
@@ -222,10 +219,15 @@ function addresses(v: AddressObject | AddressObject[] | undefined): string[] {
   return (Array.isArray(v) ? v : [v]).flatMap((a) => a.value.map((x) => x.address ?? '')).filter(Boolean);
 }
 
-function headerAddresses(mail: ParsedMail, name: string): string[] {
+/** An address header's addresses, whether mailparser parsed it (Return-Path, Delivered-To) or kept its text. */
+function headerAddresses(mail: Pick<ParsedMail, 'headers'>, name: string): string[] {
   const v = mail.headers.get(name);
   const values = Array.isArray(v) ? v : v === undefined ? [] : [v];
-  return values.filter((x): x is string => typeof x === 'string').map((x) => x.replace(/[<>\s]/g, ''));
+  return values.flatMap((x) => {
+    if (typeof x === 'string') return [x.replace(/[<>\s]/g, '')];
+    if (x && typeof x === 'object' && 'value' in x && Array.isArray(x.value)) return addresses(x as AddressObject);
+    return [];
+  });
 }
 
 /** One line of printable text: control characters become spaces, runs of space one. */
