@@ -65,7 +65,7 @@ export async function saveMailbox(
      ON CONFLICT (account_id) DO UPDATE SET host = excluded.host, port = excluded.port, security = excluded.security,
        username = excluded.username, password_enc = excluded.password_enc, mailbox = excluded.mailbox, updated_at = excluded.updated_at,
        state = 'unchecked', state_reason = NULL, checked_at = NULL, uid_validity = NULL, last_uid = NULL,
-       lease_owner = NULL, lease_expires_at = NULL`,
+       lease_owner = NULL, lease_expires_at = NULL, version = account_mailboxes.version + 1`,
     [accountId, userId, settings.host, settings.port, settings.security, settings.username, sealed, settings.mailbox, now],
   );
 }
@@ -105,8 +105,8 @@ export interface MailboxToRead {
   accountCreatedAt: Date;
   uidValidity: string | null;
   lastUid: number | null;
-  /** Changes whenever the settings do: a reader on older settings is replaced. */
-  updatedAt: Date;
+  /** Grows whenever the settings change: a reader on older settings is replaced. */
+  version: number;
 }
 
 /**
@@ -128,7 +128,7 @@ export async function leaseMailboxes(db: Queryable, owner: string, now: Date, ex
             coalesce(t.username, a.username, a.email) AS username,
             coalesce(t.password_enc, a.password_enc) AS "passwordEnc", t.password_enc IS NULL AS "passwordIsSmtp",
             t.mailbox, a.created_at AS "accountCreatedAt", t.uid_validity::text AS "uidValidity", t.last_uid AS "lastUid",
-            t.updated_at AS "updatedAt"
+            t.version
        FROM taken t JOIN smtp_accounts a ON a.id = t.account_id
       ORDER BY t.account_id`,
     [owner, now, expiresAt, limit],
@@ -144,21 +144,21 @@ export async function releaseMailboxes(db: Queryable, owner: string): Promise<vo
 export interface MailboxFence {
   accountId: number;
   owner: string;
-  updatedAt: Date;
+  version: number;
 }
 
 /** How reading the mailbox went, as its owner sees it; only while `fence` holds. */
 export async function setMailboxState(db: Queryable, fence: MailboxFence, state: MailboxState, reason: string | null, now: Date): Promise<void> {
   await db.query(
-    `UPDATE account_mailboxes SET state = $4, state_reason = $5, checked_at = $6 WHERE account_id = $1 AND lease_owner = $2 AND updated_at = $3`,
-    [fence.accountId, fence.owner, fence.updatedAt, state, reason, now],
+    `UPDATE account_mailboxes SET state = $4, state_reason = $5, checked_at = $6 WHERE account_id = $1 AND lease_owner = $2 AND version = $3`,
+    [fence.accountId, fence.owner, fence.version, state, reason, now],
   );
 }
 
 /** How far the mailbox has been read; only while `fence` holds. */
 export async function saveMailboxCursor(db: Queryable, fence: MailboxFence, uidValidity: string, lastUid: number): Promise<void> {
   await db.query(
-    `UPDATE account_mailboxes SET uid_validity = $4::bigint, last_uid = $5 WHERE account_id = $1 AND lease_owner = $2 AND updated_at = $3`,
-    [fence.accountId, fence.owner, fence.updatedAt, uidValidity, lastUid],
+    `UPDATE account_mailboxes SET uid_validity = $4::bigint, last_uid = $5 WHERE account_id = $1 AND lease_owner = $2 AND version = $3`,
+    [fence.accountId, fence.owner, fence.version, uidValidity, lastUid],
   );
 }

@@ -17,6 +17,8 @@ const SINCE_BEFORE_CREATION_MS = 24 * 60 * 60_000;
 const POLL_MS = 5 * 60_000;
 /** How often a server without IDLE is polled for new mail. */
 const NO_IDLE_POLL_MS = 60_000;
+/** Quiet this long, the connection waits in IDLE for the server's word of new mail. */
+const IDLE_AFTER_MS = 1_000;
 /** A message whose send is still being recorded is read again after this, and given up after DEFER_LIMIT_MS. */
 const DEFER_RETRY_MS = 30_000;
 const DEFER_LIMIT_MS = 10 * 60_000;
@@ -56,7 +58,7 @@ export class MailboxReader {
     readonly settings: MailboxToRead,
   ) {
     this.cursor = { uidValidity: settings.uidValidity, lastUid: settings.lastUid };
-    this.fence = { accountId: settings.accountId, owner, updatedAt: settings.updatedAt };
+    this.fence = { accountId: settings.accountId, owner, version: settings.version };
     this.done = this.run();
   }
 
@@ -87,6 +89,7 @@ export class MailboxReader {
       if (this.stopped) break;
       failure ??= { state: 'failing', reason: 'the IMAP server closed the connection' };
       failures++;
+      this.log.write('info', `imap:${failure.state}`, { accountId: this.settings.accountId, reason: failure.reason }, 'could not read the account mailbox; trying again later');
       await this.setState(failure.state, failure.reason);
       const wait = failure.state === 'auth_failed' ? AUTH_RETRY_MS : Math.min(MAX_RETRY_MS, RETRY_MS * 2 ** (failures - 1));
       await this.sleep(wait);
@@ -115,6 +118,7 @@ export class MailboxReader {
       greetingTimeout: CONNECT_TIMEOUT_MS,
       socketTimeout: SOCKET_TIMEOUT_MS,
       maxIdleTime: NO_IDLE_POLL_MS,
+      autoIdleDelay: IDLE_AFTER_MS,
     });
     this.client = client;
     const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));

@@ -76,7 +76,7 @@ export class MailboxReaders {
     const stopping: Promise<void>[] = [];
     for (const [accountId, reader] of this.readers) {
       const next = wanted.get(accountId);
-      if (next && next.updatedAt.getTime() === reader.settings.updatedAt.getTime()) {
+      if (next && next.version === reader.settings.version) {
         wanted.delete(accountId);
         continue;
       }

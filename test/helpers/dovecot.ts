@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,7 +36,7 @@ export interface Dovecot {
   port: number;
   /** Appends a raw message to a user's INBOX over IMAP, with this internal date. */
   append(user: string, raw: string, date: Date): Promise<void>;
-  /** Messages in a user's INBOX and their flags (to check nothing was changed). */
+  /** The flags each message of a user's INBOX has kept (to check nothing was changed; \Recent is per session). */
   flags(user: string): Promise<string[][]>;
   stop(): Promise<void>;
 }
@@ -76,6 +76,8 @@ async function waitForPort(port: number, child: ChildProcess, log: string): Prom
  */
 export async function startDovecot(executable: string, users: Record<string, string>): Promise<Dovecot> {
   const dir = mkdtempSync(join(tmpdir(), 'mailpilot-dovecot-'));
+  // Dovecot's processes that serve a user run as nobody and must reach the mail directory.
+  chmodSync(dir, 0o755);
   for (const sub of ['run', 'state', 'mail']) mkdirSync(join(dir, sub));
   // Mail is stored as nobody: Dovecot refuses to store it as root.
   const uid = Number(execFileSync('id', ['-u', 'nobody']).toString().trim());
@@ -137,7 +139,7 @@ log_path = ${log}
         await c.mailboxOpen('INBOX', { readOnly: true });
         if (c.mailbox && c.mailbox.exists === 0) return [];
         const out: string[][] = [];
-        for await (const m of c.fetch('1:*', { flags: true })) out.push([...(m.flags ?? [])].sort());
+        for await (const m of c.fetch('1:*', { flags: true })) out.push([...(m.flags ?? [])].filter((f) => f !== '\\Recent').sort());
         return out;
       }),
     async stop() {

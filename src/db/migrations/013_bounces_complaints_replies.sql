@@ -48,6 +48,8 @@ CREATE TABLE account_mailboxes (
   last_uid          bigint,
   lease_owner       text,
   lease_expires_at  timestamptz,
+  -- Counts changes of the settings: a reader on an older version stops, and its writes no longer land.
+  version           integer NOT NULL DEFAULT 1,
   updated_at        timestamptz NOT NULL
 );
 CREATE INDEX account_mailboxes_user ON account_mailboxes (user_id, account_id);
