@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { reencryptPasswords, RotationError, rotateSecret } from '../src/cli/rotateSecret.ts';
 import { FakeClock } from '../src/clock.ts';
 import { loadConfig, type Config } from '../src/config.ts';
+import { mailboxPassword } from '../src/db/accountMailboxes.ts';
 import { accountPassword, sealAccountPassword } from '../src/db/smtpAccounts.ts';
 import { createLogger } from '../src/log.ts';
 import { loadSecrets, newSecretKey } from '../src/secrets.ts';
@@ -159,7 +160,10 @@ describe.each(databaseKinds)('secrets (%s)', (kind) => {
     const k2 = newSecretKey().toString('hex');
     const envConfig = { ...config, secretKey: k1 };
     const mp = await start(db, envConfig);
-    const { accountId } = await setUp(mp);
+    const { accountId, key } = await setUp(mp);
+    // The account's mailbox password is sealed too, and moves with the SMTP password.
+    const imap = { host: '127.0.0.1', port: 1, security: 'none', password: 'Mailbox-Pass' };
+    expect((await mp.call('PATCH', `/api/v1/smtp-accounts/${accountId}`, key, { imap })).status).toBe(200);
     await mp.close();
 
     await expect(rotateSecret(envConfig, db.db, undefined, NOW)).rejects.toThrow(/MAILPILOT_NEW_SECRET_KEY/);
@@ -180,9 +184,11 @@ describe.each(databaseKinds)('secrets (%s)', (kind) => {
     expect(await storedPassword(accountId)).toBe(sealed);
     await db.db.query('DELETE FROM smtp_accounts WHERE id = $1', [second!.id]);
 
-    expect(await rotateSecret(envConfig, db.db, k2, NOW)).toMatchObject({ reencrypted: 1, alreadyNew: 0 });
-    expect(await rotateSecret(envConfig, db.db, k2, NOW)).toMatchObject({ reencrypted: 0, alreadyNew: 1 });
+    expect(await rotateSecret(envConfig, db.db, k2, NOW)).toMatchObject({ reencrypted: 2, alreadyNew: 0 });
+    expect(await rotateSecret(envConfig, db.db, k2, NOW)).toMatchObject({ reencrypted: 0, alreadyNew: 2 });
     expect(accountPassword(Buffer.from(k2, 'hex'), accountId, await storedPassword(accountId))).toBe(PASSWORD);
+    const [mailbox] = await db.db.query<{ enc: string }>('SELECT password_enc AS enc FROM account_mailboxes WHERE account_id = $1', [accountId]);
+    expect(mailboxPassword(Buffer.from(k2, 'hex'), accountId, mailbox!.enc)).toBe('Mailbox-Pass');
   });
 
   it('never shows a password or key in replies or logs, even when the SMTP login fails', async () => {

@@ -219,6 +219,7 @@ describe.each(databaseKinds)('SMTP servers and accounts (%s)', (kind) => {
       dkimDomain: null,
       dkimSelector: null,
       dkimKeyEnc: null,
+      bounceDomain: null,
     });
     expect(credentials(secretKey(), sending!)).toEqual({ username: 'news', password });
     expect(await loadSendingAccount(db(), bob.id, id)).toBeUndefined();

@@ -3,6 +3,7 @@ import type { Config } from '../config.ts';
 import { systemClock } from '../clock.ts';
 import { openDatabase, type Database } from '../db/database.ts';
 import { migrate } from '../db/migrate.ts';
+import { liveMailboxLeaseCount, lockSealedMailboxPasswords, mailboxPassword, sealMailboxPassword, storeSealedMailboxPasswords } from '../db/accountMailboxes.ts';
 import { liveLeaseCount, lockSealedPasswords, storeSealedPasswords, type SealedPassword } from '../db/sealedPasswords.ts';
 import { accountPassword, sealAccountPassword } from '../db/smtpAccounts.ts';
 import { newSecretKey, parseSecretKey, secretFiles } from '../secrets.ts';
@@ -34,9 +35,9 @@ export interface RotationOutcome {
 
 /** Re-encrypts every stored password from `oldKey` to `newKey`, in one transaction. */
 export async function reencryptPasswords(db: Database, oldKey: Buffer, newKey: Buffer, now: Date): Promise<Omit<RotationOutcome, 'instructions'>> {
-  const leased = await liveLeaseCount(db, now);
+  const leased = (await liveLeaseCount(db, now)) + (await liveMailboxLeaseCount(db, now));
   if (leased > 0) {
-    throw new RotationError(`${leased} SMTP account(s) are held by a running MailPilot worker: stop every MailPilot process first`);
+    throw new RotationError(`${leased} SMTP account(s) or mailbox(es) are held by a running MailPilot process: stop every MailPilot process first`);
   }
   return db.transaction(async (tx) => {
     const changed: SealedPassword[] = [];
@@ -53,7 +54,28 @@ export async function reencryptPasswords(db: Database, oldKey: Buffer, newKey: B
       changed.push({ id: row.id, passwordEnc: sealAccountPassword(newKey, row.id, password) });
     }
     await storeSealedPasswords(tx, changed);
-    return { reencrypted: changed.length, alreadyNew };
+    // The accounts' mailbox (IMAP) passwords, the same way.
+    const mailboxes: SealedPassword[] = [];
+    for (const row of await lockSealedMailboxPasswords(tx)) {
+      const opens = (key: Buffer) => {
+        try {
+          return mailboxPassword(key, row.id, row.passwordEnc);
+        } catch {
+          return undefined;
+        }
+      };
+      if (opens(newKey) !== undefined) {
+        alreadyNew++;
+        continue;
+      }
+      const password = opens(oldKey);
+      if (password === undefined) {
+        throw new RotationError(`the mailbox password of SMTP account ${row.id} opens with neither the current nor the new key; nothing was changed`);
+      }
+      mailboxes.push({ id: row.id, passwordEnc: sealMailboxPassword(newKey, row.id, password) });
+    }
+    await storeSealedMailboxPasswords(tx, mailboxes);
+    return { reencrypted: changed.length + mailboxes.length, alreadyNew };
   });
 }
 

@@ -162,3 +162,24 @@ export async function saveMailboxCursor(db: Queryable, fence: MailboxFence, uidV
     [fence.accountId, fence.owner, fence.version, uidValidity, lastUid],
   );
 }
+
+/** Mailbox passwords as stored, for re-encryption under a new key (cli/rotateSecret.ts); locked until the transaction ends. */
+export async function lockSealedMailboxPasswords(tx: Queryable): Promise<{ id: number; passwordEnc: string }[]> {
+  return tx.query<{ id: number; passwordEnc: string }>(
+    'SELECT account_id AS id, password_enc AS "passwordEnc" FROM account_mailboxes WHERE password_enc IS NOT NULL ORDER BY account_id FOR UPDATE',
+  );
+}
+
+export async function storeSealedMailboxPasswords(tx: Queryable, rows: { id: number; passwordEnc: string }[]): Promise<void> {
+  if (rows.length === 0) return;
+  await tx.query(
+    `UPDATE account_mailboxes m SET password_enc = r.enc FROM unnest($1::int[], $2::text[]) AS r(id, enc) WHERE m.account_id = r.id`,
+    [rows.map((r) => r.id), rows.map((r) => r.passwordEnc)],
+  );
+}
+
+/** Mailboxes a running process reads right now. */
+export async function liveMailboxLeaseCount(db: Queryable, now: Date): Promise<number> {
+  const [row] = await db.query<{ n: number }>('SELECT count(*) AS n FROM account_mailboxes WHERE lease_owner IS NOT NULL AND lease_expires_at >= $1', [now]);
+  return row!.n;
+}

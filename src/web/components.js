@@ -52,6 +52,12 @@ export function CampaignProgress({ c }) {
         <span class="pending">${formatNumber(c.pending)} pending</span>
         <span class="muted">${Math.floor(done)}% of ${formatNumber(c.total)}</span>
       </p>
+      ${(c.bounced > 0 || c.complained > 0 || c.replied > 0) &&
+      html`<p class="figures muted">
+        <span>${formatNumber(c.bounced)} bounced</span>
+        <span>${formatNumber(c.complained)} complaints</span>
+        <span>${formatNumber(c.replied)} replies</span>
+      </p>`}
     </div>
   `;
 }

@@ -117,12 +117,14 @@ export function accountRoutes(app: ZodApp, ctx: AppContext): void {
     const ids = accounts.map((a) => a.id);
     const usage = await readUsage(db, ids, now);
     const mailboxes = await mailboxViews(db, userId, ids);
-    return accounts.map(({ health, healthUntil, healthReason, dkim, ...fields }) => {
+    return accounts.map(({ health, healthUntil, healthReason, dkim, bounceDomain, ...fields }) => {
       const u = usage.get(fields.id);
+      const imap = mailboxes.get(fields.id);
       return {
         ...fields,
-        // Never the password; `status` is how reading it goes, apart from the SMTP `health`.
-        imap: mailboxes.get(fields.id) ?? null,
+        ...(bounceDomain ? { bounceDomain } : {}),
+        // Only where configured, never the password; `status` is how reading it goes, apart from the SMTP `health`.
+        ...(imap ? { imap } : {}),
         // Only where configured, and never the key.
         ...(dkim ? { dkim } : {}),
         usage: {

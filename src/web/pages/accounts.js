@@ -5,6 +5,17 @@ import { usePolled } from '../hooks.js';
 
 const ACCOUNTS_EVERY_MS = 5_000;
 
+const MAILBOX_WORDS = { unchecked: 'not read yet', ok: 'reading', failing: 'failing', auth_failed: 'login refused' };
+
+/** How reading the account's mailbox (IMAP) goes: apart from its SMTP health. */
+function MailboxLine({ imap }) {
+  const { state, reason, checkedAt } = imap.status;
+  return html`<p class=${`live-line mailbox ${state === 'ok' || state === 'unchecked' ? '' : 'problem'}`}>
+    Mailbox ${imap.username ?? ''} ${imap.mailbox} at ${imap.host}: ${MAILBOX_WORDS[state] ?? state}${reason ? ` (${reason})` : ''}
+    ${checkedAt && html`<span class="muted"> · since ${new Date(checkedAt).toLocaleTimeString()}</span>`}
+  </p>`;
+}
+
 function AccountCard({ api, a, server, onChange }) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState(null);
@@ -32,6 +43,8 @@ function AccountCard({ api, a, server, onChange }) {
         ${h.reason ?? (h.state === 'healthy' ? 'No problems reported' : '')}
         ${h.until && ` until ${new Date(h.until).toLocaleTimeString()}`}
       </p>
+      ${a.bounceDomain && html`<p class="hint">Bounces to ${a.bounceDomain}</p>`}
+      ${a.imap && html`<${MailboxLine} imap=${a.imap} />`}
       <${UsageBar} label="This hour" used=${a.usage.sentThisHour} limit=${a.usage.hourlyLimit} account=${a.email} />
       <${UsageBar} label="Today" used=${a.usage.sentToday} limit=${a.usage.dailyLimit} account=${a.email} />
       <div class="actions">

@@ -17,6 +17,11 @@ function Counters({ c }) {
     ['Suppressed', c.suppressed],
     ['Cancelled', c.cancelled],
     ['Pending', c.pending],
+    // Reports that came back after the messages were accepted (bounced ones are also in Failed).
+    ['Bounced', c.bounced ?? 0],
+    ['Soft bounces', c.softBounced ?? 0],
+    ['Complaints', c.complained ?? 0],
+    ['Replies', c.replied ?? 0],
   ];
   return html`<dl class="counters">${items.map(([label, n]) => html`<div><dt>${label}</dt><dd>${formatNumber(n)}</dd></div>`)}</dl>`;
 }
@@ -106,13 +111,13 @@ function FailedMessages({ api, id, failed }) {
       ${rows.length === 0 && html`<p class="empty">No failed messages.</p>`}
       ${rows.length > 0 &&
       html`<table class="responsive">
-        <thead><tr><th>Recipient</th><th class="num">Attempts</th><th>SMTP reply</th></tr></thead>
+        <thead><tr><th>Recipient</th><th class="num">Attempts</th><th>SMTP reply or bounce</th></tr></thead>
         <tbody>
           ${rows.map(
             (m) => html`<tr>
               <td data-label="Recipient">${m.email}</td>
               <td data-label="Attempts" class="num">${m.attempts}</td>
-              <td data-label="SMTP reply" class="reply">${m.lastError ?? '–'}</td>
+              <td data-label="SMTP reply or bounce" class="reply">${m.lastError ?? '–'}</td>
             </tr>`,
           )}
         </tbody>
