@@ -5,6 +5,7 @@ import { userAccountStates } from '../src/db/accountHealth.ts';
 import { findLaunchCandidates, idleUsersWithWork } from '../src/db/engineAccounts.ts';
 import { claimMessages, hasDueMessages, listMessages, materialiseQueue, recordOutcomes, recoverAccountMessages } from '../src/db/messages.ts';
 import { nextQuotaAt, readUsage, reserveSends } from '../src/db/usage.ts';
+import { accountReportCounts, lockReportedMessage, recordBounce } from '../src/db/deliveryReports.ts';
 import { databaseKinds, freshDatabase, type TestDatabase } from './helpers/db.ts';
 
 const MESSAGES = 200_000;
@@ -105,6 +106,18 @@ describe.each(databaseKinds)('hot queries use indexes on a 200k-message table (%
     ['account states', (q) => userAccountStates(q, ids.user, NOW)],
     ['crash recovery of an account', (q) => recoverAccountMessages(q, [ids.account])],
     ['completion', (q) => completeFinished(q, [ids.campaign], NOW)],
+    ['report: the message it names', (q) => lockReportedMessage(q, ids.user, ids.firstMessage + 1)],
+    [
+      'report: a bounce recorded',
+      (q) =>
+        recordBounce(
+          q,
+          { id: ids.firstMessage + 1, campaignId: ids.campaign, accountId: ids.account, email: 'r@x', status: 'sent', sentAt: NOW, bounceType: null, complainedAt: null, repliedAt: null },
+          { type: 'hard', status: '5.1.1', diagnostic: null, at: NOW },
+          'bounced',
+        ),
+    ],
+    ['report: an account’s bounces and complaints', (q) => accountReportCounts(q, ids.account, NOW)],
   ];
 
   it.each(hot)('%s', async (_name, run) => {

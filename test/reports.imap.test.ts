@@ -1,10 +1,9 @@
-import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseKinds } from './helpers/db.ts';
 import { ensureDovecot, startDovecot, type Dovecot } from './helpers/dovecot.ts';
 import { addAccount, addList, addServer, createCampaign, must, waitForCampaign } from './helpers/fixtures.ts';
 import { startTestMailPilot, type TestMailPilot } from './helpers/mailpilot.ts';
-import { arf, autoReply, dsn, humanReply, qmailBounce } from './helpers/reports.ts';
+import { arf, autoReply, deliverReport, dsn, humanReply, qmailBounce } from './helpers/reports.ts';
 import { startSmtpPeer, type SmtpPeer } from './helpers/smtpPeer.ts';
 
 const dovecotPath = ensureDovecot();
@@ -132,8 +131,7 @@ describe.skipIf(!dovecotPath).each(databaseKinds)('bounces, complaints and repli
 
   it('bounces arriving by IMAP and by the inbound port end in the right counters and suppressions', async () => {
     const port = t.mp.inbound!.port;
-    const via = (to: string, raw: string) =>
-      nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true }).sendMail({ envelope: { from: '', to: [to] }, raw });
+    const via = async (to: string, raw: string) => expect(await deliverReport(port, to, raw)).toEqual({ ok: true });
     await via(sent.get('r7@rcpt.test')!.mailFrom, dsn(original('r7@rcpt.test'), { to: sent.get('r7@rcpt.test')!.mailFrom }));
     await append(dsn(original('r8@rcpt.test'), { to: 'news@shop.test' }));
     // The same bounce both ways counts once.

@@ -1,5 +1,4 @@
 import { connect, type Socket } from 'node:net';
-import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_MESSAGE_BYTES, MAX_SESSIONS } from '../src/reports/inboundSmtp.ts';
 import { readVerpAddress } from '../src/reports/verp.ts';
@@ -7,23 +6,10 @@ import { databaseKinds } from './helpers/db.ts';
 import { addAccount, addList, addServer, createCampaign, must, waitForCampaign } from './helpers/fixtures.ts';
 import { startTestMailPilot, type TestMailPilot } from './helpers/mailpilot.ts';
 import { parsePrometheus, sumOf } from './helpers/prometheus.ts';
-import { arf, autoReply, dsn, humanReply } from './helpers/reports.ts';
+import { arf, autoReply, deliverReport as deliver, dsn, humanReply } from './helpers/reports.ts';
 import { startSmtpPeer, type PeerScript, type SmtpPeer } from './helpers/smtpPeer.ts';
 
 const BOUNCE_DOMAIN = 'bounces.shop.test';
-
-/** Delivers a raw message to the inbound port as a mail server would (null sender by default). */
-async function deliver(port: number, to: string, raw: string | Buffer, from = ''): Promise<{ ok: true } | { ok: false; code: number | undefined }> {
-  const transport = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true });
-  try {
-    await transport.sendMail({ envelope: { from, to: [to] }, raw });
-    return { ok: true };
-  } catch (err) {
-    return { ok: false, code: (err as { responseCode?: number }).responseCode };
-  } finally {
-    transport.close();
-  }
-}
 
 /** Reads SMTP replies off a raw socket, line by line. */
 function rawSession(port: number): Promise<{ socket: Socket; next(): Promise<string>; closed: Promise<void> }> {

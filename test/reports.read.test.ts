@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { messageIdTag } from '../src/campaigns/unsubscribe.ts';
+import { loadConfig } from '../src/config.ts';
 import { bounceType, readReport } from '../src/reports/readReport.ts';
 import { readFieldGroups } from '../src/reports/reportFields.ts';
 import { readOwnMessageId, reportTarget } from '../src/reports/reportTargets.ts';
@@ -121,5 +122,14 @@ describe('reading reports', () => {
   it('field groups: continuation lines, blank-line groups, junk lines skipped', () => {
     const groups = readFieldGroups('A: 1\r\nB: two\r\n  lines\r\nnot a field\r\n\r\n\r\nC: 3\r\n');
     expect(groups).toEqual([new Map([['a', '1'], ['b', 'two lines']]), new Map([['c', '3']])]);
+  });
+});
+
+describe('inbound port settings', () => {
+  it('are off without MAILPILOT_INBOUND_PORT, on loopback by default, and refuse a bad port naming the variable', () => {
+    expect(loadConfig({}).inbound).toBeUndefined();
+    expect(loadConfig({ MAILPILOT_INBOUND_PORT: '2525' }).inbound).toEqual({ host: '127.0.0.1', port: 2525 });
+    expect(loadConfig({ MAILPILOT_INBOUND_PORT: '25', MAILPILOT_INBOUND_HOST: '0.0.0.0' }).inbound).toEqual({ host: '0.0.0.0', port: 25 });
+    expect(() => loadConfig({ MAILPILOT_INBOUND_PORT: 'smtp' })).toThrow(/MAILPILOT_INBOUND_PORT/);
   });
 });

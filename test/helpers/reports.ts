@@ -1,3 +1,5 @@
+import nodemailer from 'nodemailer';
+
 /**
  * Real-shaped incoming messages, as providers send them: DSNs (RFC 3464, the way Postfix writes
  * them), ARF complaints (RFC 5965, as feedback loops send them), a non-standard bounce (qmail),
@@ -164,4 +166,22 @@ export function humanReply(o: Original, p: { to: string }): string {
     'Thanks, sounds good!',
     '',
   );
+}
+
+/** Delivers a raw message to MailPilot's inbound port as a mail server would (null sender by default). */
+export async function deliverReport(
+  port: number,
+  to: string,
+  raw: string | Buffer,
+  from = '',
+): Promise<{ ok: true } | { ok: false; code: number | undefined }> {
+  const transport = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true });
+  try {
+    await transport.sendMail({ envelope: { from, to: [to] }, raw });
+    return { ok: true };
+  } catch (err) {
+    return { ok: false, code: (err as { responseCode?: number }).responseCode };
+  } finally {
+    transport.close();
+  }
 }

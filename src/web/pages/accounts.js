@@ -12,7 +12,7 @@ function MailboxLine({ imap }) {
   const { state, reason, checkedAt } = imap.status;
   return html`<p class=${`live-line mailbox ${state === 'ok' || state === 'unchecked' ? '' : 'problem'}`}>
     Mailbox ${imap.username ?? ''} ${imap.mailbox} at ${imap.host}: ${MAILBOX_WORDS[state] ?? state}${reason ? ` (${reason})` : ''}
-    ${checkedAt && html`<span class="muted"> · since ${new Date(checkedAt).toLocaleTimeString()}</span>`}
+    ${checkedAt && html`<span class="muted"> · checked ${new Date(checkedAt).toLocaleTimeString()}</span>`}
   </p>`;
 }
 
