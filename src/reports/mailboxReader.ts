@@ -26,6 +26,8 @@ const DEFER_LIMIT_MS = 10 * 60_000;
 const RETRY_MS = 30_000;
 const MAX_RETRY_MS = 15 * 60_000;
 const AUTH_RETRY_MS = 60 * 60_000;
+/** A connection that worked and closed is opened again after this. */
+const RECONNECT_MS = 5_000;
 const CONNECT_TIMEOUT_MS = 15_000;
 const SOCKET_TIMEOUT_MS = 5 * 60_000;
 
@@ -81,13 +83,17 @@ export class MailboxReader {
     while (!this.stopped) {
       let failure: Failure | undefined;
       try {
-        await this.session();
-        failures = 0;
+        // A connection that worked and then closed (servers drop idle ones) is simply opened again.
+        if (await this.session()) {
+          failures = 0;
+          await this.sleep(RECONNECT_MS);
+          continue;
+        }
       } catch (err) {
         failure = this.describe(err);
       }
       if (this.stopped) break;
-      failure ??= { state: 'failing', reason: 'the IMAP server closed the connection' };
+      failure ??= { state: 'failing', reason: 'the IMAP server closed the connection before the mailbox was open' };
       failures++;
       this.log.write('info', `imap:${failure.state}`, { accountId: this.settings.accountId, reason: failure.reason }, 'could not read the account mailbox; trying again later');
       await this.setState(failure.state, failure.reason);
@@ -96,8 +102,11 @@ export class MailboxReader {
     }
   }
 
-  /** One connection: open the mailbox, read what is new, then read again whenever told to until it closes. */
-  private async session(): Promise<void> {
+  /**
+   * One connection: open the mailbox, read what is new, then read again whenever told to until it
+   * closes. True when the mailbox was open (the connection worked), false when stopped first.
+   */
+  private async session(): Promise<boolean> {
     const s = this.settings;
     const password = s.passwordEnc === null ? '' : s.passwordIsSmtp ? accountPassword(this.ctx.secrets.secretKey, s.accountId, s.passwordEnc) : mailboxPassword(this.ctx.secrets.secretKey, s.accountId, s.passwordEnc);
     const client = new ImapFlow({
@@ -125,7 +134,7 @@ export class MailboxReader {
     // Errors also end in 'close'; without a listener an 'error' event would end the process.
     client.on('error', () => undefined);
     try {
-      if (this.stopped) return;
+      if (this.stopped) return false;
       await client.connect();
       await client.mailboxOpen(s.mailbox, { readOnly: true });
       await this.setState('ok', null);
@@ -134,6 +143,7 @@ export class MailboxReader {
       try {
         await this.check();
         await closed;
+        return true;
       } finally {
         clearInterval(poll);
       }
