@@ -48,6 +48,7 @@ export class MailboxReader {
   private client: ImapFlow | undefined;
   private wakeUp: (() => void) | undefined;
   private reading: Promise<void> = Promise.resolve();
+  private checkQueued = false;
   private readonly deferredSince = new Map<number, number>();
   private cursor: { uidValidity: string | null; lastUid: number | null };
   private readonly done: Promise<void>;
@@ -72,9 +73,16 @@ export class MailboxReader {
     await this.done;
   }
 
-  /** Reads what is new now (also on the server's word of new mail). */
+  /** Reads what is new now (also on the server's word of new mail); calls while one waits to start join it. */
   check(): Promise<void> {
-    this.reading = this.reading.then(() => this.readNew()).catch((err: unknown) => this.onReadError(err));
+    if (this.checkQueued) return this.reading;
+    this.checkQueued = true;
+    this.reading = this.reading
+      .then(() => {
+        this.checkQueued = false;
+        return this.readNew();
+      })
+      .catch((err: unknown) => this.onReadError(err));
     return this.reading;
   }
 
