@@ -2,7 +2,7 @@ import type { AppContext } from '../context.ts';
 import type { Campaign } from '../db/campaigns.ts';
 import { findListContact } from '../db/contacts.ts';
 import type { Database } from '../db/database.ts';
-import { credentials, loadSendingAccount } from '../db/sendingAccounts.ts';
+import { accountAccessTokens, credentials, loadSendingAccount } from '../db/sendingAccounts.ts';
 import { accountDkimKey } from '../db/smtpAccounts.ts';
 import { releaseSends, reserveSends } from '../db/usage.ts';
 import { AppError, conflict, invalid } from '../errors.ts';
@@ -27,7 +27,7 @@ export interface TestSendResult {
  * 502 `smtp_error` (the server did not take the message).
  */
 export async function sendTestMessage(
-  ctx: Pick<AppContext, 'clock' | 'secrets' | 'config'> & { db: Database },
+  ctx: Pick<AppContext, 'clock' | 'secrets' | 'config' | 'log'> & { db: Database },
   userId: number,
   campaign: Campaign,
   to: string,
@@ -36,7 +36,7 @@ export async function sendTestMessage(
   const { secretKey } = ctx.secrets;
   const account = await loadSendingAccount(ctx.db, userId, accountId);
   if (!account) throw invalid('accountId', 'no such SMTP account');
-  const auth = credentials(secretKey, account);
+  const { username, password, oauth } = credentials(secretKey, account);
   if (!account.active) throw conflict('account_inactive', 'this SMTP account or its server is switched off');
 
   const contact = await findListContact(ctx.db, userId, campaign.listIds, to);
@@ -47,7 +47,8 @@ export async function sendTestMessage(
 
   const reservation = await reserveSends(ctx.db, account.id, 1, ctx.clock.now());
   if (reservation.granted === 0) throw conflict('account_at_limit', 'this SMTP account is at its hourly or daily limit');
-  const transport = new AccountTransport(account.server, auth, 1);
+  const xoauth2 = oauth ? accountAccessTokens(ctx).source(account.id, oauth) : undefined;
+  const transport = new AccountTransport(account.server, { username, password, xoauth2 }, 1);
   let outcome: SendOutcome;
   try {
     outcome = await transport.send(account.email, to, raw);

@@ -4,6 +4,15 @@ import type { Queryable } from './database.ts';
 import { sqlList, UNFINISHED_CAMPAIGN_STATUSES, type HealthState } from '../states.ts';
 import { isForeignKeyViolation } from './smtpServers.ts';
 
+/** An account's OAuth2 grant as its owner sees it: never the client secret or the refresh token. */
+export interface OAuthView {
+  type: 'oauth2';
+  clientId: string;
+  tokenUrl: string;
+  /** The XOAUTH2 user: the one given, else the account's address. */
+  user: string;
+}
+
 /** An account as its owner sees it: never the password, only whether there is one. */
 export interface SmtpAccount {
   id: number;
@@ -21,7 +30,23 @@ export interface SmtpAccount {
   healthReason: string | null;
   /** DKIM signing, never the private key. */
   dkim: { domain: string; selector: string } | null;
+  /** XOAUTH2 instead of a password, or null. */
+  auth: OAuthView | null;
+  /** What the server taught the engine (db/accountHealth.ts LearnedLimits). */
+  connectionCap: number | null;
+  recoveryRate: number | null;
+  recoveryUntil: Date | null;
   createdAt: Date;
+}
+
+/** OAuth2 (XOAUTH2) credentials as given, secrets in plaintext (stored sealed). */
+export interface OAuthSettings {
+  clientId: string;
+  clientSecret: string;
+  refreshToken: string;
+  tokenUrl: string;
+  /** The XOAUTH2 user; null = the account's address. */
+  user: string | null;
 }
 
 /** DKIM signing for an account's messages: the key as PEM (plaintext; stored encrypted). */
@@ -43,12 +68,17 @@ export interface AccountFields {
   timezone: string;
   active: boolean;
   dkim: DkimSettings | null;
+  /** OAuth2 instead of a password; null = none. An account never has both. */
+  auth: OAuthSettings | null;
 }
 
 const COLUMNS = `id, server_id AS "serverId", email, username, password_enc IS NOT NULL AS "hasPassword",
   hourly_limit AS "hourlyLimit", daily_limit AS "dailyLimit", rate_per_second AS "ratePerSecond", timezone, active,
   health, health_until AS "healthUntil", health_reason AS "healthReason",
   CASE WHEN dkim_domain IS NOT NULL THEN json_build_object('domain', dkim_domain, 'selector', dkim_selector) END AS dkim,
+  CASE WHEN oauth_client_id IS NOT NULL
+       THEN json_build_object('type', 'oauth2', 'clientId', oauth_client_id, 'tokenUrl', oauth_token_url, 'user', coalesce(oauth_user, email)) END AS auth,
+  connection_cap AS "connectionCap", recovery_rate AS "recoveryRate", recovery_until AS "recoveryUntil",
   created_at AS "createdAt"`;
 
 
@@ -62,6 +92,43 @@ export function sealAccountPassword(secretKey: Buffer, accountId: number, passwo
 // Bound to the row like the password.
 const dkimContext = (accountId: number) => `smtp_accounts:${accountId}:dkim`;
 const sealDkimKey = (secretKey: Buffer, accountId: number, pem: string) => encryptSecret(secretKey, pem, dkimContext(accountId));
+
+// Bound to the row and to the field like the password.
+const oauthContext = (accountId: number, field: 'client_secret' | 'refresh_token') => `smtp_accounts:${accountId}:oauth_${field}`;
+
+export function sealOAuthSecret(secretKey: Buffer, accountId: number, field: 'client_secret' | 'refresh_token', value: string): string {
+  return encryptSecret(secretKey, value, oauthContext(accountId, field));
+}
+
+/** Decrypts a stored OAuth2 secret; throws when it was tampered with or belongs to another row. */
+export function accountOAuthSecret(secretKey: Buffer, accountId: number, field: 'client_secret' | 'refresh_token', sealed: string): string {
+  return decryptSecret(secretKey, sealed, oauthContext(accountId, field));
+}
+
+/** The columns of an OAuth2 grant (`null` clears it), secrets sealed to the row. */
+function oauthColumns(secretKey: Buffer, accountId: number, auth: OAuthSettings | null): Record<string, string | null> {
+  return {
+    oauth_client_id: auth?.clientId ?? null,
+    oauth_client_secret_enc: auth ? sealOAuthSecret(secretKey, accountId, 'client_secret', auth.clientSecret) : null,
+    oauth_refresh_token_enc: auth ? sealOAuthSecret(secretKey, accountId, 'refresh_token', auth.refreshToken) : null,
+    oauth_token_url: auth?.tokenUrl ?? null,
+    oauth_user: auth?.user ?? null,
+  };
+}
+
+/**
+ * Stores the refresh token the token endpoint rotated (RFC 6749 §6) in place of `previous`, unless
+ * the account's grant changed meanwhile (its user gave another one, or switched to a password).
+ */
+export async function storeRotatedRefreshToken(db: Queryable, secretKey: Buffer, accountId: number, previous: string, next: string): Promise<void> {
+  const [row] = await db.query<{ enc: string | null }>('SELECT oauth_refresh_token_enc AS enc FROM smtp_accounts WHERE id = $1', [accountId]);
+  if (!row?.enc || accountOAuthSecret(secretKey, accountId, 'refresh_token', row.enc) !== previous) return;
+  await db.query('UPDATE smtp_accounts SET oauth_refresh_token_enc = $3 WHERE id = $1 AND oauth_refresh_token_enc = $2', [
+    accountId,
+    row.enc,
+    sealOAuthSecret(secretKey, accountId, 'refresh_token', next),
+  ]);
+}
 
 /** An account's DKIM columns as stored, the key still encrypted. */
 export interface AccountDkimColumns {
@@ -108,11 +175,14 @@ export async function insertAccount(
   const id = seq!.id;
   const passwordEnc = fields.password === null ? null : sealAccountPassword(secretKey, id, fields.password);
   const { dkim } = fields;
+  const oauth = Object.values(oauthColumns(secretKey, id, fields.auth));
   try {
     const [row] = await db.query<SmtpAccount>(
       `INSERT INTO smtp_accounts (id, user_id, server_id, email, username, password_enc, hourly_limit, daily_limit,
-                                  rate_per_second, timezone, active, created_at, dkim_domain, dkim_selector, dkim_key_enc)
-       SELECT $1, $2, s.id, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM smtp_servers s WHERE s.id = $3 AND s.user_id = $2
+                                  rate_per_second, timezone, active, created_at, dkim_domain, dkim_selector, dkim_key_enc,
+                                  oauth_client_id, oauth_client_secret_enc, oauth_refresh_token_enc, oauth_token_url, oauth_user)
+       SELECT $1, $2, s.id, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20
+         FROM smtp_servers s WHERE s.id = $3 AND s.user_id = $2
        RETURNING ${COLUMNS}`,
       [
         id,
@@ -130,6 +200,7 @@ export async function insertAccount(
         dkim?.domain ?? null,
         dkim?.selector ?? null,
         dkim ? sealDkimKey(secretKey, id, dkim.privateKey) : null,
+        ...oauth,
       ],
     );
     return row;
@@ -152,7 +223,7 @@ export async function getAccount(db: Queryable, userId: number, id: number): Pro
   return row;
 }
 
-const COLUMN_OF: Record<Exclude<keyof AccountFields, 'password' | 'dkim'>, string> = {
+const COLUMN_OF: Record<Exclude<keyof AccountFields, 'password' | 'dkim' | 'auth'>, string> = {
   serverId: 'server_id',
   email: 'email',
   username: 'username',
@@ -186,6 +257,11 @@ export async function updateAccount(
   if (changes.password !== undefined) {
     set('password_enc', changes.password === null ? null : sealAccountPassword(secretKey, id, changes.password));
   }
+  // A password and an OAuth2 grant exclude each other: giving one drops the other.
+  if (changes.auth !== undefined || (changes.password ?? null) !== null) {
+    for (const [column, value] of Object.entries(oauthColumns(secretKey, id, changes.auth ?? null))) set(column, value);
+  }
+  if (changes.auth && changes.password === undefined) set('password_enc', null);
   if (changes.dkim !== undefined) {
     const { dkim } = changes;
     set('dkim_domain', dkim?.domain ?? null);

@@ -10,7 +10,7 @@ import { nextWakeAt } from '../db/engineSchedule.ts';
 import { QueueUpkeep } from '../db/queueUpkeep.ts';
 import { isTransientDbError } from '../db/transient.ts';
 import { nextQuotaAt } from '../db/usage.ts';
-import type { SendingAccount } from '../db/sendingAccounts.ts';
+import { accountAccessTokens, type SendingAccount } from '../db/sendingAccounts.ts';
 import { pauseIfStuck, resumeFromLimits } from '../campaigns/autoPause.ts';
 import { Composer } from '../campaigns/composition.ts';
 import { completeIfFinished, settleStopped, startCampaign } from '../campaigns/lifecycle.ts';
@@ -89,6 +89,7 @@ export class Engine {
       composer: new Composer(ctx),
       outcomes: new OutcomeWriter(ctx, own.outcomes, this.owner, upkeep),
       leases: new LeaseKeeper(ctx, own.leases, this.owner),
+      tokens: accountAccessTokens(ctx),
     };
   }
 

@@ -7,9 +7,18 @@ export class SendPace {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly ratePerSecond: number | null,
+    private ratePerSecond: number | null,
     private readonly wake: () => void,
   ) {}
+
+  get rate(): number | null {
+    return this.ratePerSecond;
+  }
+
+  /** Paces the next sends at `ratePerSecond` (null: no pace). */
+  setRate(ratePerSecond: number | null): void {
+    this.ratePerSecond = ratePerSecond;
+  }
 
   /** Takes the next slot if it has come; otherwise arms a timer that calls `wake` when it does. */
   take(): boolean {

@@ -1,8 +1,10 @@
 import net from 'node:net';
 import { PassThrough } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
+import XOAuth2 from 'nodemailer/lib/xoauth2/index.js';
 import type { Security } from '../states.ts';
 import { classifyError, type SendOutcome, type SmtpFailure } from './classify.ts';
+import { OAuthTokenError, type TokenSource } from './oauthTokens.ts';
 
 export interface ServerSettings {
   host: string;
@@ -13,6 +15,8 @@ export interface ServerSettings {
 export interface AccountCredentials {
   username: string | null;
   password: string | null;
+  /** Logs in with XOAUTH2 (an OAuth2 access token) instead of a password. */
+  xoauth2?: TokenSource;
 }
 
 const CONNECTION_TIMEOUT_MS = 15_000;
@@ -30,7 +34,27 @@ function failureOf(err: SMTPConnection.SMTPError | Error, dataSent: boolean): Sm
     response: e.response,
     command: e.command,
     dataSent,
+    token: err instanceof OAuthTokenError ? err.failure : undefined,
   };
+}
+
+/**
+ * XOAUTH2 through nodemailer: it asks for a token, and when the server refuses it, asks once more
+ * with `renew` (smtp-connection's own retry), which is when the cached token is replaced.
+ */
+function xoauth2Login(tokens: TokenSource): SMTPConnection.AuthenticationOAuth2 {
+  let used: string | undefined;
+  const oauth2 = new XOAuth2({
+    user: tokens.user,
+    provisionCallback: (_user, renew, callback) => {
+      const token = renew && used !== undefined ? tokens.renew(used) : tokens.current();
+      token.then(
+        (t) => callback(null, (used = t), 0),
+        (err: Error) => callback(err, '', 0),
+      );
+    },
+  });
+  return { oauth2: oauth2 as unknown as SMTPConnection.OAuth2 };
 }
 
 /** One SMTP connection, opened and authenticated once, then used for one message after another. */
@@ -71,11 +95,12 @@ class Session {
     this.ready = new Promise<void>((resolve, reject) => {
       this.onLoss = reject;
       this.conn.connect(() => {
-        if (!credentials.username || !this.conn.allowsAuth) {
+        if (!(credentials.username || credentials.xoauth2) || !this.conn.allowsAuth) {
           this.onLoss = undefined;
           return resolve();
         }
-        this.conn.login({ user: credentials.username, pass: credentials.password ?? '' }, (err) => {
+        const auth = credentials.xoauth2 ? xoauth2Login(credentials.xoauth2) : { user: credentials.username!, pass: credentials.password ?? '' };
+        this.conn.login(auth, (err) => {
           this.onLoss = undefined;
           if (err) {
             this.close();
@@ -142,16 +167,34 @@ export class AccountTransport {
   private idle: Session[] = [];
   private waiting: ((s: Session | undefined) => void)[] = [];
   private closed = false;
+  /** performance.now() before which no new session opens (see holdNewSessions). */
+  private reopenAt = 0;
+  private reopenTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly server: ServerSettings,
     private readonly credentials: AccountCredentials,
-    private readonly maxSessions: number,
+    private maxSessions: number,
   ) {}
+
+  /** Opens no new session for `ms` (the server just ended one); sessions already open carry on. */
+  holdNewSessions(ms: number): void {
+    this.reopenAt = Math.max(this.reopenAt, performance.now() + ms);
+  }
+
+  /** From now on at most `max` sessions: idle ones beyond it are closed, busy ones close when released. */
+  limitSessions(max: number): void {
+    this.maxSessions = Math.min(this.maxSessions, Math.max(1, max));
+    while (this.sessions.size > this.maxSessions && this.idle.length > 0) {
+      const s = this.idle.pop()!;
+      s.quit();
+      this.forget(s);
+    }
+  }
 
   async send(from: string, to: string, raw: string): Promise<SendOutcome> {
     const session = await this.acquire();
-    if (!session) return { kind: 'account_throttled', error: 'the account transport was closed' };
+    if (!session) return { kind: 'account_throttled', error: 'the account transport was closed', slowDown: false };
     try {
       await session.ready;
     } catch (err) {
@@ -167,6 +210,7 @@ export class AccountTransport {
   /** Ends every session now: sends in flight fail, each classified by how far it got. */
   close(): void {
     this.closed = true;
+    clearTimeout(this.reopenTimer);
     for (const s of this.sessions) s.close();
     this.sessions.clear();
     this.idle = [];
@@ -176,6 +220,7 @@ export class AccountTransport {
   /** Says goodbye (QUIT) on every idle session; call when no send is in flight. */
   quit(): void {
     this.closed = true;
+    clearTimeout(this.reopenTimer);
     for (const s of this.sessions) s.quit();
     this.sessions.clear();
     this.idle = [];
@@ -186,20 +231,42 @@ export class AccountTransport {
     if (this.closed) return Promise.resolve(undefined);
     const idle = this.idle.pop();
     if (idle) return Promise.resolve(idle);
-    if (this.sessions.size < this.maxSessions) {
-      const session = new Session(this.server, this.credentials, (s) => this.forget(s));
-      this.sessions.add(session);
-      return Promise.resolve(session);
-    }
-    return new Promise((resolve) => this.waiting.push(resolve));
+    if (this.mayOpen()) return Promise.resolve(this.open());
+    const waited = new Promise<Session | undefined>((resolve) => this.waiting.push(resolve));
+    this.armReopen();
+    return waited;
+  }
+
+  private mayOpen(): boolean {
+    return this.sessions.size < this.maxSessions && performance.now() >= this.reopenAt;
+  }
+
+  private open(): Session {
+    const session = new Session(this.server, this.credentials, (s) => this.forget(s));
+    this.sessions.add(session);
+    return session;
+  }
+
+  /** Sends waiting for a session get new ones while there is room, or when the hold ends. */
+  private serveWaiting(): void {
+    while (this.waiting.length > 0 && this.mayOpen()) this.waiting.shift()!(this.open());
+    this.armReopen();
+  }
+
+  private armReopen(): void {
+    if (this.reopenTimer || this.closed || this.waiting.length === 0 || this.sessions.size >= this.maxSessions) return;
+    const wait = Math.ceil(this.reopenAt - performance.now()) + 1;
+    this.reopenTimer = setTimeout(() => {
+      this.reopenTimer = undefined;
+      this.serveWaiting();
+    }, wait);
   }
 
   private release(session: Session, reusable: boolean): void {
-    if (!reusable || session.dead || this.closed) {
+    if (!reusable || session.dead || this.closed || this.sessions.size > this.maxSessions) {
       if (!session.dead) session.close();
       this.forget(session);
-      const next = this.waiting.shift();
-      if (next) void this.acquire().then(next);
+      this.serveWaiting();
       return;
     }
     const next = this.waiting.shift();

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { resumeForUsableAccount } from '../../campaigns/autoPause.ts';
 import type { AppContext } from '../../context.ts';
-import { healthView } from '../../db/accountHealth.ts';
+import { healthView, learnedView } from '../../db/accountHealth.ts';
 import type { Queryable } from '../../db/database.ts';
 import {
   deleteAccount,
@@ -10,6 +10,7 @@ import {
   listAccounts,
   timezoneKnown,
   updateAccount,
+  type OAuthSettings,
   type SmtpAccount,
 } from '../../db/smtpAccounts.ts';
 import { readUsage } from '../../db/usage.ts';
@@ -52,6 +53,36 @@ const dkimSettings = z
   })
   .strict();
 
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/** A token endpoint receives secrets: HTTPS, or plain HTTP to this machine only (a local proxy or test). */
+function isTokenEndpoint(url: string): boolean {
+  try {
+    const u = new URL(url);
+    return (u.protocol === 'https:' || (u.protocol === 'http:' && LOOPBACK_HOSTS.has(u.hostname))) && u.username === '' && u.password === '';
+  } catch {
+    return false;
+  }
+}
+
+const secretText = (max: number) => z.string().min(1).max(max).refine(noLineBreaks, 'must not contain line breaks or NUL');
+
+/** XOAUTH2 with a refresh token (API.md "Account auth and health"); README "OAuth2 accounts". */
+const oauth2Auth = z
+  .object({
+    type: z.literal('oauth2'),
+    clientId: secretText(1024),
+    clientSecret: secretText(4096),
+    refreshToken: secretText(16_384),
+    tokenUrl: z.string().max(2048).refine(isTokenEndpoint, 'must be an https:// URL without credentials in it (http:// only to localhost)'),
+    /** The XOAUTH2 user, when it is not the account's address. */
+    user: secretText(254).optional(),
+  })
+  .strict();
+
+const oauthSettings = (auth: z.infer<typeof oauth2Auth> | null | undefined): OAuthSettings | null | undefined =>
+  auth && { clientId: auth.clientId, clientSecret: auth.clientSecret, refreshToken: auth.refreshToken, tokenUrl: auth.tokenUrl, user: auth.user ?? null };
+
 const accountShape = {
   serverId: z.number().int().positive().max(MAX_INT),
   email,
@@ -64,6 +95,8 @@ const accountShape = {
   active: z.boolean(),
   /** Signs every message of the account; null = no signature. */
   dkim: dkimSettings.nullable(),
+  /** Logs in with OAuth2 instead of a password; null = no OAuth2. */
+  auth: oauth2Auth.nullable(),
 };
 
 const createAccountBody = z
@@ -75,11 +108,17 @@ const createAccountBody = z
     timezone: accountShape.timezone.default('UTC'),
     active: accountShape.active.default(true),
     dkim: accountShape.dkim.default(null),
+    auth: accountShape.auth.default(null),
   })
   .strict();
 const patchAccountBody = z.object(accountShape).partial().strict();
 
 const unknownServer = () => invalid('serverId', 'no such SMTP server');
+
+/** An account logs in with a password or with OAuth2, not both. */
+function assertOneAuth(body: { password?: string | null; auth?: unknown }): void {
+  if (body.auth && body.password) throw invalid('auth', 'give either a password or auth (OAuth2), not both');
+}
 
 export function accountRoutes(app: ZodApp, ctx: AppContext): void {
 
@@ -93,19 +132,23 @@ export function accountRoutes(app: ZodApp, ctx: AppContext): void {
   const present = async (db: Queryable, accounts: SmtpAccount[]) => {
     const now = ctx.clock.now();
     const usage = await readUsage(db, accounts.map((a) => a.id), now);
-    return accounts.map(({ health, healthUntil, healthReason, dkim, ...fields }) => {
+    return accounts.map(({ health, healthUntil, healthReason, dkim, auth, connectionCap, recoveryRate, recoveryUntil, ...fields }) => {
       const u = usage.get(fields.id);
       return {
         ...fields,
-        // Only where configured, and never the key.
+        // Only where configured, and never the key or the OAuth2 secrets.
         ...(dkim ? { dkim } : {}),
+        ...(auth ? { auth } : {}),
         usage: {
           sentThisHour: u?.sentThisHour ?? 0,
           sentToday: u?.sentToday ?? 0,
           hourlyLimit: fields.hourlyLimit,
           dailyLimit: fields.dailyLimit,
         },
-        health: healthView({ active: fields.active, health, healthUntil, healthReason }, now),
+        health: {
+          ...healthView({ active: fields.active, health, healthUntil, healthReason }, now),
+          ...learnedView({ connectionCap, recoveryRate, recoveryUntil }, now),
+        },
       };
     });
   };
@@ -113,8 +156,9 @@ export function accountRoutes(app: ZodApp, ctx: AppContext): void {
 
   app.post('/api/v1/smtp-accounts', { schema: { body: createAccountBody } }, async (req, reply) => {
     const userId = requireUser(req.caller);
+    assertOneAuth(req.body);
     await assertTimezone(req.db, req.body.timezone);
-    const account = await insertAccount(req.db, ctx.secrets.secretKey, userId, req.body, ctx.clock.now());
+    const account = await insertAccount(req.db, ctx.secrets.secretKey, userId, { ...req.body, auth: oauthSettings(req.body.auth)! }, ctx.clock.now());
     if (!account) throw unknownServer();
     await resumeForUsableAccount({ ...ctx, db: req.db, events: req.events }, userId);
     req.events.emit({ type: 'engine.wake', userId });
@@ -136,8 +180,9 @@ export function accountRoutes(app: ZodApp, ctx: AppContext): void {
 
   app.patch('/api/v1/smtp-accounts/:id', { schema: { params: idParams, body: patchAccountBody } }, async (req) => {
     const userId = requireUser(req.caller);
+    assertOneAuth(req.body);
     await assertTimezone(req.db, req.body.timezone);
-    const outcome = await updateAccount(req.db, ctx.secrets.secretKey, userId, req.params.id, req.body);
+    const outcome = await updateAccount(req.db, ctx.secrets.secretKey, userId, req.params.id, { ...req.body, auth: oauthSettings(req.body.auth) });
     if (outcome === 'not_found') throw notFound('SMTP account');
     if (outcome === 'bad_server') throw unknownServer();
     const account = (await onReconfigured(req.db, outcome.id, req.body)) ? (await getAccount(req.db, userId, outcome.id))! : outcome;
