@@ -303,9 +303,11 @@ export class AccountWorker {
   }
 
   /**
-   * The server ended the session, not the account (engine/sessionBackOff.ts): the message goes out
-   * again first, uncharged and with its reserved send back in hand, on a session opened after the
-   * back-off. A message whose sessions keep ending is retried later like a 4xx instead.
+   * The server ended the session, not the account (engine/sessionBackOff.ts): the message goes back
+   * in line, uncharged and with its reserved send back in hand, for a session opened after the
+   * back-off. A message whose sessions end again and again while others go through is retried
+   * later like a 4xx instead, so none loops. "Too many connections" (432) is answered with fewer of
+   * them, and counts as a refusal only at one.
    */
   private onSessionEnded(q: Queued, outcome: Extract<SendOutcome, { kind: 'session_ended' }>): void {
     if (this.aborted) {
@@ -314,16 +316,25 @@ export class AccountWorker {
       this.quota.refund(q.window);
       return;
     }
-    if (outcome.fewerConnections) this.lowerConnections();
-    if (++q.sessionEnds >= MAX_ENDS_PER_MESSAGE) this.retryLater(q, outcome.error);
-    else {
+    if (outcome.fewerConnections && this.connectionCap > 1) {
       this.quota.refund(q.window);
-      this.queue.unshift(q);
+      this.queue.push(q);
+      return this.lowerConnections();
     }
     const wait = this.sessionBackOff.ended();
-    if (wait !== 'escalate') return this.transport.holdNewSessions(wait);
-    const error = `the server ended ${MAX_QUICK_ENDS} sessions in a row without taking a message; last: ${outcome.error}`;
-    this.blameAccount({ kind: 'account_throttled', error, slowDown: false }, true);
+    if (wait === 'escalate') {
+      this.book.record({ id: q.msg.id, status: 'pending' });
+      this.quota.refund(q.window);
+      const error = `the server ended ${MAX_QUICK_ENDS} sessions in a row without taking a message; last: ${outcome.error}`;
+      return this.blameAccount({ kind: 'account_throttled', error, slowDown: false }, true);
+    }
+    // Only an end after others went through says something about this message.
+    if (this.sessionBackOff.isolated && ++q.sessionEnds >= MAX_ENDS_PER_MESSAGE) this.retryLater(q, outcome.error);
+    else {
+      this.quota.refund(q.window);
+      this.queue.push(q);
+    }
+    this.transport.holdNewSessions(wait);
   }
 
   /** Stops the worker for the first account-level outcome; it is applied to the account on release. */

@@ -9,7 +9,10 @@
  */
 export const RECONNECT_BASE_MS = 100;
 export const MAX_QUICK_ENDS = 5;
-/** A message whose session ends this many times in one worker is retried later like any 4xx (charged), so no message loops. */
+/**
+ * A message whose session ends this many times in one worker, each time after others went through,
+ * is retried later like any 4xx (charged), so no message loops.
+ */
 export const MAX_ENDS_PER_MESSAGE = 3;
 
 export class SessionBackOff {
@@ -23,6 +26,11 @@ export class SessionBackOff {
   /** The server accepted a message: the next end is an isolated one again. */
   accepted(): void {
     this.quickEnds = 0;
+  }
+
+  /** True when the last end came after a message was accepted (the first of a run). */
+  get isolated(): boolean {
+    return this.quickEnds === 1;
   }
 
   /** A session ended: how long to wait before the next session opens, or 'escalate' when the server refuses the account. */

@@ -202,7 +202,9 @@ export class AccountTransport {
       return classifyError(failureOf(err as Error, false));
     }
     const { outcome, reusable } = await session.send(from, to, raw);
-    if (outcome.kind === 'sent' || !reusable) this.release(session, reusable);
+    // A session the server ended (or has no room left on, 452 4.5.3) is closed even if the socket is still up.
+    if (outcome.kind === 'session_ended') this.release(session, false);
+    else if (outcome.kind === 'sent' || !reusable) this.release(session, reusable);
     else void session.reset().then((ok) => this.release(session, ok));
     return outcome;
   }
