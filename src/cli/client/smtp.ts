@@ -12,6 +12,21 @@ interface AccountOptions {
   rate?: string;
   timezone?: string;
   inactive?: boolean;
+  oauth2ClientId?: string;
+  oauth2TokenUrl?: string;
+  oauth2User?: string;
+  oauth2SecretsStdin?: boolean;
+}
+
+/** `auth` for an OAuth2 account: the client secret and the refresh token come from stdin, one a line (never argv, which others can read). */
+async function oauth2Auth(o: AccountOptions): Promise<Record<string, string> | undefined> {
+  if (!o.oauth2ClientId && !o.oauth2TokenUrl && !o.oauth2SecretsStdin) return undefined;
+  if (!o.oauth2ClientId || !o.oauth2TokenUrl || !o.oauth2SecretsStdin) {
+    throw new Error('an OAuth2 account needs --oauth2-client-id, --oauth2-token-url and --oauth2-secrets-stdin together');
+  }
+  const [clientSecret, refreshToken] = (await readStdin()).split(/\r?\n/);
+  if (!clientSecret || !refreshToken) throw new Error('--oauth2-secrets-stdin: give the client secret on the first line of standard input and the refresh token on the second');
+  return { type: 'oauth2', clientId: o.oauth2ClientId, clientSecret, refreshToken, tokenUrl: o.oauth2TokenUrl, ...(o.oauth2User ? { user: o.oauth2User } : {}) };
 }
 
 async function readStdin(): Promise<string> {
@@ -64,8 +79,13 @@ export function registerSmtpCommands(program: Command): void {
     .option('--rate <perSecond>', 'at most this many sends per second')
     .option('--timezone <zone>', 'IANA zone in which its day starts (default UTC)')
     .option('--inactive', 'add it switched off')
+    .option('--oauth2-client-id <id>', 'OAuth2 (XOAUTH2) instead of a password: the client id of your app registration')
+    .option('--oauth2-token-url <url>', 'OAuth2: the token endpoint (Google: https://oauth2.googleapis.com/token)')
+    .option('--oauth2-user <address>', 'OAuth2: the mailbox to log in as, when it is not --email')
+    .option('--oauth2-secrets-stdin', 'OAuth2: read the client secret (first line) and the refresh token (second line) from standard input')
     .action(
       clientAction(async ({ client, print }, o: AccountOptions) => {
+        const auth = await oauth2Auth(o);
         const password = o.passwordStdin ? await readStdin() : o.password;
         const account = await client.request('POST', '/api/v1/smtp-accounts', {
           serverId: o.server,
@@ -74,6 +94,7 @@ export function registerSmtpCommands(program: Command): void {
           dailyLimit: o.dailyLimit,
           ...(o.username ? { username: o.username } : {}),
           ...(password ? { password } : {}),
+          ...(auth ? { auth } : {}),
           ...(o.rate ? { ratePerSecond: Number(o.rate) } : {}),
           ...(o.timezone ? { timezone: o.timezone } : {}),
           ...(o.inactive ? { active: false } : {}),
