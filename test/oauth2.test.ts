@@ -252,6 +252,26 @@ describe.each(databaseKinds)('OAuth2 (XOAUTH2) accounts (%s)', (kind) => {
     expect(written).toBeLessThan(50 * 1024 * 1024);
   });
 
+  it('follows no redirect from the token endpoint: it is a refusal that disables the account', async () => {
+    const { endpoint, smtp } = await provider('redirect@oauth.test');
+    const elsewhere = await startTokenEndpoint({ clock, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, refreshToken: REFRESH_TOKEN, user: 'x', lifetimeS: 60 });
+    endpoints.push(elsewhere);
+    endpoint.override = (req, res) => {
+      req.resume();
+      res.writeHead(307, { location: elsewhere.url }).end();
+    };
+    const { apiKey } = await t.createUser();
+    const account = await addOAuthAccount(apiKey, await addServer(t, apiKey, smtp.port), endpoint, 'redirect@oauth.test');
+    const cid = await createCampaign(t, apiKey, [await addList(t, apiKey, 2, 'redirect.test')]);
+    await must(t, apiKey, 'POST', `/api/v1/campaigns/${cid}/start`);
+    const health = await waitFor('the account to be disabled', async () => {
+      const a = await must(t, apiKey, 'GET', `/api/v1/smtp-accounts/${account.id}`);
+      return a.health.state === 'disabled' ? a.health : undefined;
+    });
+    expect(health.reason).toBe('the OAuth2 token endpoint refused the account: check its clientId, clientSecret and tokenUrl (the token endpoint refused the request (HTTP 307))');
+    expect(elsewhere.requests).toEqual([]);
+  });
+
   it('validates auth: a token URL over plain HTTP elsewhere, or a password as well, is a 422 naming the field; a password or null switches back', async () => {
     const { endpoint, smtp } = await provider('switch@oauth.test');
     const { apiKey } = await t.createUser();

@@ -8,7 +8,8 @@ import type { TokenFailure } from './classify.ts';
  * renewed before they expire and once more when an SMTP server refuses one.
  *
  * The endpoint is a host the user chose: each request is bounded in time and size, follows no
- * redirect, and nothing it answers is ever echoed except an RFC 6749 §5.2 error code.
+ * redirect (one counts as a refusal), and nothing it answers is ever echoed except an RFC 6749 §5.2
+ * error code.
  */
 
 /** An account's OAuth2 client and grant, secrets decrypted (API.md "Account auth and health"). */
@@ -109,7 +110,8 @@ export async function requestAccessToken(grant: Omit<OAuthGrant, 'user'>): Promi
         client_id: grant.clientId,
         client_secret: grant.clientSecret,
       }),
-      redirect: 'error',
+      // A redirect is answered as it is (a refusal below), never followed.
+      redirect: 'manual',
       signal: AbortSignal.timeout(TOKEN_TIMEOUT_MS),
     });
   } catch (err) {
