@@ -86,7 +86,7 @@ describe.each(databaseKinds)('sessions the server ends (%s)', (kind) => {
     for (const id of accounts) expect((await account(apiKey, id)).health).toEqual({ state: 'healthy' });
   });
 
-  it('421 to every attempt: reconnects back off 100, 200, 400, 800 ms, then the account cools down 30 s, 60 s, 120 s, each exact and followed by resumeAt', async () => {
+  it('421 to every attempt: reconnects back off 50, 100, 200, 400 ms, then the account cools down 30 s, 60 s, 120 s, each exact and followed by resumeAt', async () => {
     let refusing = true;
     const p = await peer({ onMailFrom: () => (refusing ? { code: 421, message: '4.7.0 Try again later, closing connection.' } : undefined) });
     const { apiKey } = await t.createUser();
