@@ -15,6 +15,13 @@ export const UNFINISHED_CAMPAIGN_STATUSES = ['scheduled', 'running', 'paused', '
 /** A stop is possible from every state that is not final. */
 export const STOPPABLE_CAMPAIGN_STATUSES = ['draft', ...UNFINISHED_CAMPAIGN_STATUSES] as const satisfies readonly CampaignStatus[];
 
+/**
+ * Why a campaign waits (API.md `pauseReason`): which rule of the sending policy keeps every account
+ * of its user from sending (see src/sendingPolicy/policy.ts), or account health.
+ */
+export const PAUSE_REASONS = ['limits', 'sending_window', 'warmup', 'domain_cap', 'account_health', 'bounce_rate'] as const;
+export type PauseReason = (typeof PAUSE_REASONS)[number];
+
 /** Message status: pending → sending → sent | failed | pending (retry) | cancelled; suppressed when the address is. */
 export const MESSAGE_STATUSES = ['pending', 'sending', 'sent', 'failed', 'suppressed', 'cancelled'] as const;
 export type MessageStatus = (typeof MESSAGE_STATUSES)[number];

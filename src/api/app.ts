@@ -20,10 +20,12 @@ import { campaignTrialRoutes } from './routes/campaignTrials.ts';
 import { campaignReportRoutes } from './routes/campaignReports.ts';
 import { campaignRoutes } from './routes/campaigns.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
+import { domainCapRoutes } from './routes/domainCaps.ts';
 import { healthRoutes } from './routes/health.ts';
 import { keyRoutes } from './routes/keys.ts';
 import { listRoutes } from './routes/lists.ts';
 import { metricsRoutes } from './routes/metrics.ts';
+import { recipientThrottleRoutes } from './routes/recipientThrottles.ts';
 import { serverRoutes } from './routes/servers.ts';
 import { statsRoutes } from './routes/stats.ts';
 import { suppressionRoutes } from './routes/suppressions.ts';
@@ -111,6 +113,8 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
     keyRoutes,
     serverRoutes,
     accountRoutes,
+    domainCapRoutes,
+    recipientThrottleRoutes,
     listRoutes,
     campaignRoutes,
     campaignTrialRoutes,

@@ -32,6 +32,25 @@ export const displayName = z
   .max(200)
   .refine((s) => !LINE_BREAK_OR_NUL.test(s), 'must not contain line breaks or NUL');
 
+/** IANA names only: Intl also takes UTC offsets, which PostgreSQL reads with the opposite sign. */
+function isIanaTimeZone(name: string): boolean {
+  if (!/^[A-Za-z][A-Za-z0-9_+-]*(?:\/[A-Za-z0-9_+-]+)*$/.test(name)) return false;
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: name });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export const timezone = z.string().max(64).refine(isIanaTimeZone, 'must be an IANA time zone name such as Europe/Paris');
+
+// One or more DNS labels (RFC 1035 letters, digits, hyphens).
+const DOMAIN = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$/;
+
+/** A mail domain such as example.com, compared in lower case. */
+export const domainName = z.string().trim().toLowerCase().regex(DOMAIN, 'must be a domain name such as example.com');
+
 export const email = z.string().trim().max(254).pipe(z.email({ message: 'must be a valid email address' }));
 
 const cursor = z

@@ -1,14 +1,17 @@
-import { backOffUntil, countAccountsThatCouldSend, couldEverSend, userAccountStates, type UserAccountState } from '../db/accountHealth.ts';
+import { countAccountsThatCouldSend, couldEverSend, userAccountStates, type UserAccountState } from '../db/accountHealth.ts';
 import { resumeEnginePaused, runningCampaignIds, setCampaignStatus, type Campaign } from '../db/campaigns.ts';
 import { hasDueMessages } from '../db/messages.ts';
-import { nextQuotaAt } from '../db/usage.ts';
+import { readFacts } from '../sendingPolicy/facts.ts';
+import { decide } from '../sendingPolicy/policy.ts';
+import type { PauseReason } from '../states.ts';
 import { announce, type CampaignContext } from './statusEvents.ts';
 
 /**
  * Automatic pause and resume (DESIGN.md promise 3): when no account of a user can send and a
  * running campaign still has due messages, its running campaigns wait as paused_limits with
- * resumeAt = the earliest moment any account that could send regains quota; the scheduler resumes
- * them then. When no account could ever send again (all switched off or disabled), they are paused
+ * resumeAt = the earliest moment the sending policy (src/sendingPolicy/policy.ts) lets any account
+ * that could send start a send, and pauseReason = the rule that holds that account back; the
+ * scheduler resumes them then. When no account could ever send again (all switched off or disabled), they are paused
  * with the reason instead, and resume as soon as one can (resumeForUsableAccount).
  *
  *   running ──every account at a limit──► paused_limits ──resumeAt──► running
@@ -26,23 +29,32 @@ export async function pauseIfStuck(ctx: CampaignContext, userId: number): Promis
   if (!(await hasDueMessages(ctx.db, userId, now))) return undefined;
   const usable = accounts.filter(couldEverSend);
   const attention = accounts.filter((a) => !couldEverSend(a)).map(needsAttention).join('; ');
-  if (usable.length === 0) {
-    await pauseForLimits(ctx, userId, null, `no SMTP account can send; these need attention: ${attention || 'none configured'}`);
+  const facts = await readFacts(ctx.db, usable.map((a) => a.id), now);
+  let earliest: { at: number; reason: PauseReason } | undefined;
+  for (const a of usable) {
+    const d = decide(facts.get(a.id)!, now.getTime(), 1);
+    if (d.allowance > 0) return undefined;
+    if (d.nextAt !== null && (!earliest || d.nextAt < earliest.at)) earliest = { at: d.nextAt, reason: d.reason ?? 'limits' };
+  }
+  if (!earliest) {
+    await pauseForLimits(ctx, userId, null, 'account_health', `no SMTP account can send; these need attention: ${attention || 'none configured'}`);
     return undefined;
   }
-  const quotaAt = await nextQuotaAt(ctx.db, usable.map((a) => a.id), now);
-  let earliest: Date | undefined;
-  for (const a of usable) {
-    const quota = quotaAt.get(a.id)!;
-    const blockedUntil = backOffUntil(a, now);
-    const at = blockedUntil && blockedUntil > quota ? blockedUntil : quota;
-    if (!earliest || at < earliest) earliest = at;
-  }
-  if (!earliest || earliest <= now) return undefined;
-  const reason = 'every SMTP account of this user is at a limit or backing off';
-  await pauseForLimits(ctx, userId, earliest, attention ? `${reason}; these need attention: ${attention}` : reason);
-  return earliest;
+  const reason = WAITING_FOR[earliest.reason];
+  const resumeAt = new Date(earliest.at);
+  await pauseForLimits(ctx, userId, resumeAt, earliest.reason, attention ? `${reason}; these need attention: ${attention}` : reason);
+  return resumeAt;
 }
+
+/** What a campaign waits for, in words, by the rule that holds its accounts back. */
+const WAITING_FOR: Record<PauseReason, string> = {
+  limits: 'every SMTP account of this user is at a limit or backing off',
+  sending_window: 'every SMTP account of this user is outside its sending window',
+  warmup: "every SMTP account of this user is at today's warm-up limit",
+  domain_cap: "every SMTP account of this user is at its domain's cap",
+  account_health: 'every SMTP account of this user is at a limit or backing off after its server\'s replies',
+  bounce_rate: 'every SMTP account of this user is paused for its bounce or complaint rate',
+};
 
 function needsAttention(a: UserAccountState): string {
   if (!a.active) return `${a.email} (switched off)`;
@@ -53,11 +65,17 @@ function needsAttention(a: UserAccountState): string {
  * running → paused_limits until `resumeAt`; with no `resumeAt` (no account will regain quota by
  * itself) running → paused, keeping the reason so resumeForUsableAccount can tell it from a manual pause.
  */
-export async function pauseForLimits(ctx: CampaignContext, userId: number, resumeAt: Date | null, reason: string | null): Promise<Campaign[]> {
+export async function pauseForLimits(
+  ctx: CampaignContext,
+  userId: number,
+  resumeAt: Date | null,
+  code: PauseReason,
+  reason: string,
+): Promise<Campaign[]> {
   const paused: Campaign[] = [];
   for (const id of await runningCampaignIds(ctx.db, userId)) {
     const to = resumeAt ? 'paused_limits' : 'paused';
-    const c = await setCampaignStatus(ctx.db, { id, userId }, ['running'], to, { resumeAt, pauseReason: reason });
+    const c = await setCampaignStatus(ctx.db, { id, userId }, ['running'], to, { resumeAt, pauseReason: reason, pauseCode: code });
     if (c) paused.push(announce(ctx.events, c));
   }
   return paused;
@@ -78,4 +96,9 @@ export async function resumeForUsableAccount(ctx: CampaignContext, userId: numbe
   const resumed = await resumeEnginePaused(ctx.db, userId);
   for (const c of resumed) announce(ctx.events, c);
   if (resumed.length > 0) await pauseIfStuck(ctx, userId);
+}
+
+/** Why the engine holds a campaign back (API.md pauseReason), while it does; null otherwise. */
+export function pauseReasonOf(c: Campaign): PauseReason | null {
+  return c.status === 'paused_limits' || c.status === 'paused' ? c.pauseCode : null;
 }

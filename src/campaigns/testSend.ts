@@ -4,11 +4,24 @@ import { findListContact } from '../db/contacts.ts';
 import type { Database } from '../db/database.ts';
 import { credentials, loadSendingAccount } from '../db/sendingAccounts.ts';
 import { accountDkimKey } from '../db/smtpAccounts.ts';
-import { releaseSends, reserveSends } from '../db/usage.ts';
 import { AppError, conflict, invalid } from '../errors.ts';
 import type { SendOutcome } from '../smtp/classify.ts';
+import { countTestSend, giveBack, reserveSends, type Reservation } from '../sendingPolicy/reservation.ts';
 import { AccountTransport } from '../smtp/transport.ts';
 import { composeMessage, oneOffMessageId, prepareCampaign } from './composition.ts';
+
+/** Why the account may not send now, for the user. */
+function atLimit(r: Reservation): string {
+  const when = r.nextAt ? ` until ${r.nextAt.toISOString()}` : '';
+  const why: Record<string, string> = {
+    limits: 'is at its hourly or daily limit',
+    warmup: "is at today's warm-up limit",
+    domain_cap: "is at its domain's cap",
+    sending_window: 'is outside its sending window',
+    account_health: 'cannot send (see its health)',
+  };
+  return `this SMTP account ${why[r.reason ?? 'limits'] ?? why.limits}${when}`;
+}
 
 export interface TestSendResult {
   sent: true;
@@ -46,7 +59,8 @@ export async function sendTestMessage(
   const raw = composeMessage(ctx, prepareCampaign(campaign), recipient, { userId, email: account.email, dkim }, messageId);
 
   const reservation = await reserveSends(ctx.db, account.id, 1, ctx.clock.now());
-  if (reservation.granted === 0) throw conflict('account_at_limit', 'this SMTP account is at its hourly or daily limit');
+  if (reservation.granted === 0) throw conflict('account_at_limit', atLimit(reservation));
+  const startedAt = ctx.clock.now();
   const transport = new AccountTransport(account.server, auth, 1);
   let outcome: SendOutcome;
   try {
@@ -54,8 +68,11 @@ export async function sendTestMessage(
   } finally {
     transport.close();
   }
-  if (outcome.kind === 'sent' || outcome.kind === 'unknown') return { sent: true, email: to, accountId: account.id, messageId };
+  if (outcome.kind === 'sent' || outcome.kind === 'unknown') {
+    await countTestSend(ctx.db, account.id, reservation.holdId, startedAt);
+    return { sent: true, email: to, accountId: account.id, messageId };
+  }
   // Nothing was delivered: the reserved send goes back.
-  await releaseSends(ctx.db, account.id, reservation.hourStart, 1);
+  await giveBack(ctx.db, reservation.holdId, 1);
   throw new AppError(502, 'smtp_error', `the SMTP server did not take the test message: ${outcome.error}`);
 }

@@ -20,18 +20,25 @@ export interface SendingAccount extends AccountDkimColumns {
   /** The account and its server are both switched on. */
   active: boolean;
   server: { id: number; host: string; port: number; security: Security; maxConnections: number };
-  /** This account's share of its server's connection cap. */
+  /** Sessions it opens at most: its share of its server's connection cap, or its own cap if lower. */
   connections: number;
   /** Throttles in a row without a successful send since (see engine/accountHealth.ts). */
   throttleStrikes: number;
 }
+
+/**
+ * The SMTP sessions an account opens at most, over `smtp_accounts a JOIN smtp_servers s`: its share
+ * of its server's connection cap, or its own cap if lower.
+ */
+export const ACCOUNT_CONNECTIONS_SQL = `least(coalesce(a.max_connections, 2147483647),
+  greatest(1, s.max_connections / (SELECT count(*) FROM smtp_accounts x WHERE x.server_id = s.id AND x.active)))::int`;
 
 /** The columns of a SendingAccount over `smtp_accounts a JOIN smtp_servers s`. */
 export const SENDING_ACCOUNT_COLUMNS = `a.id, a.user_id AS "userId", a.email, a.username, a.password_enc AS "passwordEnc",
   a.hourly_limit AS "hourlyLimit", a.daily_limit AS "dailyLimit", a.rate_per_second AS "ratePerSecond", a.timezone,
   (a.active AND s.active) AS active,
   json_build_object('id', s.id, 'host', s.host, 'port', s.port, 'security', s.security, 'maxConnections', s.max_connections) AS server,
-  greatest(1, s.max_connections / (SELECT count(*) FROM smtp_accounts x WHERE x.server_id = s.id AND x.active))::int AS connections,
+  ${ACCOUNT_CONNECTIONS_SQL} AS connections,
   a.throttle_strikes AS "throttleStrikes",
   a.dkim_domain AS "dkimDomain", a.dkim_selector AS "dkimSelector", a.dkim_key_enc AS "dkimKeyEnc"`;
 

@@ -4,6 +4,7 @@ import { runningCampaignIds } from '../db/campaigns.ts';
 import { releaseLease } from '../db/engineAccounts.ts';
 import type { ClaimedMessage } from '../db/messages.ts';
 import { credentials, type SendingAccount } from '../db/sendingAccounts.ts';
+import { setGapUntil } from '../db/usage.ts';
 import { isTransientDbError, retryTransient } from '../db/transient.ts';
 import type { AppEvent } from '../events.ts';
 import type { AccountOutcome, SendOutcome } from '../smtp/classify.ts';
@@ -17,6 +18,7 @@ import { OutcomeRecorder, type RecordedOutcome } from './outcomeRecorder.ts';
 import type { OutcomeWriter } from './outcomeWriter.ts';
 import { QuotaHold } from './quotaHold.ts';
 import { retryAt, MAX_ATTEMPTS } from './retry.ts';
+import { MINUTE_MS } from '../sendingPolicy/limitWindows.ts';
 import { SendPace } from './sendPace.ts';
 import { Signal } from './signal.ts';
 
@@ -58,9 +60,11 @@ const TRANSITIONS: Record<WorkerState['name'], readonly WorkerState['name'][]> =
 /** A claimed message waiting for a free session, and the reserved send it will spend. */
 interface Queued {
   msg: ClaimedMessage;
-  window: number;
+  holdId: number | null;
   /** The reservation may only be spent before this moment (business time, ms). */
   validUntil: number;
+  /** When its SMTP attempt started (business time): the instant it counts as a send at. */
+  attemptedAt?: Date;
 }
 
 /**
@@ -97,6 +101,8 @@ export class AccountWorker {
   /** performance.now() after which database writes give up (shutdown); Infinity otherwise. */
   private giveUpAt = Infinity;
   private throttleStrikes: number;
+  /** Set when the worker ended because recipient throttles held back every due message: not before then. */
+  idleUntil: Date | undefined;
 
   constructor(
     private readonly ctx: AppContext,
@@ -112,8 +118,8 @@ export class AccountWorker {
     });
     this.book = new OutcomeRecorder(ctx, account, shared.outcomes, () => this.lease.takenOver || performance.now() > this.giveUpAt, () => this.halt('error'));
     this.quota = new QuotaHold(ctx, account.id);
-    this.claims = new MessageClaims(ctx, account.id, owner);
-    this.pace = new SendPace(account.ratePerSecond, this.notify);
+    this.claims = new MessageClaims(ctx, account, owner);
+    this.pace = new SendPace(account.ratePerSecond, ctx.clock, this.notify);
     this.throttleStrikes = account.throttleStrikes;
   }
 
@@ -203,11 +209,14 @@ export class AccountWorker {
         continue;
       }
       if (this.ctx.clock.now().getTime() >= next.validUntil) {
-        // The reservation belongs to a window that has ended: claim again under the new one.
-        return this.returnQueued();
+        // The reservation has ended (its window, the sending window or its hold): what it held goes back at once.
+        const ended = this.queue.map((q) => q.holdId);
+        this.returnQueued();
+        void this.quota.giveBackAll(ended);
+        return;
       }
       this.queue.shift();
-      this.quota.spend(next.window);
+      this.quota.spend(next.holdId);
       this.claims.sent();
       this.send(next);
     }
@@ -215,6 +224,9 @@ export class AccountWorker {
 
   private send(q: Queued): void {
     this.inflight++;
+    q.attemptedAt = this.ctx.clock.now();
+    const gapUntil = this.pace.started(q.attemptedAt);
+    if (gapUntil) void setGapUntil(this.ctx.db, this.account.id, gapUntil).catch(() => undefined);
     let raw: string;
     try {
       raw = this.shared.composer.compose(q.msg, this.account);
@@ -232,7 +244,8 @@ export class AccountWorker {
     this.inflight--;
     this.book.count(outcome.kind, latencyMs);
     const now = this.ctx.clock.now();
-    const record = (o: Omit<RecordedOutcome, 'id'>) => this.book.record({ id: msg.id, ...o });
+    const record = (o: Omit<RecordedOutcome, 'id'>) =>
+      this.book.record({ id: msg.id, ...o, ...(o.charged ? { attemptedAt: q.attemptedAt ?? now, holdId: q.holdId } : {}) });
     switch (outcome.kind) {
       case 'sent':
         record({ status: 'sent', charged: 1, sentAt: now });
@@ -260,7 +273,7 @@ export class AccountWorker {
         // account (its reserved send too, since nothing went out), and this one stops. After a
         // deliberate cut the failure says nothing about the account.
         record({ status: 'pending' });
-        this.quota.refund(q.window);
+        this.quota.refund(q.holdId);
         if (!this.aborted && !this.accountProblem) {
           this.accountProblem = outcome;
           this.halt('account_problem');
@@ -294,12 +307,18 @@ export class AccountWorker {
     this.statuses.reconcile(campaigns, mark);
     if (campaigns.length === 0) return this.drain('no_work');
     const held = await retry(() => this.quota.reserve(this.claims.resize(), now));
+    if (held.rules) this.pace.setGaps(held.rules, held.gapUntil);
     if (held.granted === 0) return this.drain('no_quota');
-    const claimed = await this.claims.claim(campaigns, held.granted, now, retry);
-    await this.quota.giveBack(held.window, held.granted - claimed.length);
-    if (claimed.length === 0) return this.drain('no_work');
+    const { messages: claimed, throttled } = await this.claims.claim(campaigns, held.granted, now, retry);
+    await this.quota.giveBack(held.holdId, held.granted - claimed.length);
+    if (claimed.length === 0) {
+      // Only messages that recipient throttles hold back: look again when the next minute's room opens.
+      if (throttled) this.idleUntil = new Date((Math.floor(now.getTime() / MINUTE_MS) + 1) * MINUTE_MS);
+      return this.drain('no_work');
+    }
     await retry(() => this.shared.composer.load(new Set(claimed.map((m) => m.campaignId))));
-    for (const msg of claimed) this.queue.push({ msg, window: held.window, validUntil: held.validUntil });
+    const validUntil = held.validUntil.getTime();
+    for (const msg of claimed) this.queue.push({ msg, holdId: held.holdId, validUntil });
   }
 
   /** Everything the worker must do before it ends, whatever stopped it. */

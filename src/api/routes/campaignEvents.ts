@@ -5,6 +5,7 @@ import type { ZodApp } from '../app.ts';
 import { requireUser } from '../auth.ts';
 import { notFound } from '../../errors.ts';
 import { idParams } from '../schemas.ts';
+import { pauseReasonOf } from '../../campaigns/autoPause.ts';
 import { openEventStream, type EventStream } from '../sse.ts';
 
 /** At most 4 progress events a second per subscriber, however fast the workers record outcomes. */
@@ -22,6 +23,7 @@ function snapshot(c: Campaign) {
     cancelled: c.cancelled,
     pending: c.total - c.sent - c.failed - c.suppressed - c.cancelled,
     resumeAt: c.resumeAt,
+    pauseReason: pauseReasonOf(c),
     startedAt: c.startedAt,
     completedAt: c.completedAt,
   };
@@ -42,7 +44,7 @@ export function campaignEventRoutes(app: ZodApp, ctx: AppContext): void {
 
   const description =
     'A text/event-stream of `status` (the status changed) and `progress` (the counters moved; at most 4 a second) events, each ' +
-    'carrying {id, status, total, sent, failed, suppressed, cancelled, pending, resumeAt, startedAt, completedAt} as JSON; both ' +
+    'carrying {id, status, total, sent, failed, suppressed, cancelled, pending, resumeAt, pauseReason, startedAt, completedAt} as JSON; both ' +
     'are sent once on connect, and a comment line every 15 s keeps the connection open.';
   app.get('/api/v1/campaigns/:id/events', { schema: { params: idParams, description }, config: { dbScope: 'per-query' } }, async (req, reply) => {
     const userId = requireUser(req.caller);
