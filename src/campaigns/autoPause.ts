@@ -1,5 +1,5 @@
 import { countAccountsThatCouldSend, couldEverSend, userAccountStates, type UserAccountState } from '../db/accountHealth.ts';
-import { resumeEnginePaused, runningCampaignIds, setCampaignStatus, type Campaign } from '../db/campaigns.ts';
+import { campaignsInStatus, reschedulePaused, resumeEnginePaused, runningCampaignIds, setCampaignStatus, type Campaign } from '../db/campaigns.ts';
 import { hasDueMessages } from '../db/messages.ts';
 import { readFacts } from '../sendingPolicy/facts.ts';
 import { decide } from '../sendingPolicy/policy.ts';
@@ -27,23 +27,57 @@ export async function pauseIfStuck(ctx: CampaignContext, userId: number): Promis
   const accounts = await userAccountStates(ctx.db, userId, now);
   if (accounts.some((a) => a.leased)) return undefined;
   if (!(await hasDueMessages(ctx.db, userId, now))) return undefined;
+  const next = await nextSend(ctx, accounts, now);
+  if (next === 'now') return undefined;
+  if (next === 'never') {
+    await pauseForLimits(ctx, userId, null, 'account_health', `no SMTP account can send; these need attention: ${attentionOf(accounts) || 'none configured'}`);
+    return undefined;
+  }
+  await pauseForLimits(ctx, userId, next.at, next.reason, waitingWords(next.reason, accounts));
+  return next.at;
+}
+
+/**
+ * The user's accounts or their rules changed (a time zone, a limit, a window, a cap): campaigns
+ * waiting as paused_limits wait for the moment the new rules give, or resume at once.
+ */
+export async function reconsiderPaused(ctx: CampaignContext, userId: number): Promise<void> {
+  const waiting = await campaignsInStatus(ctx.db, userId, 'paused_limits');
+  if (waiting.length === 0) return;
+  const now = ctx.clock.now();
+  const accounts = await userAccountStates(ctx.db, userId, now);
+  const next = await nextSend(ctx, accounts, now);
+  if (next === 'never') return;
+  if (next === 'now') {
+    for (const c of waiting) await resumeFromLimits(ctx, c);
+  } else {
+    for (const c of await reschedulePaused(ctx.db, userId, next.at, next.reason, waitingWords(next.reason, accounts))) announce(ctx.events, c);
+  }
+  ctx.events.emit({ type: 'engine.wake', userId });
+}
+
+/** When the first of these accounts may start a send, by the sending policy: now, at a moment (and why), or never by itself. */
+async function nextSend(ctx: CampaignContext, accounts: UserAccountState[], now: Date): Promise<'now' | 'never' | { at: Date; reason: PauseReason }> {
   const usable = accounts.filter(couldEverSend);
-  const attention = accounts.filter((a) => !couldEverSend(a)).map(needsAttention).join('; ');
   const facts = await readFacts(ctx.db, usable.map((a) => a.id), now);
   let earliest: { at: number; reason: PauseReason } | undefined;
   for (const a of usable) {
     const d = decide(facts.get(a.id)!, now.getTime(), 1);
-    if (d.allowance > 0) return undefined;
+    if (d.allowance > 0) return 'now';
     if (d.nextAt !== null && (!earliest || d.nextAt < earliest.at)) earliest = { at: d.nextAt, reason: d.reason ?? 'limits' };
   }
-  if (!earliest) {
-    await pauseForLimits(ctx, userId, null, 'account_health', `no SMTP account can send; these need attention: ${attention || 'none configured'}`);
-    return undefined;
-  }
-  const reason = WAITING_FOR[earliest.reason];
-  const resumeAt = new Date(earliest.at);
-  await pauseForLimits(ctx, userId, resumeAt, earliest.reason, attention ? `${reason}; these need attention: ${attention}` : reason);
-  return resumeAt;
+  return earliest ? { at: new Date(earliest.at), reason: earliest.reason } : 'never';
+}
+
+const attentionOf = (accounts: UserAccountState[]) =>
+  accounts
+    .filter((a) => !couldEverSend(a))
+    .map(needsAttention)
+    .join('; ');
+
+function waitingWords(reason: PauseReason, accounts: UserAccountState[]): string {
+  const attention = attentionOf(accounts);
+  return attention ? `${WAITING_FOR[reason]}; these need attention: ${attention}` : WAITING_FOR[reason];
 }
 
 /** What a campaign waits for, in words, by the rule that holds its accounts back. */

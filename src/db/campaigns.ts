@@ -253,3 +253,18 @@ export async function sendingCampaignsOf(db: Queryable, userId: number): Promise
     [userId],
   );
 }
+
+/** The user's campaigns in one status, in id order. */
+export async function campaignsInStatus(db: Queryable, userId: number, status: CampaignStatus): Promise<Campaign[]> {
+  return db.query<Campaign>(`SELECT ${CAMPAIGN_COLUMNS} FROM campaigns WHERE user_id = $1 AND status = $2 ORDER BY id`, [userId, status]);
+}
+
+/** Moves the resume moment (and its reason) of the user's campaigns waiting as paused_limits. */
+export async function reschedulePaused(db: Queryable, userId: number, resumeAt: Date, code: PauseReason, reason: string): Promise<Campaign[]> {
+  return db.query<Campaign>(
+    `UPDATE campaigns SET resume_at = $2, pause_code = $3, pause_reason = $4
+      WHERE user_id = $1 AND status = 'paused_limits' AND resume_at IS DISTINCT FROM $2
+      RETURNING ${CAMPAIGN_COLUMNS}`,
+    [userId, resumeAt, code, reason],
+  );
+}

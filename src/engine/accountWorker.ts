@@ -101,6 +101,8 @@ export class AccountWorker {
   /** performance.now() after which database writes give up (shutdown); Infinity otherwise. */
   private giveUpAt = Infinity;
   private throttleStrikes: number;
+  /** Messages were handed back since the last claim: they are claimable again once their outcomes land. */
+  private returned = false;
   /** Set when the worker ended because recipient throttles held back every due message: not before then. */
   idleUntil: Date | undefined;
 
@@ -285,7 +287,10 @@ export class AccountWorker {
 
   /** Puts every queued, unsent message back in the queue for any account to take. */
   private returnQueued(): void {
-    for (const q of this.queue.splice(0)) this.book.record({ id: q.msg.id, status: 'pending' });
+    for (const q of this.queue.splice(0)) {
+      this.book.record({ id: q.msg.id, status: 'pending' });
+      this.returned = true;
+    }
   }
 
   private startRefill(): void {
@@ -302,6 +307,10 @@ export class AccountWorker {
     const { db } = this.ctx;
     const now = this.ctx.clock.now();
     const retry = <T>(fn: () => Promise<T>) => retryTransient(fn, () => this.state.name !== 'sending');
+    if (this.returned) {
+      this.returned = false;
+      await this.book.flush();
+    }
     const mark = this.statuses.mark();
     const campaigns = await retry(() => runningCampaignIds(db, this.account.userId));
     this.statuses.reconcile(campaigns, mark);
@@ -309,6 +318,8 @@ export class AccountWorker {
     const held = await retry(() => this.quota.reserve(this.claims.resize(), now));
     if (held.rules) this.pace.setGaps(held.rules, held.gapUntil);
     if (held.granted === 0) return this.drain('no_quota');
+    // A batch the policy cut short (gaps, a limit near) is all there is to claim until it is spent.
+    this.claims.size = Math.min(this.claims.size, held.granted);
     const { messages: claimed, throttled } = await this.claims.claim(campaigns, held.granted, now, retry);
     await this.quota.giveBack(held.holdId, held.granted - claimed.length);
     if (claimed.length === 0) {

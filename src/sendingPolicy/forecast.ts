@@ -104,7 +104,10 @@ export async function forecastCampaign(
     const pace = paces.get(config.accountId)!;
     const gap = config.minGapSeconds ? ((config.minGapSeconds + (config.maxGapSeconds ?? config.minGapSeconds)) / 2) * 1000 : undefined;
     const rate = Math.min(pace.ratePerSecond ?? UNPACED_RATE * pace.connections, gap ? 1000 / gap : Infinity);
-    return { config, rate, log: logOf(config.accountId), days: new Set(), carry: 0 };
+    // Today's sends so far make today a sending day (the rules count the days before it).
+    const today = localParts(start, config.timezone).date;
+    const sentToday = usage.some((u) => u.accountId === config.accountId && localParts(u.minute.getTime(), config.timezone).date === today);
+    return { config, rate, log: logOf(config.accountId), days: new Set(sentToday ? [today] : []), carry: 0 };
   });
 
   const others = (await sendingCampaignsOf(db, userId)).filter((c) => c.id !== campaign.id).map((c) => ({ ...c }));

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { resumeForUsableAccount } from '../../campaigns/autoPause.ts';
+import { reconsiderPaused, resumeForUsableAccount } from '../../campaigns/autoPause.ts';
 import type { AppContext } from '../../context.ts';
 import { healthView } from '../../db/accountHealth.ts';
 import type { Queryable } from '../../db/database.ts';
@@ -185,7 +185,9 @@ export function accountRoutes(app: ZodApp, ctx: AppContext): void {
     if (outcome === 'not_found') throw notFound('SMTP account');
     if (outcome === 'bad_server') throw unknownServer();
     const account = (await onReconfigured(req.db, outcome.id, req.body)) ? (await getAccount(req.db, userId, outcome.id))! : outcome;
-    await resumeForUsableAccount({ ...ctx, db: req.db, events: req.events }, userId);
+    const campaigns = { ...ctx, db: req.db, events: req.events };
+    await resumeForUsableAccount(campaigns, userId);
+    await reconsiderPaused(campaigns, userId);
     req.events.emit({ type: 'engine.wake', userId });
     return presentOne(req.db, account);
   });

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { reconsiderPaused } from '../../campaigns/autoPause.ts';
 import type { AppContext } from '../../context.ts';
 import { deleteDomainCap, insertDomainCap, listDomainCaps } from '../../db/domainCaps.ts';
 import { conflict, notFound } from '../../errors.ts';
@@ -35,6 +36,7 @@ export function domainCapRoutes(app: ZodApp, ctx: AppContext): void {
     const userId = requireUser(req.caller);
     const cap = await insertDomainCap(req.db, userId, req.body, ctx.clock.now());
     if (!cap) throw conflict('domain_cap_exists', `there is a cap for ${req.body.domain} already: delete it first to set another`);
+    await reconsiderPaused({ ...ctx, db: req.db, events: req.events }, userId);
     req.events.emit({ type: 'engine.wake', userId });
     return reply.status(201).send(cap);
   });
@@ -42,6 +44,7 @@ export function domainCapRoutes(app: ZodApp, ctx: AppContext): void {
   app.delete('/api/v1/domain-caps/:id', { schema: { params: idParams } }, async (req, reply) => {
     const userId = requireUser(req.caller);
     if (!(await deleteDomainCap(req.db, userId, req.params.id))) throw notFound('domain cap');
+    await reconsiderPaused({ ...ctx, db: req.db, events: req.events }, userId);
     req.events.emit({ type: 'engine.wake', userId });
     return reply.status(204).send();
   });
