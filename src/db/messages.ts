@@ -52,6 +52,21 @@ export async function materialiseQueue(
   return counts;
 }
 
+/**
+ * The end of both claim statements: the rows of \`picked\` become 'sending' under account $1 (or
+ * 'suppressed', counted on campaign $3, when their address was suppressed since the queue was built).
+ */
+const CLAIMED = `claimed AS (
+       UPDATE messages m SET status = CASE WHEN picked.suppressed THEN 'suppressed' ELSE 'sending' END,
+                             account_id = CASE WHEN picked.suppressed THEN NULL ELSE $1::int END
+         FROM picked WHERE m.id = picked.id
+       RETURNING m.id, m.campaign_id, m.email, m.attempts, m.contact_id, m.status
+     ), counted AS (
+       UPDATE campaigns c SET suppressed = c.suppressed + n.n
+         FROM (SELECT count(*) AS n FROM claimed WHERE status = 'suppressed') n
+        WHERE c.id = $3 AND n.n > 0
+     )`;
+
 export interface ClaimedMessage {
   id: number;
   campaignId: number;
@@ -84,16 +99,7 @@ export async function claimMessages(
           AND EXISTS (SELECT 1 FROM campaigns WHERE id = $3 AND status = 'running')
         ORDER BY m.id LIMIT $5
         FOR UPDATE OF m SKIP LOCKED
-     ), claimed AS (
-       UPDATE messages m SET status = CASE WHEN picked.suppressed THEN 'suppressed' ELSE 'sending' END,
-                             account_id = CASE WHEN picked.suppressed THEN NULL ELSE $1::int END
-         FROM picked WHERE m.id = picked.id
-       RETURNING m.id, m.campaign_id, m.email, m.attempts, m.contact_id, m.status
-     ), counted AS (
-       UPDATE campaigns c SET suppressed = c.suppressed + n.n
-         FROM (SELECT count(*) AS n FROM claimed WHERE status = 'suppressed') n
-        WHERE c.id = $3 AND n.n > 0
-     )
+     ), ${CLAIMED}
      SELECT c.id, c.campaign_id AS "campaignId", c.email, c.attempts, ct.name, ct.attributes
        FROM claimed c LEFT JOIN contacts ct ON ct.id = c.contact_id
       WHERE c.status = 'sending'
@@ -136,16 +142,7 @@ export async function claimThrottledMessages(
         WHERE m.status = 'pending'
         ORDER BY m.id
         FOR UPDATE OF m SKIP LOCKED
-     ), claimed AS (
-       UPDATE messages m SET status = CASE WHEN picked.suppressed THEN 'suppressed' ELSE 'sending' END,
-                             account_id = CASE WHEN picked.suppressed THEN NULL ELSE $1::int END
-         FROM picked WHERE m.id = picked.id
-       RETURNING m.id, m.campaign_id, m.email, m.attempts, m.contact_id, m.status
-     ), counted AS (
-       UPDATE campaigns c SET suppressed = c.suppressed + n.n
-         FROM (SELECT count(*) AS n FROM claimed WHERE status = 'suppressed') n
-        WHERE c.id = $3 AND n.n > 0
-     )
+     ), ${CLAIMED}
      SELECT (SELECT max(id) FROM candidates) AS "scannedTo",
             coalesce((SELECT json_agg(json_build_object('id', c.id, 'campaignId', c.campaign_id, 'email', c.email, 'attempts', c.attempts,
                                                         'name', ct.name, 'attributes', ct.attributes) ORDER BY c.id)

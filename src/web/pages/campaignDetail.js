@@ -20,14 +20,24 @@ function Counters({ c }) {
   return html`<dl class="counters">${items.map(([label, n]) => html`<div><dt>${label}</dt><dd>${formatNumber(n)}</dd></div>`)}</dl>`;
 }
 
-/** Sends expected per day under the sending policy, and the finish time (the server's forecast). */
-function ForecastPanel({ forecast }) {
-  if (!forecast) return null;
+/**
+ * Sends expected per day under the sending policy, and the finish time (the server's forecast). Last
+ * on the page, so its rows coming and going move nothing else.
+ */
+function ForecastPanel({ c, forecast }) {
+  if (FINAL.has(c.status)) return null;
   return html`
     <section class="panel" aria-labelledby="forecast-title">
       <h2 id="forecast-title">Forecast</h2>
-      <p>${forecast.finishAt ? html`Finishes about <strong>${when(forecast.finishAt)}</strong>` : 'No account can finish it under the current rules.'}</p>
-      ${forecast.days.length > 0 &&
+      <p>
+        ${!forecast
+          ? 'Forecasting…'
+          : forecast.finishAt
+            ? html`Finishes about <strong>${when(forecast.finishAt)}</strong>`
+            : 'No account can finish it under the current rules.'}
+      </p>
+      ${forecast &&
+      forecast.days.length > 0 &&
       html`<table class="responsive">
         <thead><tr><th>Day (UTC)</th><th class="num">Sends</th></tr></thead>
         <tbody>
@@ -171,9 +181,9 @@ export function CampaignDetailPage({ api, id }) {
         <${Counters} c=${c} />
         <p class="hint">Started ${when(c.startedAt)} · ended ${when(c.completedAt)}</p>
       </section>
-      <${ForecastPanel} forecast=${forecast} />
       <${AccountShare} api=${api} c=${c} />
       <${FailedMessages} api=${api} id=${id} failed=${c.failed} />
+      <${ForecastPanel} c=${c} forecast=${forecast} />
     </div>
   `;
 }
