@@ -44,7 +44,7 @@ export async function onSendOutcome(
     } else if (kind === 'account_exhausted') {
       until = await exhaustAccount(ctx.db, account.id, now, `the provider says the account is out of quota: ${outcome.error}`);
     } else {
-      await disableAccount(ctx.db, account.id, `the server refused the account's credentials: ${outcome.error}`);
+      await disableAccount(ctx.db, account.id, outcome.refusedLocally ? outcome.error : `the server refused the account's credentials: ${outcome.error}`);
     }
   }, giveUp);
   ctx.log.warn({ accountId: account.id, outcome: kind, until, reply: outcome.error }, 'account health changed');
