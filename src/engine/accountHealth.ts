@@ -1,6 +1,7 @@
 import type { AppContext } from '../context.ts';
 import { clearThrottleStrikes, disableAccount, exhaustAccount, resetHealth, throttleAccount } from '../db/accountHealth.ts';
 import type { Queryable } from '../db/database.ts';
+import { clearServerPasswords } from '../db/smtpAccounts.ts';
 import { retryTransient } from '../db/transient.ts';
 import type { SendOutcome } from '../smtp/classify.ts';
 
@@ -67,4 +68,21 @@ export async function onReconfigured(db: Queryable, accountId: number, changes: 
   const fresh = changes.active === true || changes.password !== undefined || changes.username !== undefined || changes.serverId !== undefined;
   if (fresh) await resetHealth(db, accountId);
   return fresh;
+}
+
+/** The health reason of an account whose password a server change cleared. */
+export const PASSWORD_CLEARED_REASON =
+  "its server's host, port or security changed, so its password was cleared: give the password again (PATCH the account)";
+
+/**
+ * The user changed where one of its servers is (host, port or security). A stored password goes only
+ * where its owner sent it, so the accounts on that server lose theirs and are disabled until it is
+ * given again; the accounts without one start afresh, like any reconfigured account. Returns the
+ * accounts whose password was cleared.
+ */
+export async function onServerMoved(db: Queryable, userId: number, serverId: number): Promise<number[]> {
+  const { cleared, others } = await clearServerPasswords(db, userId, serverId);
+  for (const id of cleared) await disableAccount(db, id, PASSWORD_CLEARED_REASON);
+  for (const id of others) await resetHealth(db, id);
+  return cleared;
 }
