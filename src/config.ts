@@ -24,7 +24,7 @@ export interface Config {
   retentionDays: number;
   /** Where SMTP connections may go (MAILPILOT_SMTP_DENY, MAILPILOT_SMTP_ALLOW). */
   smtpEgress: EgressPolicy;
-  /** Where a password may go without TLS (MAILPILOT_SMTP_PLAINTEXT_AUTH: loopback, never, always). */
+  /** Where a password may go without TLS (MAILPILOT_SMTP_PLAINTEXT_AUTH: loopback or always). */
   smtpPlaintextAuth: PlaintextAuth;
   /** DNS servers that resolve SMTP host names (MAILPILOT_DNS_SERVERS); empty = the system's resolver. */
   dnsServers: string[];
@@ -40,9 +40,9 @@ const testSendSecondsSchema = z.coerce.number().min(1).max(600);
 
 /**
  * Where an account's password may go over a connection without TLS: `loopback` (this machine only,
- * a local relay), `never`, or `always`.
+ * a local relay) or `always`.
  */
-export const PLAINTEXT_AUTH_MODES = ['loopback', 'never', 'always'] as const;
+export const PLAINTEXT_AUTH_MODES = ['loopback', 'always'] as const;
 export type PlaintextAuth = (typeof PLAINTEXT_AUTH_MODES)[number];
 const plaintextAuthSchema = z.enum(PLAINTEXT_AUTH_MODES);
 
@@ -57,7 +57,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const retentionDays = daysSchema.safeParse(env.MAILPILOT_RETENTION_DAYS || '30');
   if (!retentionDays.success) throw new Error(`MAILPILOT_RETENTION_DAYS must be a whole number of days (1 or more), got "${env.MAILPILOT_RETENTION_DAYS}"`);
   const plaintextAuth = plaintextAuthSchema.safeParse(env.MAILPILOT_SMTP_PLAINTEXT_AUTH || 'loopback');
-  if (!plaintextAuth.success) throw new Error(`MAILPILOT_SMTP_PLAINTEXT_AUTH must be loopback, never or always, got "${env.MAILPILOT_SMTP_PLAINTEXT_AUTH}"`);
+  if (!plaintextAuth.success) throw new Error(`MAILPILOT_SMTP_PLAINTEXT_AUTH must be loopback or always, got "${env.MAILPILOT_SMTP_PLAINTEXT_AUTH}"`);
   const testSendSeconds = testSendSecondsSchema.safeParse(env.MAILPILOT_TEST_SEND_TIMEOUT_SECONDS || '30');
   if (!testSendSeconds.success) throw new Error(`MAILPILOT_TEST_SEND_TIMEOUT_SECONDS must be a number of seconds from 1 to 600, got "${env.MAILPILOT_TEST_SEND_TIMEOUT_SECONDS}"`);
   const dnsServers = (env.MAILPILOT_DNS_SERVERS ?? '').split(',').map((s) => s.trim()).filter(Boolean);

@@ -177,8 +177,7 @@ class Session {
   }
 
   private mayAuthInPlaintext(remoteAddress: string | undefined): boolean {
-    if (this.opts.plaintextAuth === 'always') return true;
-    return this.opts.plaintextAuth === 'loopback' && remoteAddress !== undefined && isLoopback(remoteAddress);
+    return this.opts.plaintextAuth === 'always' || (remoteAddress !== undefined && isLoopback(remoteAddress));
   }
 
   /**
