@@ -116,9 +116,10 @@ export class EgressPolicy {
   }
 }
 
+const LOOPBACK = NETWORK_WORDS.loopback.map(cidr);
+
 /** Whether an IP address is this host's own (the `loopback` word). */
 export function isLoopback(address: string): boolean {
   return meanings(address).every((a) => longestMatch(a, LOOPBACK) >= 0);
 }
 
-const LOOPBACK = NETWORK_WORDS.loopback.map(cidr);
