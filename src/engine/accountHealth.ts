@@ -19,6 +19,8 @@ export const THROTTLE_MAX_MS = 30 * 60_000;
  *   healthy ──throttle reply, no connection──► throttled ──health_until passes──► healthy
  *   healthy ──provider quota reply──► exhausted ──next day in its timezone──► healthy
  *   healthy ──credentials refused──► disabled ──the user reconfigures it──► healthy
+ *   healthy ──egress policy or AUTH without TLS refused──► disabled ──the user reconfigures it──► healthy
+ *   any ──its server moved, password cleared──► disabled ──the password given again──► healthy
  *
  * A successful send resets the run of throttles, so the next throttle backs off from the base.
  */

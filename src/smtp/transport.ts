@@ -266,11 +266,12 @@ class Session {
     });
   }
 
+  /** Says goodbye when idle; a session still opening or busy is dropped instead, so nothing waits on it. */
   quit(): void {
+    if (!this.conn || !this.spokeSmtp || this.onLoss) return this.close();
     this.dead = true;
     clearTimeout(this.deadline);
-    if (this.conn) this.conn.quit();
-    else this.close();
+    this.conn.quit();
   }
 
   /** Ends the session on MailPilot's side; what it was doing fails as `problem`. */
