@@ -28,7 +28,7 @@ export interface Config {
   smtpPlaintextAuth: PlaintextAuth;
   /** DNS servers that resolve SMTP host names (MAILPILOT_DNS_SERVERS); empty = the system's resolver. */
   dnsServers: string[];
-  /** The whole of one test send, from connecting to the last reply (MAILPILOT_TEST_SEND_TIMEOUT_SECONDS). */
+  /** The whole of one test send: its SMTP conversation is cut when it is up (MAILPILOT_TEST_SEND_TIMEOUT_SECONDS). */
   testSendTimeoutMs: number;
 }
 
