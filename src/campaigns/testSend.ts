@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { AppContext } from '../context.ts';
 import type { Campaign } from '../db/campaigns.ts';
 import { findListContact } from '../db/contacts.ts';
@@ -87,9 +86,10 @@ function testSendTimeouts(deadlineMs: number): SessionTimeouts {
 }
 
 /**
- * Sends over a session of its own, cut at `deadlineAt` (performance.now() time). A peer that did not
- * answer as an SMTP server is reported no sooner than a silent one would be (the greeting's wait), so
- * a closed port, a silent one and one that speaks another protocol look the same, in time as in words.
+ * Sends over a session of its own, cut at `deadlineAt` (performance.now() time). The transport
+ * reports a peer that did not answer as an SMTP server no sooner than a silent one (the greeting's
+ * wait), so a closed port, a silent one and one that speaks another protocol look the same, in time
+ * as in words.
  */
 async function sendWithin(
   config: AppContext['config'],
@@ -101,12 +101,9 @@ async function sendWithin(
 ): Promise<TransportOutcome> {
   const timeouts = testSendTimeouts(config.testSendTimeoutMs);
   const transport = new AccountTransport(account.server, auth, 1, transportOptions(config, timeouts));
-  const started = performance.now();
-  const deadline = setTimeout(() => transport.close('timed_out'), Math.max(0, deadlineAt - started));
+  const deadline = setTimeout(() => transport.close('timed_out'), Math.max(0, deadlineAt - performance.now()));
   try {
-    const outcome = await transport.send(account.email, to, raw);
-    if (outcome.problem === 'not_smtp') await sleep(started + timeouts.greetingMs - performance.now());
-    return outcome;
+    return await transport.send(account.email, to, raw);
   } finally {
     clearTimeout(deadline);
     transport.close();

@@ -120,6 +120,8 @@ class Session {
   private spokeSmtp = false;
   private received = 0;
   private deadline: NodeJS.Timeout | undefined;
+  /** performance.now() when the session began. */
+  readonly startedAt = performance.now();
 
   constructor(
     private readonly server: ServerSettings,
@@ -298,6 +300,8 @@ export class AccountTransport {
   private readonly sessions = new Set<Session>();
   private idle: Session[] = [];
   private waiting: ((s: Session | undefined) => void)[] = [];
+  /** Sends holding back a `not_smtp` answer (see send); close() lets them go at once. */
+  private readonly holding = new Set<() => void>();
   private closed = false;
 
   constructor(
@@ -314,12 +318,29 @@ export class AccountTransport {
       await session.ready;
     } catch (err) {
       this.release(session, false);
-      return session.outcomeOf(err as Error, false);
+      const outcome = session.outcomeOf(err as Error, false);
+      // Answered no sooner than a silent peer is given up on: when a failure comes tells a closed port
+      // from a silent one as well as its words would (for the engine, through the account's health).
+      if (outcome.problem === 'not_smtp') await this.holdUntil(session.startedAt + this.options.timeouts.greetingMs);
+      return outcome;
     }
     const { outcome, reusable } = await session.send(from, to, raw);
     if (outcome.kind === 'sent' || !reusable) this.release(session, reusable);
     else void session.reset().then((ok) => this.release(session, ok));
     return outcome;
+  }
+
+  private holdUntil(at: number): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const release = () => {
+        clearTimeout(timer);
+        this.holding.delete(release);
+        resolve();
+      };
+      const timer = setTimeout(release, Math.max(0, at - performance.now()));
+      this.holding.add(release);
+    });
   }
 
   /**
@@ -328,6 +349,7 @@ export class AccountTransport {
    */
   close(problem?: ConnectionProblem): void {
     this.closed = true;
+    for (const release of [...this.holding]) release();
     for (const s of [...this.sessions]) (problem ? s.end(problem) : s.close());
     this.sessions.clear();
     this.idle = [];
@@ -337,6 +359,7 @@ export class AccountTransport {
   /** Says goodbye (QUIT) on every idle session; call when no send is in flight. */
   quit(): void {
     this.closed = true;
+    for (const release of [...this.holding]) release();
     for (const s of this.sessions) s.quit();
     this.sessions.clear();
     this.idle = [];
