@@ -35,6 +35,10 @@ export interface PeerScript {
   lean?: boolean;
   /** Delays the reply to DATA (ms), to keep sends in flight. */
   dataDelayMs?: number;
+  /** Text the greeting carries after the server's name and "ESMTP". */
+  banner?: string;
+  /** Where to listen (default 127.0.0.1 on a free port). */
+  listen?: { host?: string; port?: number };
 }
 
 function parseHeaders(raw: string): Map<string, string> {
@@ -58,20 +62,26 @@ export interface SmtpPeer {
   /** SMTP sessions open right now, and the most ever open at once. */
   openSessions: number;
   peakSessions: number;
+  /** Every AUTH the peer was given (accepted or not), as the client sent it. */
+  auths: { username: string | undefined; password: string | undefined }[];
+  /** TCP connections ever accepted. */
+  connections: number;
   close(): Promise<void>;
 }
 
 /** A real SMTP server on a loopback port (smtp-server), recording what it receives. */
 export async function startSmtpPeer(script: PeerScript = {}): Promise<SmtpPeer> {
   const transactionStarts = new Map<string, number>();
-  const peer: SmtpPeer = { port: 0, messages: [], attempts: [], openSessions: 0, peakSessions: 0, close: async () => undefined };
+  const peer: SmtpPeer = { port: 0, messages: [], attempts: [], openSessions: 0, peakSessions: 0, auths: [], connections: 0, close: async () => undefined };
   const server = new SMTPServer({
     logger: false,
     disabledCommands: script.users ? ['STARTTLS'] : ['STARTTLS', 'AUTH'],
     authOptional: !script.users,
     allowInsecureAuth: true,
     size: 50 * 1024 * 1024,
+    ...(script.banner === undefined ? {} : { banner: script.banner, name: 'peer' }),
     onConnect(_session, cb) {
+      peer.connections++;
       peer.openSessions++;
       peer.peakSessions = Math.max(peer.peakSessions, peer.openSessions);
       cb();
@@ -80,6 +90,7 @@ export async function startSmtpPeer(script: PeerScript = {}): Promise<SmtpPeer> 
       peer.openSessions--;
     },
     onAuth(auth, _session, cb) {
+      peer.auths.push({ username: auth.username, password: auth.password ?? undefined });
       if (script.users && auth.username && script.users[auth.username] === auth.password) return cb(null, { user: auth.username });
       const err = Object.assign(new Error('5.7.8 Authentication credentials invalid'), { responseCode: 535 });
       return cb(err);
@@ -128,7 +139,10 @@ export async function startSmtpPeer(script: PeerScript = {}): Promise<SmtpPeer> 
   };
   // A client killed mid-session resets its connection: that is the test's doing, not the peer's failure.
   server.on('error', () => undefined);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.server.once('error', reject);
+    server.listen(script.listen?.port ?? 0, script.listen?.host ?? '127.0.0.1', resolve);
+  });
   peer.port = (server.server.address() as { port: number }).port;
   peer.close = () => new Promise((resolve) => server.close(() => resolve()));
   return peer;
