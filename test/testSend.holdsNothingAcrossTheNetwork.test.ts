@@ -67,6 +67,9 @@ describe.each(databaseKinds)('a test send holds no database connection across th
   }
 
   const usage = async (accountId: number) => (await must(t, sender.apiKey, 'GET', `/api/v1/smtp-accounts/${accountId}`)).usage.sentThisHour;
+  /** Sends reserved and not yet spent or given back (usage counts sends only). */
+  const held = async (accountId: number) =>
+    (await t.mp.ctx.db.query<{ n: number }>('SELECT coalesce(sum(remaining), 0)::int AS n FROM send_holds WHERE account_id = $1', [accountId]))[0]!.n;
 
   it('ten test sends to a server that accepts TCP and never greets: another user is answered meanwhile, each send ends by its deadline and gives its reservation back', async () => {
     const tarpit = await startTarpit('silent');
@@ -74,7 +77,7 @@ describe.each(databaseKinds)('a test send holds no database connection across th
       const { accountId, sends, settled } = await testSendsTo(tarpit);
       const meanwhile = await otherUsersRequest(t, other.apiKey);
       const stillInFlight = SENDS - settled();
-      const reservedMeanwhile = await usage(accountId);
+      const reservedMeanwhile = await held(accountId);
       const results = await sends;
 
       expect(meanwhile.status).toBe(200);
@@ -91,6 +94,7 @@ describe.each(databaseKinds)('a test send holds no database connection across th
         expect(ms).toBeLessThan(SEND_MAX_MS);
       }
       expect(await usage(accountId)).toBe(0);
+      expect(await held(accountId)).toBe(0);
       await waitFor('the tarpit connections to be closed', () => tarpit.open === 0);
     } finally {
       await tarpit.close();
@@ -123,6 +127,7 @@ describe.each(databaseKinds)('a test send holds no database connection across th
         expect(ms).toBeLessThan(SEND_MAX_MS);
       }
       expect(await usage(accountId)).toBe(0);
+      expect(await held(accountId)).toBe(0);
       await waitFor('the tarpit connections to be closed', () => tarpit.open === 0);
     } finally {
       await tarpit.close();
