@@ -15,6 +15,14 @@ export const UNFINISHED_CAMPAIGN_STATUSES = ['scheduled', 'running', 'paused', '
 /** A stop is possible from every state that is not final. */
 export const STOPPABLE_CAMPAIGN_STATUSES = ['draft', ...UNFINISHED_CAMPAIGN_STATUSES] as const satisfies readonly CampaignStatus[];
 
+/**
+ * Why the engine paused a `paused` campaign (a manual pause has none): no account of the user could
+ * send (resumed when one can), or its messages kept failing for the same local reason (resumed by
+ * its user only).
+ */
+export const PAUSE_CAUSES = ['no_usable_account', 'repeated_failures'] as const;
+export type PauseCause = (typeof PAUSE_CAUSES)[number];
+
 /** Message status: pending → sending → sent | failed | pending (retry) | cancelled; suppressed when the address is. */
 export const MESSAGE_STATUSES = ['pending', 'sending', 'sent', 'failed', 'suppressed', 'cancelled'] as const;
 export type MessageStatus = (typeof MESSAGE_STATUSES)[number];

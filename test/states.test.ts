@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CAMPAIGN_STATUSES, HEALTH_STATES, MESSAGE_STATUSES, SECURITY_MODES, SUPPRESSION_REASONS } from '../src/states.ts';
+import { CAMPAIGN_STATUSES, HEALTH_STATES, MESSAGE_STATUSES, PAUSE_CAUSES, SECURITY_MODES, SUPPRESSION_REASONS } from '../src/states.ts';
 import { databaseKinds, freshDatabase, type TestDatabase } from './helpers/db.ts';
 
 /** Each state machine's names, as src/states.ts declares them and as the schema's CHECK constraints allow them. */
 const COLUMNS: [table: string, column: string, names: readonly string[]][] = [
   ['campaigns', 'status', CAMPAIGN_STATUSES],
+  ['campaigns', 'pause_cause', PAUSE_CAUSES],
   ['messages', 'status', MESSAGE_STATUSES],
   ['smtp_accounts', 'health', HEALTH_STATES],
   ['smtp_servers', 'security', SECURITY_MODES],

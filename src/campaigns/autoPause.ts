@@ -13,6 +13,7 @@ import { announce, type CampaignContext } from './statusEvents.ts';
  *
  *   running ──every account at a limit──► paused_limits ──resumeAt──► running
  *   running ──no account could send──► paused (with a reason) ──an account is usable again──► running
+ *   running ──messages keep failing for one local reason──► paused (with the reason) ──its user resumes it──► running
  */
 
 /**
@@ -57,7 +58,8 @@ export async function pauseForLimits(ctx: CampaignContext, userId: number, resum
   const paused: Campaign[] = [];
   for (const id of await runningCampaignIds(ctx.db, userId)) {
     const to = resumeAt ? 'paused_limits' : 'paused';
-    const c = await setCampaignStatus(ctx.db, { id, userId }, ['running'], to, { resumeAt, pauseReason: reason });
+    const pauseCause = resumeAt ? undefined : 'no_usable_account';
+    const c = await setCampaignStatus(ctx.db, { id, userId }, ['running'], to, { resumeAt, pauseReason: reason, pauseCause });
     if (c) paused.push(announce(ctx.events, c));
   }
   return paused;
@@ -67,6 +69,19 @@ export async function pauseForLimits(ctx: CampaignContext, userId: number, resum
 export async function resumeFromLimits(ctx: CampaignContext, campaign: Campaign): Promise<void> {
   const resumed = await setCampaignStatus(ctx.db, { id: campaign.id }, ['paused_limits'], 'running');
   if (resumed) announce(ctx.events, resumed);
+}
+
+/**
+ * running (or waiting for quota) → paused, because its messages keep failing for the same local
+ * reason (their content: see engine/localFailures.ts). Only its user resumes it, once they have
+ * fixed the cause: an account becoming usable does not (resumeForUsableAccount).
+ */
+export async function pauseForRepeatedFailures(ctx: CampaignContext, userId: number, campaignId: number, reason: string): Promise<void> {
+  const c = await setCampaignStatus(ctx.db, { id: campaignId, userId }, ['running', 'paused_limits'], 'paused', {
+    pauseReason: reason,
+    pauseCause: 'repeated_failures',
+  });
+  if (c) announce(ctx.events, c);
 }
 
 /**

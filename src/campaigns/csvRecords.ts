@@ -4,6 +4,8 @@ import { AppError, invalid } from '../errors.ts';
 
 /** A CSV record longer than this is refused, so a file without line breaks cannot fill memory. */
 const MAX_CSV_RECORD_BYTES = 1024 * 1024;
+/** Columns a CSV file may have (named or not): a header of 100,000 columns is an attack, not a list. */
+export const MAX_CSV_COLUMNS = 250;
 
 const missingEmailColumn = () => invalid('email', 'the CSV needs an email column');
 
@@ -12,6 +14,7 @@ const missingEmailColumn = () => invalid('email', 'the CSV needs an email column
  * keeps its header as its name (`keepOthers`) or is dropped. An `email` column is required.
  */
 export function namedColumns(header: string[], known: readonly string[], keepOthers: boolean): (string | undefined)[] {
+  if (header.length > MAX_CSV_COLUMNS) throw invalid('header', `${header.length} columns; a CSV file may have at most ${MAX_CSV_COLUMNS}`);
   const columns = header.map((h) => {
     const lower = h.toLowerCase();
     if (known.includes(lower)) return lower;

@@ -1,4 +1,4 @@
-import { SENDING_CAMPAIGN_STATUSES, sqlList, type CampaignStatus } from '../states.ts';
+import { SENDING_CAMPAIGN_STATUSES, sqlList, type CampaignStatus, type PauseCause } from '../states.ts';
 import type { Queryable } from './database.ts';
 
 // Running, or waiting for quota (paused_limits): the engine works for these.
@@ -16,6 +16,8 @@ export interface Campaign {
   listIds: number[];
   status: CampaignStatus;
   pauseReason: string | null;
+  /** Who paused a `paused` campaign: null for its user, else the engine and why. */
+  pauseCause: PauseCause | null;
   resumeAt: Date | null;
   scheduledAt: Date | null;
   startedAt: Date | null;
@@ -37,7 +39,7 @@ export interface Campaign {
 }
 
 export const CAMPAIGN_COLUMNS = `id, user_id AS "userId", name, subject, html, text, from_name AS "fromName", reply_to AS "replyTo",
-  list_ids AS "listIds", status, pause_reason AS "pauseReason", resume_at AS "resumeAt", scheduled_at AS "scheduledAt",
+  list_ids AS "listIds", status, pause_reason AS "pauseReason", pause_cause AS "pauseCause", resume_at AS "resumeAt", scheduled_at AS "scheduledAt",
   started_at AS "startedAt", completed_at AS "completedAt", total, sent, failed, suppressed, cancelled, unsubscribed,
   possibly_delivered AS "possiblyDelivered", sender_warning AS "senderWarning", archived_at AS "archivedAt", created_at AS "createdAt"`;
 
@@ -132,14 +134,15 @@ export async function setCampaignStatus(
   where: { id: number; userId?: number },
   from: CampaignStatus[],
   to: CampaignStatus,
-  sets: { resumeAt?: Date | null; startedAt?: Date; completedAt?: Date; pauseReason?: string | null } = {},
+  sets: { resumeAt?: Date | null; startedAt?: Date; completedAt?: Date; pauseReason?: string | null; pauseCause?: PauseCause } = {},
 ): Promise<Campaign | undefined> {
   const [row] = await db.query<Campaign>(
     `UPDATE campaigns SET status = $3,
         resume_at = CASE WHEN $4 THEN $5::timestamptz ELSE NULL END,
         started_at = coalesce(started_at, $6),
         completed_at = coalesce($7, completed_at),
-        pause_reason = CASE WHEN $8 THEN $9 ELSE NULL END
+        pause_reason = CASE WHEN $8 THEN $9 ELSE NULL END,
+        pause_cause = $11
       WHERE id = $1 AND ($2::int IS NULL OR user_id = $2) AND status = ANY($10::text[])
       RETURNING ${CAMPAIGN_COLUMNS}`,
     [
@@ -153,6 +156,7 @@ export async function setCampaignStatus(
       sets.pauseReason !== undefined,
       sets.pauseReason ?? null,
       from,
+      sets.pauseCause ?? null,
     ],
   );
   return row;
@@ -200,12 +204,12 @@ export async function campaignsDue(db: Queryable, status: 'scheduled' | 'paused_
 
 /**
  * Back to running: the user's campaigns the engine paused because no account could send (a
- * manual pause carries no pause_reason, so those stay paused).
+ * manual pause, or one for repeated failures, has another pause_cause, so those stay paused).
  */
 export async function resumeEnginePaused(db: Queryable, userId: number): Promise<Campaign[]> {
   return db.query<Campaign>(
-    `UPDATE campaigns SET status = 'running', pause_reason = NULL
-      WHERE user_id = $1 AND status = 'paused' AND pause_reason IS NOT NULL
+    `UPDATE campaigns SET status = 'running', pause_reason = NULL, pause_cause = NULL
+      WHERE user_id = $1 AND status = 'paused' AND pause_cause = 'no_usable_account'
       RETURNING ${CAMPAIGN_COLUMNS}`,
     [userId],
   );

@@ -12,6 +12,7 @@ import { onSendOutcome } from './accountHealth.ts';
 import { AccountLease } from './accountLease.ts';
 import { CampaignStatusCache } from './campaignStatusCache.ts';
 import type { LeaseKeeper } from './leaseKeeper.ts';
+import type { LocalFailures } from './localFailures.ts';
 import { MessageClaims } from './messageClaims.ts';
 import { OutcomeRecorder, type RecordedOutcome } from './outcomeRecorder.ts';
 import type { OutcomeWriter } from './outcomeWriter.ts';
@@ -25,6 +26,7 @@ export interface WorkerShared {
   composer: Composer;
   outcomes: OutcomeWriter;
   leases: LeaseKeeper;
+  localFailures: LocalFailures;
 }
 
 export type ExitReason = 'no_quota' | 'no_work' | 'lease_lost' | 'account_problem' | 'shutdown' | 'rebalance' | 'error';
@@ -209,21 +211,30 @@ export class AccountWorker {
       this.queue.shift();
       this.quota.spend(next.window);
       this.claims.sent();
-      this.send(next);
+      // After a failed render, the next send waits for that failure to settle (see send).
+      if (!this.send(next)) return;
     }
   }
 
-  private send(q: Queued): void {
+  /** Starts one send; false when its message could not be composed. */
+  private send(q: Queued): boolean {
     this.inflight++;
     let raw: string;
     try {
       raw = this.shared.composer.compose(q.msg, this.account);
     } catch (err) {
-      this.settle(q, { kind: 'failed', error: `rendering failed: ${(err as Error).message}`, cause: 'local' }, undefined);
-      return;
+      // Nothing went out, so the reserved send is not used. Settled on a later turn of the event
+      // loop, so a batch of failing renders (each up to its budget) never runs in one go.
+      this.quota.refund(q.window);
+      const error = `rendering failed: ${(err as Error).message}`;
+      this.shared.localFailures.failed(this.account.userId, q.msg.campaignId, error);
+      setImmediate(() => this.settle(q, { kind: 'failed', error, cause: 'local' }, undefined));
+      return false;
     }
+    this.shared.localFailures.composed(q.msg.campaignId);
     const startedAt = performance.now();
     void this.transport.send(this.account.email, q.msg.email, raw).then((outcome) => this.settle(q, outcome, performance.now() - startedAt));
+    return true;
   }
 
   /** The one place a send's outcome turns into a message transition (smtp/classify.ts decides the outcome). */

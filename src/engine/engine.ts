@@ -15,6 +15,7 @@ import { pauseIfStuck, resumeFromLimits } from '../campaigns/autoPause.ts';
 import { Composer } from '../campaigns/composition.ts';
 import { completeIfFinished, settleStopped, startCampaign } from '../campaigns/lifecycle.ts';
 import { AccountWorker, type ExitReason, type WorkerShared } from './accountWorker.ts';
+import { LocalFailures } from './localFailures.ts';
 import { LeaseKeeper } from './leaseKeeper.ts';
 import { OutcomeWriter } from './outcomeWriter.ts';
 
@@ -89,6 +90,7 @@ export class Engine {
       composer: new Composer(ctx),
       outcomes: new OutcomeWriter(ctx, own.outcomes, this.owner, upkeep),
       leases: new LeaseKeeper(ctx, own.leases, this.owner),
+      localFailures: new LocalFailures(ctx),
     };
   }
 
