@@ -38,11 +38,12 @@ const handlebars = Handlebars.create();
  * plus the template text its blocks repeat) and run at most this many blocks (`{{#each}}`
  * iterations, `{{#if}}`/`{{#with}}`/`{{#unless}}` bodies): three nested `{{#each}}` over 200
  * attributes would be 8 million iterations. Past either, that render fails (RenderLimitError) in
- * tens of milliseconds, before its output can fill the heap. The largest template (1,000,000
- * characters) fits twice over; a loop over every attribute of a contact, even nested once, fits.
+ * milliseconds, before its output can fill the heap or its loops hold the event loop. The largest
+ * template (1,000,000 characters) fits twice over; a loop over all of a contact's attributes (200
+ * at most) with a few blocks inside, or two nested loops over 100, fit.
  */
 export const MAX_RENDER_CHARS = 2_000_000;
-export const MAX_RENDER_BLOCKS = 100_000;
+export const MAX_RENDER_BLOCKS = 10_000;
 
 /** The helpers every output tag is rewritten to call (see OutputMeter), so each one is counted. */
 const RAW_OUTPUT = 'mailpilotRaw';
@@ -108,14 +109,17 @@ type Block = Handlebars.TemplateDelegate;
 /** The inverse of a block without `{{else}}`: runs nothing, costs nothing. */
 const noop = (handlebars.VM as unknown as { noop: Block }).noop;
 
-// Each run of a block body (an iteration, an if's branch) is paid for before it runs.
+// Each run of a block body (an iteration, an if's branch) is paid for before it runs. The options
+// object is the block's own (a new one per call), so it is changed in place.
 for (const name of METERED_BLOCK_HELPERS) {
   const helper = handlebars.helpers[name] as (...args: unknown[]) => unknown;
   handlebars.registerHelper(name, function (this: unknown, ...args: unknown[]) {
-    const options = args.at(-1) as HelperOptions;
+    const options = args[args.length - 1] as HelperOptions;
     const price = blockLength(options.loc);
-    const metered = (fn: Block): Block => (fn === noop ? fn : (context, opts) => (spend(price, 1), fn(context, opts)));
-    return helper.apply(this, [...args.slice(0, -1), { ...options, fn: metered(options.fn), inverse: metered(options.inverse) }]);
+    const { fn, inverse } = options;
+    options.fn = (context, opts) => (spend(price, 1), fn(context, opts));
+    if (inverse !== noop) options.inverse = (context, opts) => (spend(price, 1), inverse(context, opts));
+    return helper.apply(this, args);
   });
 }
 
