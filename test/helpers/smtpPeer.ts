@@ -35,6 +35,8 @@ export interface PeerScript {
   lean?: boolean;
   /** Delays the reply to DATA (ms), to keep sends in flight. */
   dataDelayMs?: number;
+  /** Accepts addresses of 254 characters (smtp-server refuses more than 253 unless told). */
+  lenientAddresses?: boolean;
 }
 
 function parseHeaders(raw: string): Map<string, string> {
@@ -71,6 +73,7 @@ export async function startSmtpPeer(script: PeerScript = {}): Promise<SmtpPeer> 
     authOptional: !script.users,
     allowInsecureAuth: true,
     size: 50 * 1024 * 1024,
+    lenientAddressParsing: script.lenientAddresses ?? false,
     onConnect(_session, cb) {
       peer.openSessions++;
       peer.peakSessions = Math.max(peer.peakSessions, peer.openSessions);
