@@ -1,4 +1,6 @@
+import dns from 'node:dns';
 import { z } from 'zod';
+import { EgressPolicy } from './net/egressPolicy.ts';
 
 /** Start-up settings (API.md "Start-up"): environment first, then defaults. Errors name the variable. */
 export interface Config {
@@ -24,7 +26,29 @@ export interface Config {
   quotas: Quotas;
   /** HTTP time limits (HTTP_TIMEOUT_VARIABLES). */
   http: HttpTimeouts;
+  /** Where SMTP connections may go (MAILPILOT_SMTP_DENY, MAILPILOT_SMTP_ALLOW). */
+  smtpEgress: EgressPolicy;
+  /** Where a password may go without TLS (MAILPILOT_SMTP_PLAINTEXT_AUTH: loopback or always). */
+  smtpPlaintextAuth: PlaintextAuth;
+  /** DNS servers that resolve SMTP host names (MAILPILOT_DNS_SERVERS); empty = the system's resolver. */
+  dnsServers: string[];
+  /** The whole of one test send: its SMTP conversation is cut when it is up (MAILPILOT_TEST_SEND_TIMEOUT_SECONDS). */
+  testSendTimeoutMs: number;
 }
+
+const portSchema = z.coerce.number().int().min(0).max(65535);
+const leaseSchema = z.coerce.number().min(1).max(3600);
+const DEFAULT_LEASE_SECONDS = 30;
+const daysSchema = z.coerce.number().int().min(1).max(36_500);
+const testSendSecondsSchema = z.coerce.number().min(1).max(600);
+
+/**
+ * Where an account's password may go over a connection without TLS: `loopback` (this machine only,
+ * a local relay) or `always`.
+ */
+export const PLAINTEXT_AUTH_MODES = ['loopback', 'always'] as const;
+export type PlaintextAuth = (typeof PLAINTEXT_AUTH_MODES)[number];
+const plaintextAuthSchema = z.enum(PLAINTEXT_AUTH_MODES);
 
 export interface Quotas {
   lists: number;
@@ -88,11 +112,6 @@ function httpTimeoutsFrom(env: NodeJS.ProcessEnv): HttpTimeouts {
   return Object.fromEntries(entries) as HttpTimeouts;
 }
 
-const portSchema = z.coerce.number().int().min(0).max(65535);
-const leaseSchema = z.coerce.number().min(1).max(3600);
-const DEFAULT_LEASE_SECONDS = 30;
-const daysSchema = z.coerce.number().int().min(1).max(36_500);
-
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const port = portSchema.safeParse(env.PORT ?? '8080');
   if (!port.success) throw new Error(`PORT must be a TCP port number (0-65535), got "${env.PORT}"`);
@@ -103,6 +122,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!lease.success) throw new Error(`MAILPILOT_LEASE_SECONDS must be a number of seconds from 1 to 3600, got "${env.MAILPILOT_LEASE_SECONDS}"`);
   const retentionDays = daysSchema.safeParse(env.MAILPILOT_RETENTION_DAYS || '30');
   if (!retentionDays.success) throw new Error(`MAILPILOT_RETENTION_DAYS must be a whole number of days (1 or more), got "${env.MAILPILOT_RETENTION_DAYS}"`);
+  const plaintextAuth = plaintextAuthSchema.safeParse(env.MAILPILOT_SMTP_PLAINTEXT_AUTH || 'loopback');
+  if (!plaintextAuth.success) throw new Error(`MAILPILOT_SMTP_PLAINTEXT_AUTH must be loopback or always, got "${env.MAILPILOT_SMTP_PLAINTEXT_AUTH}"`);
+  const testSendSeconds = testSendSecondsSchema.safeParse(env.MAILPILOT_TEST_SEND_TIMEOUT_SECONDS || '30');
+  if (!testSendSeconds.success) throw new Error(`MAILPILOT_TEST_SEND_TIMEOUT_SECONDS must be a number of seconds from 1 to 600, got "${env.MAILPILOT_TEST_SEND_TIMEOUT_SECONDS}"`);
+  const dnsServers = (env.MAILPILOT_DNS_SERVERS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  try {
+    new dns.Resolver().setServers(dnsServers);
+  } catch {
+    throw new Error(`MAILPILOT_DNS_SERVERS must be IP addresses (with :port if not 53), comma-separated, got "${env.MAILPILOT_DNS_SERVERS}"`);
+  }
   return {
     databaseUrl: env.DATABASE_URL || undefined,
     dataDir: env.MAILPILOT_DATA_DIR || './data',
@@ -117,5 +146,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     retentionDays: retentionDays.data,
     quotas: quotasFrom(env),
     http: httpTimeoutsFrom(env),
+    smtpEgress: EgressPolicy.fromEnv(env),
+    smtpPlaintextAuth: plaintextAuth.data,
+    dnsServers,
+    testSendTimeoutMs: testSendSeconds.data * 1000,
   };
 }

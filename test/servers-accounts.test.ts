@@ -73,7 +73,8 @@ describe.each(databaseKinds)('SMTP servers and accounts (%s)', (kind) => {
       key: alice.apiKey,
       body: { port: 2525, security: 'none', maxConnections: 3, active: false },
     });
-    expect(patched).toEqual({ status: 200, body: { ...created.body, port: 2525, security: 'none', maxConnections: 3, active: false } });
+    // No account on it, so no password was cleared by the move.
+    expect(patched).toEqual({ status: 200, body: { ...created.body, port: 2525, security: 'none', maxConnections: 3, active: false, passwordsCleared: [] } });
     const [changed] = await db().query('SELECT port, security, max_connections, active FROM smtp_servers WHERE id = $1', [id]);
     expect(changed).toEqual({ port: 2525, security: 'none', max_connections: 3, active: false });
 

@@ -213,6 +213,21 @@ export async function updateAccount(
   return (await getAccount(db, userId, id)) ? 'bad_server' : 'not_found';
 }
 
+/**
+ * Clears the stored password of every account on one of the user's servers. Answers the accounts
+ * that had one and those that had none.
+ */
+export async function clearServerPasswords(db: Queryable, userId: number, serverId: number): Promise<{ cleared: number[]; others: number[] }> {
+  // The self-join reads each row as it was before the update.
+  const rows = await db.query<{ id: number; had: boolean }>(
+    `UPDATE smtp_accounts a SET password_enc = NULL FROM smtp_accounts was
+      WHERE was.id = a.id AND a.server_id = $1 AND a.user_id = $2
+      RETURNING a.id, was.password_enc IS NOT NULL AS had`,
+    [serverId, userId],
+  );
+  return { cleared: rows.filter((r) => r.had).map((r) => r.id), others: rows.filter((r) => !r.had).map((r) => r.id) };
+}
+
 /** Removes an account unless its user has a campaign that may still send through it. */
 export async function deleteAccount(db: Queryable, userId: number, id: number): Promise<'deleted' | 'not_found' | 'in_use'> {
   const [row] = await db.query<{ inUse: boolean }>(

@@ -1,6 +1,7 @@
 import type { AppContext } from '../context.ts';
 import { clearThrottleStrikes, disableAccount, exhaustAccount, resetHealth, throttleAccount } from '../db/accountHealth.ts';
 import type { Queryable } from '../db/database.ts';
+import { clearServerPasswords } from '../db/smtpAccounts.ts';
 import { retryTransient } from '../db/transient.ts';
 import type { SendOutcome } from '../smtp/classify.ts';
 
@@ -18,6 +19,8 @@ export const THROTTLE_MAX_MS = 30 * 60_000;
  *   healthy ──throttle reply, no connection──► throttled ──health_until passes──► healthy
  *   healthy ──provider quota reply──► exhausted ──next day in its timezone──► healthy
  *   healthy ──credentials refused──► disabled ──the user reconfigures it──► healthy
+ *   healthy ──egress policy or AUTH without TLS refused──► disabled ──the user reconfigures it──► healthy
+ *   any ──its server moved, password cleared──► disabled ──the password given again──► healthy
  *
  * A successful send resets the run of throttles, so the next throttle backs off from the base.
  */
@@ -44,7 +47,7 @@ export async function onSendOutcome(
     } else if (kind === 'account_exhausted') {
       until = await exhaustAccount(ctx.db, account.id, now, `the provider says the account is out of quota: ${outcome.error}`);
     } else {
-      await disableAccount(ctx.db, account.id, `the server refused the account's credentials: ${outcome.error}`);
+      await disableAccount(ctx.db, account.id, outcome.refusedLocally ? outcome.error : `the server refused the account's credentials: ${outcome.error}`);
     }
   }, giveUp);
   ctx.log.warn({ accountId: account.id, outcome: kind, until, reply: outcome.error }, 'account health changed');
@@ -67,4 +70,21 @@ export async function onReconfigured(db: Queryable, accountId: number, changes: 
   const fresh = changes.active === true || changes.password !== undefined || changes.username !== undefined || changes.serverId !== undefined;
   if (fresh) await resetHealth(db, accountId);
   return fresh;
+}
+
+/** The health reason of an account whose password a server change cleared. */
+export const PASSWORD_CLEARED_REASON =
+  "its server's host, port or security changed, so its password was cleared: give the password again (PATCH the account)";
+
+/**
+ * The user changed where one of its servers is (host, port or security). A stored password goes only
+ * where its owner sent it, so the accounts on that server lose theirs and are disabled until it is
+ * given again; the accounts without one start afresh, like any reconfigured account. Returns the
+ * accounts whose password was cleared.
+ */
+export async function onServerMoved(db: Queryable, userId: number, serverId: number): Promise<number[]> {
+  const { cleared, others } = await clearServerPasswords(db, userId, serverId);
+  for (const id of cleared) await disableAccount(db, id, PASSWORD_CLEARED_REASON);
+  for (const id of others) await resetHealth(db, id);
+  return cleared;
 }

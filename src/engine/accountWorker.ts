@@ -7,7 +7,7 @@ import { credentials, type SendingAccount } from '../db/sendingAccounts.ts';
 import { isTransientDbError, retryTransient } from '../db/transient.ts';
 import type { AppEvent } from '../events.ts';
 import type { AccountOutcome, SendOutcome } from '../smtp/classify.ts';
-import { AccountTransport } from '../smtp/transport.ts';
+import { AccountTransport, transportOptions } from '../smtp/transport.ts';
 import { onSendOutcome } from './accountHealth.ts';
 import { AccountLease } from './accountLease.ts';
 import { CampaignStatusCache } from './campaignStatusCache.ts';
@@ -107,7 +107,7 @@ export class AccountWorker {
     private readonly shared: WorkerShared,
     leaseTakenAt: number,
   ) {
-    this.transport = new AccountTransport(account.server, credentials(ctx.secrets.secretKey, account), account.connections);
+    this.transport = new AccountTransport(account.server, credentials(ctx.secrets.secretKey, account), account.connections, transportOptions(ctx.config));
     this.lease = new AccountLease(ctx, account.id, shared.leases, leaseTakenAt, () => {
       this.halt('lease_lost');
       this.abort();

@@ -15,8 +15,11 @@ export type SendOutcome =
   | { kind: 'account_throttled'; error: string }
   /** The provider says the account is out of quota: exhausted until its window resets. */
   | { kind: 'account_exhausted'; error: string }
-  /** The server refuses the account's credentials: disabled until the user fixes it. */
-  | { kind: 'account_disabled'; error: string }
+  /**
+   * The server refuses the account's credentials, or MailPilot refuses to connect or to send the
+   * password (`refusedLocally`: the egress policy, AUTH without TLS): disabled until the user fixes it.
+   */
+  | { kind: 'account_disabled'; error: string; refusedLocally?: boolean }
   /** The connection dropped after the message data was sent: it may have been delivered. */
   | { kind: 'unknown'; error: string };
 

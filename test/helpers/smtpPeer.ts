@@ -37,6 +37,10 @@ export interface PeerScript {
   dataDelayMs?: number;
   /** Accepts addresses of 254 characters (smtp-server refuses more than 253 unless told). */
   lenientAddresses?: boolean;
+  /** Text the greeting carries after the server's name and "ESMTP". */
+  banner?: string;
+  /** Where to listen (default 127.0.0.1 on a free port). */
+  listen?: { host?: string; port?: number };
 }
 
 function parseHeaders(raw: string): Map<string, string> {
@@ -60,13 +64,17 @@ export interface SmtpPeer {
   /** SMTP sessions open right now, and the most ever open at once. */
   openSessions: number;
   peakSessions: number;
+  /** Every AUTH the peer was given (accepted or not), as the client sent it. */
+  auths: { username: string | undefined; password: string | undefined }[];
+  /** TCP connections ever accepted. */
+  connections: number;
   close(): Promise<void>;
 }
 
 /** A real SMTP server on a loopback port (smtp-server), recording what it receives. */
 export async function startSmtpPeer(script: PeerScript = {}): Promise<SmtpPeer> {
   const transactionStarts = new Map<string, number>();
-  const peer: SmtpPeer = { port: 0, messages: [], attempts: [], openSessions: 0, peakSessions: 0, close: async () => undefined };
+  const peer: SmtpPeer = { port: 0, messages: [], attempts: [], openSessions: 0, peakSessions: 0, auths: [], connections: 0, close: async () => undefined };
   const server = new SMTPServer({
     logger: false,
     disabledCommands: script.users ? ['STARTTLS'] : ['STARTTLS', 'AUTH'],
@@ -74,7 +82,9 @@ export async function startSmtpPeer(script: PeerScript = {}): Promise<SmtpPeer> 
     allowInsecureAuth: true,
     size: 50 * 1024 * 1024,
     lenientAddressParsing: script.lenientAddresses ?? false,
+    ...(script.banner === undefined ? {} : { banner: script.banner, name: 'peer' }),
     onConnect(_session, cb) {
+      peer.connections++;
       peer.openSessions++;
       peer.peakSessions = Math.max(peer.peakSessions, peer.openSessions);
       cb();
@@ -83,6 +93,7 @@ export async function startSmtpPeer(script: PeerScript = {}): Promise<SmtpPeer> 
       peer.openSessions--;
     },
     onAuth(auth, _session, cb) {
+      peer.auths.push({ username: auth.username, password: auth.password ?? undefined });
       if (script.users && auth.username && script.users[auth.username] === auth.password) return cb(null, { user: auth.username });
       const err = Object.assign(new Error('5.7.8 Authentication credentials invalid'), { responseCode: 535 });
       return cb(err);
@@ -131,7 +142,10 @@ export async function startSmtpPeer(script: PeerScript = {}): Promise<SmtpPeer> 
   };
   // A client killed mid-session resets its connection: that is the test's doing, not the peer's failure.
   server.on('error', () => undefined);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.server.once('error', reject);
+    server.listen(script.listen?.port ?? 0, script.listen?.host ?? '127.0.0.1', resolve);
+  });
   peer.port = (server.server.address() as { port: number }).port;
   peer.close = () => new Promise((resolve) => server.close(() => resolve()));
   return peer;

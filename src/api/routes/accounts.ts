@@ -89,6 +89,18 @@ export function accountRoutes(app: ZodApp, ctx: AppContext): void {
     }
   };
 
+  /**
+   * A stored password goes only where its owner sent it: moving an account with one to another
+   * server needs the password again (or `password: null`).
+   */
+  const assertPasswordFollows = async (db: Queryable, userId: number, id: number, changes: { serverId?: number; password?: string | null }) => {
+    if (changes.serverId === undefined || changes.password !== undefined) return;
+    const current = await getAccount(db, userId, id);
+    if (current?.hasPassword && current.serverId !== changes.serverId) {
+      throw invalid('password', 'moving the account to another server needs its password again (or null to use that server without one)');
+    }
+  };
+
   /** The accounts as replied: usage read in one query for all of them, health as of now. */
   const present = async (db: Queryable, accounts: SmtpAccount[]) => {
     const now = ctx.clock.now();
@@ -137,6 +149,7 @@ export function accountRoutes(app: ZodApp, ctx: AppContext): void {
   app.patch('/api/v1/smtp-accounts/:id', { schema: { params: idParams, body: patchAccountBody } }, async (req) => {
     const userId = requireUser(req.caller);
     await assertTimezone(req.db, req.body.timezone);
+    await assertPasswordFollows(req.db, userId, req.params.id, req.body);
     const outcome = await updateAccount(req.db, ctx.secrets.secretKey, userId, req.params.id, req.body);
     if (outcome === 'not_found') throw notFound('SMTP account');
     if (outcome === 'bad_server') throw unknownServer();

@@ -55,7 +55,8 @@ export function campaignTrialRoutes(app: ZodApp, ctx: AppContext): void {
     return { to: { email: recipient.email, name: recipient.name }, ...previewMessage(ctx, userId, campaign, recipient) };
   });
 
-  app.post('/api/v1/campaigns/:id/test', { schema: { params: idParams, body: testBody } }, async (req) => {
+  // Per query: the SMTP conversation must hold no database connection (the reservation commits first).
+  app.post('/api/v1/campaigns/:id/test', { schema: { params: idParams, body: testBody }, config: { dbScope: 'per-query' } }, async (req) => {
     const userId = requireUser(req.caller);
     const campaign = await campaignOf(req.db, userId, req.params.id);
     return sendTestMessage({ ...ctx, db: req.db }, userId, campaign, req.body.email, req.body.accountId);
