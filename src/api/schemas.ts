@@ -31,7 +31,7 @@ const refusing = (problem: (s: string) => string | undefined) => (s: string, che
 // Values that end up in mail headers must not smuggle in new header lines or control characters.
 export const headerSafe = (max: number) => z.string().max(max).superRefine(refusing(headerTextProblem));
 
-/** Text shown to people as a name (a sender's, a contact's): no control or bidirectional override characters; may be empty. */
+/** A name shown to people (a sender's, a contact's): no control or bidirectional override characters; may be empty. */
 export const displayText = (max: number) => z.string().max(max).superRefine(refusing(displayNameProblem));
 
 /** The name of a user, a list, a server, a campaign: displayText, trimmed, not empty. */
@@ -44,7 +44,9 @@ export const contactAttributes = z
   .record(z.string(), z.union([z.string(), z.number(), z.boolean()]))
   .superRefine((attributes, check) => {
     const checked = checkAttributes(attributes);
-    if ('problem' in checked) check.addIssue({ code: 'custom', message: checked.message, path: checked.field === 'attributes' ? [] : [checked.field.slice('attributes.'.length)] });
+    if (!('problem' in checked)) return;
+    const path = checked.field === 'attributes' ? [] : [checked.field.slice('attributes.'.length)];
+    check.addIssue({ code: 'custom', message: checked.message, path });
   });
 
 export const email = z.string().trim().max(254).pipe(z.email({ message: 'must be a valid email address' }));

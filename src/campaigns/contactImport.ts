@@ -4,8 +4,8 @@ import { contactCopyLine, mergeContacts, newImportId, type ContactInput } from '
 import type { Database } from '../db/database.ts';
 import { csvRecords, namedColumns } from './csvRecords.ts';
 import { checkAttributes, displayNameProblem, MAX_ATTRIBUTES, MAX_ATTRIBUTES_TOTAL, MAX_CONTACT_NAME } from './contactData.ts';
-import { quotaExceeded } from './quotas.ts';
 import { checkEmail } from './emailAddress.ts';
+import { quotaExceeded } from './quotas.ts';
 
 /**
  * Contact import into a list, from a JSON array or a streamed CSV file. Rows are validated one by

@@ -11,7 +11,7 @@ const NAMES: Record<keyof Quotas, string> = {
   apiKeys: 'live API keys',
 };
 
-/** 409 `quota_exceeded`: the user holds the most the operator allows of something. */
+/** `quota_exceeded`: the user holds the most the operator allows of something (409; 429 for event streams, which close again). */
 export function quotaExceeded(what: keyof Quotas, max: number): AppError {
   const status = what === 'eventStreams' ? 429 : 409;
   return new AppError(
