@@ -22,6 +22,10 @@ export interface Config {
   leaseTtlMs: number;
   /** Days a finished campaign keeps its per-recipient rows (MAILPILOT_RETENTION_DAYS). */
   retentionDays: number;
+  /** What one user may hold at once (QUOTA_VARIABLES). */
+  quotas: Quotas;
+  /** HTTP time limits (HTTP_TIMEOUT_VARIABLES). */
+  http: HttpTimeouts;
   /** Where SMTP connections may go (MAILPILOT_SMTP_DENY, MAILPILOT_SMTP_ALLOW). */
   smtpEgress: EgressPolicy;
   /** Where a password may go without TLS (MAILPILOT_SMTP_PLAINTEXT_AUTH: loopback or always). */
@@ -45,6 +49,68 @@ const testSendSecondsSchema = z.coerce.number().min(1).max(600);
 export const PLAINTEXT_AUTH_MODES = ['loopback', 'always'] as const;
 export type PlaintextAuth = (typeof PLAINTEXT_AUTH_MODES)[number];
 const plaintextAuthSchema = z.enum(PLAINTEXT_AUTH_MODES);
+
+export interface Quotas {
+  lists: number;
+  /** Campaigns, finished ones included (they are never deleted). */
+  campaigns: number;
+  /** Contacts in all of the user's lists together. */
+  contacts: number;
+  /** Event streams (GET .../events) open at once, per process. */
+  eventStreams: number;
+  /** Live API keys. */
+  apiKeys: number;
+}
+
+/** Each per-user quota's variable and default. */
+export const QUOTA_VARIABLES: Record<keyof Quotas, { variable: string; default: number }> = {
+  lists: { variable: 'MAILPILOT_MAX_LISTS_PER_USER', default: 200 },
+  campaigns: { variable: 'MAILPILOT_MAX_CAMPAIGNS_PER_USER', default: 10_000 },
+  contacts: { variable: 'MAILPILOT_MAX_CONTACTS_PER_USER', default: 5_000_000 },
+  eventStreams: { variable: 'MAILPILOT_MAX_EVENT_STREAMS_PER_USER', default: 20 },
+  apiKeys: { variable: 'MAILPILOT_MAX_API_KEYS_PER_USER', default: 50 },
+};
+
+export interface HttpTimeouts {
+  /** A request's headers must all arrive within this long. */
+  headersMs: number;
+  /** An ordinary request's body must all arrive within this long after its headers. */
+  bodyMs: number;
+  /** A streamed upload (CSV import) must send at least this many bytes in every uploadWindowMs it is waited on. */
+  uploadMinBytes: number;
+  uploadWindowMs: number;
+}
+
+/** Each HTTP time limit's variable and default (seconds; bytes for the upload rate). */
+export const HTTP_TIMEOUT_VARIABLES: Record<keyof HttpTimeouts, { variable: string; default: number }> = {
+  headersMs: { variable: 'MAILPILOT_HEADERS_TIMEOUT_SECONDS', default: 10 },
+  bodyMs: { variable: 'MAILPILOT_BODY_TIMEOUT_SECONDS', default: 30 },
+  uploadMinBytes: { variable: 'MAILPILOT_UPLOAD_MIN_BYTES', default: 16_384 },
+  uploadWindowMs: { variable: 'MAILPILOT_UPLOAD_WINDOW_SECONDS', default: 30 },
+};
+
+const countSchema = z.coerce.number().int().min(1).max(2 ** 31 - 1);
+
+/** A whole number of at least 1 from `variable`, or its default; the error names the variable. */
+function positiveInteger(env: NodeJS.ProcessEnv, variable: string, fallback: number, unit: string): number {
+  const parsed = countSchema.safeParse(env[variable] || fallback);
+  if (!parsed.success) throw new Error(`${variable} must be a whole number of ${unit} (1 or more), got "${env[variable]}"`);
+  return parsed.data;
+}
+
+function quotasFrom(env: NodeJS.ProcessEnv): Quotas {
+  const entries = Object.entries(QUOTA_VARIABLES).map(([key, q]) => [key, positiveInteger(env, q.variable, q.default, key)]);
+  return Object.fromEntries(entries) as Quotas;
+}
+
+function httpTimeoutsFrom(env: NodeJS.ProcessEnv): HttpTimeouts {
+  const entries = Object.entries(HTTP_TIMEOUT_VARIABLES).map(([key, t]) => {
+    const bytes = key === 'uploadMinBytes';
+    const value = positiveInteger(env, t.variable, t.default, bytes ? 'bytes' : 'seconds');
+    return [key, bytes ? value : value * 1000];
+  });
+  return Object.fromEntries(entries) as HttpTimeouts;
+}
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const port = portSchema.safeParse(env.PORT ?? '8080');
@@ -78,6 +144,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: env.LOG_LEVEL || 'info',
     leaseTtlMs: lease.data * 1000,
     retentionDays: retentionDays.data,
+    quotas: quotasFrom(env),
+    http: httpTimeoutsFrom(env),
     smtpEgress: EgressPolicy.fromEnv(env),
     smtpPlaintextAuth: plaintextAuth.data,
     dnsServers,

@@ -7,10 +7,12 @@ import Fastify, {
   type RawServerDefault,
 } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { MAX_TOKEN_CHARS } from '../campaigns/unsubscribe.ts';
 import type { AppContext } from '../context.ts';
 import { authenticate, type Caller } from './auth.ts';
 import { AppError } from '../errors.ts';
 import { noQuery } from './schemas.ts';
+import { boundRequestBodies, clientErrorHandler, httpServerOptions } from './httpTimeouts.ts';
 import { BODY_LIMIT_BYTES, parseJsonBody } from './jsonBody.ts';
 import { OPENAPI_PATH, registerOpenApi } from './openapi.ts';
 import { bindRequestDatabase, noAmbientDatabase, settleRequestTransactions } from './requestDatabase.ts';
@@ -51,7 +53,14 @@ declare module 'fastify' {
 }
 
 export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT_BYTES });
+  const app = Fastify({
+    logger: false,
+    bodyLimit: BODY_LIMIT_BYTES,
+    http: httpServerOptions(ctx.config.http),
+    clientErrorHandler: clientErrorHandler(ctx.config.http),
+    // Unsubscribe tokens carry the address: the router's default (100 characters) cut long ones off with a 414.
+    routerOptions: { maxParamLength: MAX_TOKEN_CHARS },
+  });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.decorateRequest('caller', null as never);
@@ -60,6 +69,8 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
   app.decorateRequest('events', null as never);
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody(app));
 
+  // First, so a body is bounded in time even when the request is refused before it is read.
+  boundRequestBodies(app, ctx.config.http);
   app.addHook('onRequest', async (req) => {
     if (req.url.startsWith('/api/') && req.url.split('?')[0] !== OPENAPI_PATH) req.caller = await authenticate(ctx, req);
     bindRequestDatabase(req, ctx.db, req.caller, ctx.events);

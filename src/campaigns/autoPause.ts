@@ -16,6 +16,7 @@ import { announce, type CampaignContext } from './statusEvents.ts';
  *
  *   running ──every account at a limit──► paused_limits ──resumeAt──► running
  *   running ──no account could send──► paused (with a reason) ──an account is usable again──► running
+ *   running ──messages keep failing for one local reason──► paused (with the reason) ──its user resumes it──► running
  */
 
 /**
@@ -88,6 +89,7 @@ const WAITING_FOR: Record<PauseReason, string> = {
   domain_cap: "every SMTP account of this user is at its domain's cap",
   account_health: 'every SMTP account of this user is at a limit or backing off after its server\'s replies',
   bounce_rate: 'every SMTP account of this user is paused for its bounce or complaint rate',
+  repeated_failures: 'its messages keep failing for the same reason',
 };
 
 function needsAttention(a: UserAccountState): string {
@@ -119,6 +121,19 @@ export async function pauseForLimits(
 export async function resumeFromLimits(ctx: CampaignContext, campaign: Campaign): Promise<void> {
   const resumed = await setCampaignStatus(ctx.db, { id: campaign.id }, ['paused_limits'], 'running');
   if (resumed) announce(ctx.events, resumed);
+}
+
+/**
+ * running (or waiting for quota) → paused, because its messages keep failing for the same local
+ * reason (their content: see engine/localFailures.ts). Only its user resumes it, once they have
+ * fixed the cause: an account becoming usable does not (resumeForUsableAccount).
+ */
+export async function pauseForRepeatedFailures(ctx: CampaignContext, userId: number, campaignId: number, reason: string): Promise<void> {
+  const c = await setCampaignStatus(ctx.db, { id: campaignId, userId }, ['running', 'paused_limits'], 'paused', {
+    pauseReason: reason,
+    pauseCode: 'repeated_failures',
+  });
+  if (c) announce(ctx.events, c);
 }
 
 /**

@@ -206,7 +206,7 @@ export async function campaignsDue(db: Queryable, status: 'scheduled' | 'paused_
 
 /**
  * Back to running: the user's campaigns the engine paused because no account could send (a
- * manual pause carries no pause_reason, so those stay paused).
+ * manual pause has no pause_code, and one for repeated failures another, so those stay paused).
  */
 export async function resumeEnginePaused(db: Queryable, userId: number): Promise<Campaign[]> {
   return db.query<Campaign>(

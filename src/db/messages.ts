@@ -215,7 +215,7 @@ export async function recordOutcomes(db: Queryable, owner: string, outcomes: Acc
        RETURNING m.campaign_id, m.status, m.email, c.user_id, u.possibly_delivered, u.charged, u.account_id, u.attempted_at, u.hold_id, a.timezone
      ), attempts AS (
        -- Each SMTP attempt is a send of its account at the minute it started, spent from its hold.
-       SELECT account_id, hold_id, attempted_at, timezone, user_id, email FROM updated WHERE charged = 1
+       SELECT account_id, hold_id, attempted_at, timezone, user_id, email FROM updated WHERE charged = 1 AND attempted_at IS NOT NULL
      ), counted AS (
        INSERT INTO smtp_usage AS s (account_id, minute_start, sent)
        SELECT account_id, date_trunc('minute', attempted_at), count(*) FROM attempts GROUP BY 1, 2

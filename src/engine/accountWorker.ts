@@ -13,6 +13,7 @@ import { onSendOutcome } from './accountHealth.ts';
 import { AccountLease } from './accountLease.ts';
 import { CampaignStatusCache } from './campaignStatusCache.ts';
 import type { LeaseKeeper } from './leaseKeeper.ts';
+import type { LocalFailures } from './localFailures.ts';
 import { MessageClaims } from './messageClaims.ts';
 import { OutcomeRecorder, type RecordedOutcome } from './outcomeRecorder.ts';
 import type { OutcomeWriter } from './outcomeWriter.ts';
@@ -27,6 +28,7 @@ export interface WorkerShared {
   composer: Composer;
   outcomes: OutcomeWriter;
   leases: LeaseKeeper;
+  localFailures: LocalFailures;
 }
 
 export type ExitReason = 'no_quota' | 'no_work' | 'lease_lost' | 'account_problem' | 'shutdown' | 'rebalance' | 'error';
@@ -220,24 +222,33 @@ export class AccountWorker {
       this.queue.shift();
       this.quota.spend(next.holdId);
       this.claims.sent();
-      this.send(next);
+      // After a failed render, the next send waits for that failure to settle (see send).
+      if (!this.send(next)) return;
     }
   }
 
-  private send(q: Queued): void {
+  /** Starts one send; false when its message could not be composed. */
+  private send(q: Queued): boolean {
     this.inflight++;
-    q.attemptedAt = this.ctx.clock.now();
-    const gapUntil = this.pace.started(q.attemptedAt);
-    if (gapUntil) void setGapUntil(this.ctx.db, this.account.id, gapUntil).catch(() => undefined);
     let raw: string;
     try {
       raw = this.shared.composer.compose(q.msg, this.account);
     } catch (err) {
-      this.settle(q, { kind: 'failed', error: `rendering failed: ${(err as Error).message}`, cause: 'local' }, undefined);
-      return;
+      // Nothing went out, so the reserved send is not used. Settled on a later turn of the event
+      // loop, so a batch of failing renders (each up to its budget) never runs in one go.
+      this.quota.refund(q.holdId);
+      const error = `rendering failed: ${(err as Error).message}`;
+      this.shared.localFailures.failed(this.account.userId, q.msg.campaignId, error);
+      setImmediate(() => this.settle(q, { kind: 'failed', error, cause: 'local' }, undefined));
+      return false;
     }
+    this.shared.localFailures.composed(q.msg.campaignId);
+    q.attemptedAt = this.ctx.clock.now();
+    const gapUntil = this.pace.started(q.attemptedAt);
+    if (gapUntil) void setGapUntil(this.ctx.db, this.account.id, gapUntil).catch(() => undefined);
     const startedAt = performance.now();
     void this.transport.send(this.account.email, q.msg.email, raw).then((outcome) => this.settle(q, outcome, performance.now() - startedAt));
+    return true;
   }
 
   /** The one place a send's outcome turns into a message transition (smtp/classify.ts decides the outcome). */
@@ -247,7 +258,8 @@ export class AccountWorker {
     this.book.count(outcome.kind, latencyMs);
     const now = this.ctx.clock.now();
     const record = (o: Omit<RecordedOutcome, 'id'>) =>
-      this.book.record({ id: msg.id, ...o, ...(o.charged ? { attemptedAt: q.attemptedAt ?? now, holdId: q.holdId } : {}) });
+      // Only an SMTP attempt counts as a send of the account (a message that could not be composed is no attempt).
+      this.book.record({ id: msg.id, ...o, ...(o.charged && q.attemptedAt ? { attemptedAt: q.attemptedAt, holdId: q.holdId } : {}) });
     switch (outcome.kind) {
       case 'sent':
         record({ status: 'sent', charged: 1, sentAt: now });

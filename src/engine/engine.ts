@@ -17,6 +17,7 @@ import { AccountWorker, type ExitReason, type WorkerShared } from './accountWork
 import { purgeHolds } from '../db/usage.ts';
 import { readFacts } from '../sendingPolicy/facts.ts';
 import { decide } from '../sendingPolicy/policy.ts';
+import { LocalFailures } from './localFailures.ts';
 import { LeaseKeeper } from './leaseKeeper.ts';
 import { OutcomeWriter } from './outcomeWriter.ts';
 
@@ -95,6 +96,7 @@ export class Engine {
       composer: new Composer(ctx),
       outcomes: new OutcomeWriter(ctx, own.outcomes, this.owner, upkeep),
       leases: new LeaseKeeper(ctx, own.leases, this.owner),
+      localFailures: new LocalFailures(ctx),
     };
   }
 

@@ -35,6 +35,8 @@ export interface PeerScript {
   lean?: boolean;
   /** Delays the reply to DATA (ms), to keep sends in flight. */
   dataDelayMs?: number;
+  /** Accepts addresses of 254 characters (smtp-server refuses more than 253 unless told). */
+  lenientAddresses?: boolean;
   /** Text the greeting carries after the server's name and "ESMTP". */
   banner?: string;
   /** Where to listen (default 127.0.0.1 on a free port). */
@@ -79,6 +81,7 @@ export async function startSmtpPeer(script: PeerScript = {}): Promise<SmtpPeer> 
     authOptional: !script.users,
     allowInsecureAuth: true,
     size: 50 * 1024 * 1024,
+    lenientAddressParsing: script.lenientAddresses ?? false,
     ...(script.banner === undefined ? {} : { banner: script.banner, name: 'peer' }),
     onConnect(_session, cb) {
       peer.connections++;

@@ -1,3 +1,4 @@
+import { quotaExceeded } from '../../campaigns/quotas.ts';
 import type { AppContext } from '../../context.ts';
 import { getCampaign, type Campaign } from '../../db/campaigns.ts';
 import type { AppEvent } from '../../events.ts';
@@ -37,6 +38,9 @@ function snapshot(c: Campaign) {
  */
 export function campaignEventRoutes(app: ZodApp, ctx: AppContext): void {
   const open = new Set<EventStream>();
+  /** Streams open per user in this process (each holds a connection and a subscription). */
+  const perUser = new Map<number, number>();
+  const maxPerUser = ctx.config.quotas.eventStreams;
   // Open streams would keep the server from closing.
   app.addHook('preClose', async () => {
     for (const stream of open) stream.end();
@@ -51,9 +55,12 @@ export function campaignEventRoutes(app: ZodApp, ctx: AppContext): void {
     const campaignId = req.params.id;
     const first = await getCampaign(req.db, userId, campaignId);
     if (!first) throw notFound('campaign');
+    const streams = perUser.get(userId) ?? 0;
+    if (streams >= maxPerUser) throw quotaExceeded('eventStreams', maxPerUser);
 
     const stream = openEventStream(reply);
     open.add(stream);
+    perUser.set(userId, streams + 1);
     let lastStatus = first.status;
     stream.send('status', snapshot(first));
     stream.send('progress', snapshot(first));
@@ -97,6 +104,9 @@ export function campaignEventRoutes(app: ZodApp, ctx: AppContext): void {
       unsubscribe();
       clearTimeout(progressTimer);
       open.delete(stream);
+      const left = perUser.get(userId)! - 1;
+      if (left > 0) perUser.set(userId, left);
+      else perUser.delete(userId);
     });
   });
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { pauseReasonOf } from '../../campaigns/autoPause.ts';
 import { pauseCampaign, resumeCampaign, startCampaign, stopCampaign, updateCampaign } from '../../campaigns/lifecycle.ts';
+import { claimQuota } from '../../campaigns/quotas.ts';
 import { compileCampaign, TemplateError, type CampaignContent } from '../../campaigns/template.ts';
 import type { AppContext } from '../../context.ts';
 import type { Queryable } from '../../db/database.ts';
@@ -12,19 +13,19 @@ import type { ZodApp } from '../app.ts';
 import { requireUser } from '../auth.ts';
 import { AppError, invalid, notFound } from '../../errors.ts';
 import { MESSAGE_STATUSES } from '../../states.ts';
-import { email, headerSafe, timezone, id, idParams, noBody, page, pageQuery } from '../schemas.ts';
+import { displayName, displayText, email, headerSafe, id, idParams, noBody, page, pageQuery, timezone } from '../schemas.ts';
 
 /** A user running this many campaigns at once is warned: they share the same accounts' quota. */
 export const MANY_CAMPAIGNS_WARNING_AT = 5;
 const MAX_BODY_CHARS = 1_000_000;
 
 const campaignShape = {
-  name: z.string().trim().min(1).max(200),
+  name: displayName,
   listIds: z.array(id).min(1).max(100),
   subject: headerSafe(998).pipe(z.string().trim().min(1)),
   html: z.string().max(MAX_BODY_CHARS),
   text: z.string().max(MAX_BODY_CHARS),
-  fromName: headerSafe(200),
+  fromName: displayText(200),
   replyTo: email.refine((s) => !/[\r\n\0<>]/.test(s), 'must be a plain email address'),
   scheduledAt: z.iso.datetime({ offset: true }),
 };
@@ -120,6 +121,7 @@ export function campaignRoutes(app: ZodApp, ctx: AppContext): void {
     const userId = requireUser(req.caller);
     const b = req.body;
     assertCompiles({ subject: b.subject, html: b.html ?? null, text: b.text ?? null });
+    await claimQuota(req.db, 'campaigns', userId, ctx.config.quotas.campaigns);
     const campaign = await insertCampaign(
       req.db,
       userId,

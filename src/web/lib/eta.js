@@ -27,4 +27,5 @@ export const PAUSE_REASON_TEXT = {
   domain_cap: 'at a domain cap',
   account_health: 'waiting for its accounts’ health',
   bounce_rate: 'paused for the bounce or complaint rate',
+  repeated_failures: 'its messages keep failing for the same reason',
 };

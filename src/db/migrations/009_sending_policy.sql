@@ -88,7 +88,10 @@ CREATE TABLE recipient_minutes (
 SELECT mailpilot_tenant_wall('recipient_minutes');
 
 -- Why the engine paused a campaign, as a code (API.md pauseReason); pause_reason keeps the words.
+-- It takes over from pause_cause (008), which named only the two reasons of a `paused` campaign.
 ALTER TABLE campaigns ADD COLUMN pause_code text
-  CHECK (pause_code IN ('limits', 'sending_window', 'warmup', 'domain_cap', 'account_health', 'bounce_rate'));
+  CHECK (pause_code IN ('limits', 'sending_window', 'warmup', 'domain_cap', 'account_health', 'bounce_rate', 'repeated_failures'));
 UPDATE campaigns SET pause_code = CASE WHEN status = 'paused_limits' THEN 'limits'
-                                       WHEN status = 'paused' AND pause_reason IS NOT NULL THEN 'account_health' END;
+                                       WHEN pause_cause = 'no_usable_account' THEN 'account_health'
+                                       WHEN pause_cause = 'repeated_failures' THEN 'repeated_failures' END;
+ALTER TABLE campaigns DROP COLUMN pause_cause;
