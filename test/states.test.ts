@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CAMPAIGN_STATUSES, HEALTH_STATES, MESSAGE_STATUSES, SECURITY_MODES, SUPPRESSION_REASONS } from '../src/states.ts';
+import { LIMIT_WINDOW_KINDS } from '../src/sendingPolicy/limitWindows.ts';
+import { PRESET_NAMES } from '../src/sendingPolicy/presets.ts';
+import { CAMPAIGN_STATUSES, HEALTH_STATES, MESSAGE_STATUSES, PAUSE_REASONS, SECURITY_MODES, SUPPRESSION_REASONS } from '../src/states.ts';
 import { databaseKinds, freshDatabase, type TestDatabase } from './helpers/db.ts';
 
 /** Each state machine's names, as src/states.ts declares them and as the schema's CHECK constraints allow them. */
@@ -9,6 +11,10 @@ const COLUMNS: [table: string, column: string, names: readonly string[]][] = [
   ['smtp_accounts', 'health', HEALTH_STATES],
   ['smtp_servers', 'security', SECURITY_MODES],
   ['suppressions', 'reason', SUPPRESSION_REASONS],
+  ['campaigns', 'pause_code', PAUSE_REASONS],
+  ['smtp_accounts', 'limit_window', LIMIT_WINDOW_KINDS],
+  ['smtp_accounts', 'preset', PRESET_NAMES],
+  ['domain_caps', 'limit_window', LIMIT_WINDOW_KINDS],
 ];
 
 describe.each(databaseKinds)('state names are declared once (%s)', (kind) => {

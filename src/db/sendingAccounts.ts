@@ -32,7 +32,7 @@ export interface SendingAccount extends AccountDkimColumns {
   /** The account and its server are both switched on. */
   active: boolean;
   server: { id: number; host: string; port: number; security: Security; maxConnections: number };
-  /** This account's share of its server's connection cap, within what its server taught (432 4.3.2). */
+  /** Sessions it opens at most: its share of its server's connection cap, or its own cap or the cap its server taught (432 4.3.2) if lower. */
   connections: number;
   /** Throttles in a row without a successful send since (see engine/accountHealth.ts). */
   throttleStrikes: number;
@@ -42,12 +42,20 @@ export interface SendingAccount extends AccountDkimColumns {
   recoveryUntil: Date | null;
 }
 
+/**
+ * The SMTP sessions an account opens at most, over `smtp_accounts a JOIN smtp_servers s`: its share
+ * of its server's connection cap, or its own cap (maxConnections) or the one its server taught
+ * (connection_cap, after 432 4.3.2) if lower. least() ignores the caps that are not set.
+ */
+export const ACCOUNT_CONNECTIONS_SQL = `least(a.max_connections, a.connection_cap,
+  greatest(1, s.max_connections / (SELECT count(*) FROM smtp_accounts x WHERE x.server_id = s.id AND x.active)))::int`;
+
 /** The columns of a SendingAccount over `smtp_accounts a JOIN smtp_servers s`. */
 export const SENDING_ACCOUNT_COLUMNS = `a.id, a.user_id AS "userId", a.email, a.username, a.password_enc AS "passwordEnc",
   a.hourly_limit AS "hourlyLimit", a.daily_limit AS "dailyLimit", a.rate_per_second AS "ratePerSecond", a.timezone,
   (a.active AND s.active) AS active,
   json_build_object('id', s.id, 'host', s.host, 'port', s.port, 'security', s.security, 'maxConnections', s.max_connections) AS server,
-  least(a.connection_cap, greatest(1, s.max_connections / (SELECT count(*) FROM smtp_accounts x WHERE x.server_id = s.id AND x.active)))::int AS connections,
+  ${ACCOUNT_CONNECTIONS_SQL} AS connections,
   a.throttle_strikes AS "throttleStrikes",
   CASE WHEN a.oauth_client_id IS NOT NULL THEN json_build_object('clientId', a.oauth_client_id, 'clientSecretEnc', a.oauth_client_secret_enc,
     'refreshTokenEnc', a.oauth_refresh_token_enc, 'tokenUrl', a.oauth_token_url, 'user', coalesce(a.oauth_user, a.email)) END AS oauth,

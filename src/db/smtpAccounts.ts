@@ -2,6 +2,10 @@ import { decryptSecret, encryptSecret } from '../secrets.ts';
 import { dkimKey, type DkimKey } from '../smtp/dkim.ts';
 import type { Queryable } from './database.ts';
 import { sqlList, UNFINISHED_CAMPAIGN_STATUSES, type HealthState } from '../states.ts';
+import type { LimitWindowKind } from '../sendingPolicy/limitWindows.ts';
+import type { Warmup } from '../sendingPolicy/policy.ts';
+import type { PresetName } from '../sendingPolicy/presets.ts';
+import type { SendingWindow } from '../sendingPolicy/sendingWindow.ts';
 import { isForeignKeyViolation } from './smtpServers.ts';
 
 /** An account's OAuth2 grant as its owner sees it: never the client secret or the refresh token. */
@@ -13,8 +17,20 @@ export interface OAuthView {
   user: string;
 }
 
+/** An account's sending policy settings (API.md "Sending policy"). */
+export interface PolicySettings {
+  limitWindow: LimitWindowKind;
+  preset: PresetName | null;
+  sendingWindow: SendingWindow | null;
+  warmup: Warmup | null;
+  minGapSeconds: number | null;
+  maxGapSeconds: number | null;
+  /** SMTP sessions at most (within its server's share); null = its share. */
+  maxConnections: number | null;
+}
+
 /** An account as its owner sees it: never the password, only whether there is one. */
-export interface SmtpAccount {
+export interface SmtpAccount extends PolicySettings {
   id: number;
   serverId: number;
   email: string;
@@ -56,7 +72,7 @@ export interface DkimSettings {
   privateKey: string;
 }
 
-export interface AccountFields {
+export interface AccountFields extends PolicySettings {
   serverId: number;
   email: string;
   username: string | null;
@@ -79,6 +95,8 @@ const COLUMNS = `id, server_id AS "serverId", email, username, password_enc IS N
   CASE WHEN oauth_client_id IS NOT NULL
        THEN json_build_object('type', 'oauth2', 'clientId', oauth_client_id, 'tokenUrl', oauth_token_url, 'user', coalesce(oauth_user, email)) END AS auth,
   connection_cap AS "connectionCap", recovery_rate AS "recoveryRate", recovery_until AS "recoveryUntil",
+  limit_window AS "limitWindow", preset, sending_window AS "sendingWindow", warmup, min_gap_seconds AS "minGapSeconds",
+  max_gap_seconds AS "maxGapSeconds", max_connections AS "maxConnections",
   created_at AS "createdAt"`;
 
 
@@ -173,35 +191,26 @@ export async function insertAccount(
   // The id is taken first because the ciphertext is bound to it.
   const [seq] = await db.query<{ id: number }>(`SELECT nextval('smtp_accounts_id_seq')::int AS id`);
   const id = seq!.id;
-  const passwordEnc = fields.password === null ? null : sealAccountPassword(secretKey, id, fields.password);
   const { dkim } = fields;
-  const oauth = Object.values(oauthColumns(secretKey, id, fields.auth));
+  const values: Record<string, unknown> = {
+    id,
+    user_id: userId,
+    password_enc: fields.password === null ? null : sealAccountPassword(secretKey, id, fields.password),
+    created_at: now,
+    dkim_domain: dkim?.domain ?? null,
+    dkim_selector: dkim?.selector ?? null,
+    dkim_key_enc: dkim ? sealDkimKey(secretKey, id, dkim.privateKey) : null,
+    ...oauthColumns(secretKey, id, fields.auth),
+  };
+  for (const [key, column] of Object.entries(COLUMN_OF) as [keyof typeof COLUMN_OF, string][]) values[column] = columnValue(key, fields[key]);
+  const columns = Object.keys(values);
   try {
+    // The server must be the user's: a foreign or unknown server id inserts nothing.
     const [row] = await db.query<SmtpAccount>(
-      `INSERT INTO smtp_accounts (id, user_id, server_id, email, username, password_enc, hourly_limit, daily_limit,
-                                  rate_per_second, timezone, active, created_at, dkim_domain, dkim_selector, dkim_key_enc,
-                                  oauth_client_id, oauth_client_secret_enc, oauth_refresh_token_enc, oauth_token_url, oauth_user)
-       SELECT $1, $2, s.id, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20
-         FROM smtp_servers s WHERE s.id = $3 AND s.user_id = $2
+      `INSERT INTO smtp_accounts (${columns.join(', ')})
+       SELECT ${columns.map((_, i) => `$${i + 1}`).join(', ')} FROM smtp_servers s WHERE s.id = $${columns.indexOf('server_id') + 1} AND s.user_id = $${columns.indexOf('user_id') + 1}
        RETURNING ${COLUMNS}`,
-      [
-        id,
-        userId,
-        fields.serverId,
-        fields.email,
-        fields.username,
-        passwordEnc,
-        fields.hourlyLimit,
-        fields.dailyLimit,
-        fields.ratePerSecond,
-        fields.timezone,
-        fields.active,
-        now,
-        dkim?.domain ?? null,
-        dkim?.selector ?? null,
-        dkim ? sealDkimKey(secretKey, id, dkim.privateKey) : null,
-        ...oauth,
-      ],
+      Object.values(values),
     );
     return row;
   } catch (err) {
@@ -223,6 +232,7 @@ export async function getAccount(db: Queryable, userId: number, id: number): Pro
   return row;
 }
 
+// Fixed column names only: no input reaches the SQL text.
 const COLUMN_OF: Record<Exclude<keyof AccountFields, 'password' | 'dkim' | 'auth'>, string> = {
   serverId: 'server_id',
   email: 'email',
@@ -232,7 +242,18 @@ const COLUMN_OF: Record<Exclude<keyof AccountFields, 'password' | 'dkim' | 'auth
   ratePerSecond: 'rate_per_second',
   timezone: 'timezone',
   active: 'active',
+  limitWindow: 'limit_window',
+  preset: 'preset',
+  sendingWindow: 'sending_window',
+  warmup: 'warmup',
+  minGapSeconds: 'min_gap_seconds',
+  maxGapSeconds: 'max_gap_seconds',
+  maxConnections: 'max_connections',
 };
+
+// jsonb settings travel as JSON text.
+const columnValue = (key: keyof typeof COLUMN_OF, value: unknown) =>
+  (key === 'sendingWindow' || key === 'warmup') && value !== null && value !== undefined ? JSON.stringify(value) : value;
 
 /**
  * Changes the given fields (undefined = unchanged, null = cleared). Answers 'not_found' when the user
@@ -252,7 +273,7 @@ export async function updateAccount(
     sets.push(`${column} = $${params.length}`);
   };
   for (const [key, column] of Object.entries(COLUMN_OF) as [keyof typeof COLUMN_OF, string][]) {
-    if (changes[key] !== undefined) set(column, changes[key]);
+    if (changes[key] !== undefined) set(column, columnValue(key, changes[key]));
   }
   if (changes.password !== undefined) {
     set('password_enc', changes.password === null ? null : sealAccountPassword(secretKey, id, changes.password));
@@ -287,6 +308,21 @@ export async function updateAccount(
     throw err;
   }
   return (await getAccount(db, userId, id)) ? 'bad_server' : 'not_found';
+}
+
+/**
+ * Clears the stored password of every account on one of the user's servers. Answers the accounts
+ * that had one and those that had none.
+ */
+export async function clearServerPasswords(db: Queryable, userId: number, serverId: number): Promise<{ cleared: number[]; others: number[] }> {
+  // The self-join reads each row as it was before the update.
+  const rows = await db.query<{ id: number; had: boolean }>(
+    `UPDATE smtp_accounts a SET password_enc = NULL FROM smtp_accounts was
+      WHERE was.id = a.id AND a.server_id = $1 AND a.user_id = $2
+      RETURNING a.id, was.password_enc IS NOT NULL AS had`,
+    [serverId, userId],
+  );
+  return { cleared: rows.filter((r) => r.had).map((r) => r.id), others: rows.filter((r) => !r.had).map((r) => r.id) };
 }
 
 /** Removes an account unless its user has a campaign that may still send through it. */

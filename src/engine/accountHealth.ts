@@ -1,6 +1,7 @@
 import type { AppContext } from '../context.ts';
 import { clearThrottleStrikes, disableAccount, exhaustAccount, lowerConnectionCap, resetHealth, throttleAccount } from '../db/accountHealth.ts';
 import type { Queryable } from '../db/database.ts';
+import { clearServerPasswords } from '../db/smtpAccounts.ts';
 import { retryTransient } from '../db/transient.ts';
 import type { DisabledCause, SendOutcome } from '../smtp/classify.ts';
 
@@ -34,6 +35,8 @@ export const EXCHANGE_CONNECTIONS = 3;
  *   healthy ──throttle reply, no connection──► throttled ──health_until passes──► healthy (gently, RECOVERY_MS)
  *   healthy ──provider quota reply──► exhausted ──24 h later──► healthy
  *   healthy ──credentials, basic auth or OAuth2 consent refused──► disabled ──the user reconfigures it──► healthy
+ *   healthy ──egress policy or AUTH without TLS refused──► disabled ──the user reconfigures it──► healthy
+ *   any ──its server moved, password cleared──► disabled ──the password given again──► healthy
  *
  * A successful send resets the run of throttles, so the next throttle backs off from the base.
  * Beside the state, what the server teaches stays on the account: fewer connections (432 4.3.2).
@@ -58,6 +61,8 @@ function disabledReason(cause: DisabledCause, error: string): string {
       return `the OAuth2 consent was revoked or has expired (the token endpoint answered invalid_grant): sign in again and PATCH the account with auth and a new refreshToken`;
     case 'oauth_refused':
       return `the OAuth2 token endpoint refused the account: check its clientId, clientSecret and tokenUrl (${error})`;
+    case 'refused_locally':
+      return error;
     default:
       return `the server refused the account's credentials: ${error}`;
   }
@@ -132,4 +137,21 @@ export async function onReconfigured(db: Queryable, accountId: number, changes: 
     changes.active === true || changes.password !== undefined || changes.username !== undefined || changes.serverId !== undefined || changes.auth !== undefined;
   if (fresh) await resetHealth(db, accountId);
   return fresh;
+}
+
+/** The health reason of an account whose password a server change cleared. */
+export const PASSWORD_CLEARED_REASON =
+  "its server's host, port or security changed, so its password was cleared: give the password again (PATCH the account)";
+
+/**
+ * The user changed where one of its servers is (host, port or security). A stored password goes only
+ * where its owner sent it, so the accounts on that server lose theirs and are disabled until it is
+ * given again; the accounts without one start afresh, like any reconfigured account. Returns the
+ * accounts whose password was cleared.
+ */
+export async function onServerMoved(db: Queryable, userId: number, serverId: number): Promise<number[]> {
+  const { cleared, others } = await clearServerPasswords(db, userId, serverId);
+  for (const id of cleared) await disableAccount(db, id, PASSWORD_CLEARED_REASON);
+  for (const id of others) await resetHealth(db, id);
+  return cleared;
 }

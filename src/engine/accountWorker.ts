@@ -5,20 +5,23 @@ import { releaseLease } from '../db/engineAccounts.ts';
 import type { ClaimedMessage } from '../db/messages.ts';
 import { credentials, type SendingAccount } from '../db/sendingAccounts.ts';
 import type { AccessTokens } from '../smtp/oauthTokens.ts';
+import { setGapUntil } from '../db/usage.ts';
 import { isTransientDbError, retryTransient } from '../db/transient.ts';
 import type { AppEvent } from '../events.ts';
 import type { AccountOutcome, SendOutcome } from '../smtp/classify.ts';
-import { AccountTransport } from '../smtp/transport.ts';
+import { AccountTransport, transportOptions } from '../smtp/transport.ts';
 import { fewerConnections, onSendOutcome, onTooManyConnections, type ThrottleContext } from './accountHealth.ts';
 import { AccountLease } from './accountLease.ts';
 import { CampaignStatusCache } from './campaignStatusCache.ts';
 import type { LeaseKeeper } from './leaseKeeper.ts';
+import type { LocalFailures } from './localFailures.ts';
 import { MessageClaims } from './messageClaims.ts';
 import { OutcomeRecorder, type RecordedOutcome } from './outcomeRecorder.ts';
 import type { OutcomeWriter } from './outcomeWriter.ts';
 import { QuotaHold } from './quotaHold.ts';
 import { retryAt, MAX_ATTEMPTS } from './retry.ts';
 import { AcceptedRecently } from './acceptedRecently.ts';
+import { MINUTE_MS } from '../sendingPolicy/limitWindows.ts';
 import { SendPace } from './sendPace.ts';
 import { MAX_ENDS_PER_MESSAGE, MAX_QUICK_ENDS, SessionBackOff } from './sessionBackOff.ts';
 import { Signal } from './signal.ts';
@@ -30,6 +33,7 @@ export interface WorkerShared {
   leases: LeaseKeeper;
   /** OAuth2 access tokens, kept in memory across the workers of an account. */
   tokens: AccessTokens;
+  localFailures: LocalFailures;
 }
 
 export type ExitReason = 'no_quota' | 'no_work' | 'lease_lost' | 'account_problem' | 'shutdown' | 'rebalance' | 'error';
@@ -63,11 +67,13 @@ const TRANSITIONS: Record<WorkerState['name'], readonly WorkerState['name'][]> =
 /** A claimed message waiting for a free session, and the reserved send it will spend. */
 interface Queued {
   msg: ClaimedMessage;
-  window: number;
+  holdId: number | null;
   /** The reservation may only be spent before this moment (business time, ms). */
   validUntil: number;
   /** Sessions the server ended under this message in this worker (see SessionBackOff). */
   sessionEnds: number;
+  /** When its SMTP attempt started (business time): the instant it counts as a send at. */
+  attemptedAt?: Date;
 }
 
 /**
@@ -114,6 +120,10 @@ export class AccountWorker {
   /** performance.now() after which database writes give up (shutdown); Infinity otherwise. */
   private giveUpAt = Infinity;
   private throttleStrikes: number;
+  /** Messages were handed back since the last claim: they are claimable again once their outcomes land. */
+  private returned = false;
+  /** Set when the worker ended because recipient throttles held back every due message: not before then. */
+  idleUntil: Date | undefined;
 
   constructor(
     private readonly ctx: AppContext,
@@ -124,7 +134,7 @@ export class AccountWorker {
   ) {
     const { username, password, oauth } = credentials(ctx.secrets.secretKey, account);
     const xoauth2 = oauth ? shared.tokens.source(account.id, oauth) : undefined;
-    this.transport = new AccountTransport(account.server, { username, password, xoauth2 }, account.connections);
+    this.transport = new AccountTransport(account.server, { username, password, xoauth2 }, account.connections, transportOptions(ctx.config));
     const recovering = account.recoveryUntil !== null && account.recoveryUntil > ctx.clock.now();
     this.recoveryEndsAt = recovering ? account.recoveryUntil!.getTime() : undefined;
     this.connectionCap = account.connections;
@@ -135,8 +145,8 @@ export class AccountWorker {
     });
     this.book = new OutcomeRecorder(ctx, account, shared.outcomes, () => this.lease.takenOver || performance.now() > this.giveUpAt, () => this.halt('error'));
     this.quota = new QuotaHold(ctx, account.id);
-    this.claims = new MessageClaims(ctx, account.id, owner);
-    this.pace = new SendPace(recovering ? minRate(account.ratePerSecond, account.recoveryRate) : account.ratePerSecond, this.notify);
+    this.claims = new MessageClaims(ctx, account, owner);
+    this.pace = new SendPace(recovering ? minRate(account.ratePerSecond, account.recoveryRate) : account.ratePerSecond, ctx.clock, this.notify);
     this.throttleStrikes = account.throttleStrikes;
     this.sessionBackOff = new SessionBackOff(account.throttleStrikes > 0);
   }
@@ -228,27 +238,42 @@ export class AccountWorker {
         continue;
       }
       if (this.ctx.clock.now().getTime() >= next.validUntil) {
-        // The reservation belongs to a window that has ended: claim again under the new one.
-        return this.returnQueued();
+        // The reservation has ended (its window, the sending window or its hold): what it held goes back at once.
+        const ended = this.queue.map((q) => q.holdId);
+        this.returnQueued();
+        void this.quota.giveBackAll(ended);
+        return;
       }
       this.queue.shift();
-      this.quota.spend(next.window);
+      this.quota.spend(next.holdId);
       this.claims.sent();
-      this.send(next);
+      // After a failed render, the next send waits for that failure to settle (see send).
+      if (!this.send(next)) return;
     }
   }
 
-  private send(q: Queued): void {
+  /** Starts one send; false when its message could not be composed. */
+  private send(q: Queued): boolean {
     this.inflight++;
     let raw: string;
     try {
       raw = this.shared.composer.compose(q.msg, this.account);
     } catch (err) {
-      this.settle(q, { kind: 'failed', error: `rendering failed: ${(err as Error).message}`, cause: 'local' }, undefined);
-      return;
+      // Nothing went out, so the reserved send is not used. Settled on a later turn of the event
+      // loop, so a batch of failing renders (each up to its budget) never runs in one go.
+      this.quota.refund(q.holdId);
+      const error = `rendering failed: ${(err as Error).message}`;
+      this.shared.localFailures.failed(this.account.userId, q.msg.campaignId, error);
+      setImmediate(() => this.settle(q, { kind: 'failed', error, cause: 'local' }, undefined));
+      return false;
     }
+    this.shared.localFailures.composed(q.msg.campaignId);
+    q.attemptedAt = this.ctx.clock.now();
+    const gapUntil = this.pace.started(q.attemptedAt);
+    if (gapUntil) void setGapUntil(this.ctx.db, this.account.id, gapUntil).catch(() => undefined);
     const startedAt = performance.now();
     void this.transport.send(this.account.email, q.msg.email, raw).then((outcome) => this.settle(q, outcome, performance.now() - startedAt));
+    return true;
   }
 
   /** The one place a send's outcome turns into a message transition (smtp/classify.ts decides the outcome). */
@@ -257,7 +282,9 @@ export class AccountWorker {
     this.inflight--;
     this.book.count(outcome.kind, latencyMs);
     const now = this.ctx.clock.now();
-    const record = (o: Omit<RecordedOutcome, 'id'>) => this.book.record({ id: msg.id, ...o });
+    const record = (o: Omit<RecordedOutcome, 'id'>) =>
+      // Only an SMTP attempt counts as a send of the account (a message that could not be composed is no attempt).
+      this.book.record({ id: msg.id, ...o, ...(o.charged && q.attemptedAt ? { attemptedAt: q.attemptedAt, holdId: q.holdId } : {}) });
     switch (outcome.kind) {
       case 'sent':
         record({ status: 'sent', charged: 1, sentAt: now });
@@ -288,7 +315,7 @@ export class AccountWorker {
         // The account, not the message, is at fault: the message goes back untouched for another
         // account (its reserved send too, since nothing went out), and this one stops.
         record({ status: 'pending' });
-        this.quota.refund(q.window);
+        this.quota.refund(q.holdId);
         this.blameAccount(outcome, false);
     }
     this.pump();
@@ -313,25 +340,25 @@ export class AccountWorker {
     if (this.aborted) {
       // A deliberate cut ends sessions too: that says nothing about the server.
       this.book.record({ id: q.msg.id, status: 'pending' });
-      this.quota.refund(q.window);
+      this.quota.refund(q.holdId);
       return;
     }
     if (outcome.fewerConnections && this.connectionCap > 1) {
-      this.quota.refund(q.window);
+      this.quota.refund(q.holdId);
       this.queue.push(q);
       return this.lowerConnections();
     }
     const wait = this.sessionBackOff.ended();
     if (wait === 'escalate') {
       this.book.record({ id: q.msg.id, status: 'pending' });
-      this.quota.refund(q.window);
+      this.quota.refund(q.holdId);
       const error = `the server ended ${MAX_QUICK_ENDS} sessions in a row without taking a message; last: ${outcome.error}`;
       return this.blameAccount({ kind: 'account_throttled', error, slowDown: false }, true);
     }
     // Only an end after others went through says something about this message.
     if (this.sessionBackOff.isolated && ++q.sessionEnds >= MAX_ENDS_PER_MESSAGE) this.retryLater(q, outcome.error);
     else {
-      this.quota.refund(q.window);
+      this.quota.refund(q.holdId);
       this.queue.push(q);
     }
     this.transport.holdNewSessions(wait);
@@ -372,7 +399,10 @@ export class AccountWorker {
 
   /** Puts every queued, unsent message back in the queue for any account to take. */
   private returnQueued(): void {
-    for (const q of this.queue.splice(0)) this.book.record({ id: q.msg.id, status: 'pending' });
+    for (const q of this.queue.splice(0)) {
+      this.book.record({ id: q.msg.id, status: 'pending' });
+      this.returned = true;
+    }
   }
 
   private startRefill(): void {
@@ -389,17 +419,29 @@ export class AccountWorker {
     const { db } = this.ctx;
     const now = this.ctx.clock.now();
     const retry = <T>(fn: () => Promise<T>) => retryTransient(fn, () => this.state.name !== 'sending');
+    if (this.returned) {
+      this.returned = false;
+      await this.book.flush();
+    }
     const mark = this.statuses.mark();
     const campaigns = await retry(() => runningCampaignIds(db, this.account.userId));
     this.statuses.reconcile(campaigns, mark);
     if (campaigns.length === 0) return this.drain('no_work');
     const held = await retry(() => this.quota.reserve(this.claims.resize(), now));
+    if (held.rules) this.pace.setGaps(held.rules, held.gapUntil);
     if (held.granted === 0) return this.drain('no_quota');
-    const claimed = await this.claims.claim(campaigns, held.granted, now, retry);
-    await this.quota.giveBack(held.window, held.granted - claimed.length);
-    if (claimed.length === 0) return this.drain('no_work');
+    // A batch the policy cut short (gaps, a limit near) is all there is to claim until it is spent.
+    this.claims.size = Math.min(this.claims.size, held.granted);
+    const { messages: claimed, throttled } = await this.claims.claim(campaigns, held.granted, now, retry);
+    await this.quota.giveBack(held.holdId, held.granted - claimed.length);
+    if (claimed.length === 0) {
+      // Only messages that recipient throttles hold back: look again when the next minute's room opens.
+      if (throttled) this.idleUntil = new Date((Math.floor(now.getTime() / MINUTE_MS) + 1) * MINUTE_MS);
+      return this.drain('no_work');
+    }
     await retry(() => this.shared.composer.load(new Set(claimed.map((m) => m.campaignId))));
-    for (const msg of claimed) this.queue.push({ msg, window: held.window, validUntil: held.validUntil, sessionEnds: 0 });
+    const validUntil = held.validUntil.getTime();
+    for (const msg of claimed) this.queue.push({ msg, holdId: held.holdId, validUntil, sessionEnds: 0 });
   }
 
   /** Everything the worker must do before it ends, whatever stopped it. */

@@ -24,7 +24,11 @@ export type SendOutcome =
   | { kind: 'account_throttled'; error: string; slowDown: boolean }
   /** The provider says the account is out of quota: exhausted until its window clears. */
   | { kind: 'account_exhausted'; error: string }
-  /** The account cannot authenticate: disabled until the user fixes it. */
+  /**
+   * The account cannot send: the server refuses its credentials, or MailPilot refuses to connect or
+   * to send the password (`refused_locally`: the egress policy, AUTH without TLS). Disabled until the
+   * user fixes it.
+   */
   | { kind: 'account_disabled'; error: string; cause: DisabledCause }
   /** The connection dropped after the message data was sent: it may have been delivered. */
   | { kind: 'unknown'; error: string };
@@ -37,7 +41,7 @@ export type AccountOutcome = Extract<SendOutcome, { kind: 'account_throttled' | 
  * answered invalid_grant: consent revoked or expired); `oauth_refused` (it refused the request
  * otherwise: client id or secret, token URL).
  */
-export type DisabledCause = 'credentials' | 'basic_auth_off' | 'oauth_revoked' | 'oauth_refused';
+export type DisabledCause = 'credentials' | 'basic_auth_off' | 'oauth_revoked' | 'oauth_refused' | 'refused_locally';
 
 /**
  * Why a message failed for good: `hard_bounce` suppresses the address for the user; `sender_config`

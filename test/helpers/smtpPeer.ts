@@ -41,6 +41,12 @@ export interface PeerScript {
   lean?: boolean;
   /** Delays the reply to DATA (ms), to keep sends in flight. */
   dataDelayMs?: number;
+  /** Accepts addresses of 254 characters (smtp-server refuses more than 253 unless told). */
+  lenientAddresses?: boolean;
+  /** Text the greeting carries after the server's name and "ESMTP". */
+  banner?: string;
+  /** Where to listen (default 127.0.0.1 on a free port). */
+  listen?: { host?: string; port?: number };
 }
 
 function parseHeaders(raw: string): Map<string, string> {
@@ -68,6 +74,10 @@ export interface SmtpPeer {
   connectedAt: number[];
   /** Logins refused (any method). */
   authFailures: number;
+  /** Every AUTH the peer was given (accepted or not), as the client sent it. */
+  auths: { username: string | undefined; password: string | undefined }[];
+  /** TCP connections ever accepted. */
+  connections: number;
   close(): Promise<void>;
 }
 
@@ -82,6 +92,8 @@ export async function startSmtpPeer(script: PeerScript = {}): Promise<SmtpPeer> 
     peakSessions: 0,
     connectedAt: [],
     authFailures: 0,
+    auths: [],
+    connections: 0,
     close: async () => undefined,
   };
   const auth = Boolean(script.users || script.xoauth2);
@@ -93,7 +105,10 @@ export async function startSmtpPeer(script: PeerScript = {}): Promise<SmtpPeer> 
     authOptional: !auth,
     allowInsecureAuth: true,
     size: 50 * 1024 * 1024,
+    lenientAddressParsing: script.lenientAddresses ?? false,
+    ...(script.banner === undefined ? {} : { banner: script.banner, name: 'peer' }),
     onConnect(session, cb) {
+      peer.connections++;
       peer.connectedAt.push(Date.now());
       const e = script.onConnect?.(session);
       if (e) return cb(Object.assign(new Error(e.message), { responseCode: e.code }));
@@ -111,6 +126,7 @@ export async function startSmtpPeer(script: PeerScript = {}): Promise<SmtpPeer> 
         peer.authFailures++;
         return cb(null, { data: { status: '401', schemes: 'bearer', scope: 'https://mail.google.com/' } } as never);
       }
+      peer.auths.push({ username: auth.username, password: auth.password ?? undefined });
       if (script.users && auth.username && script.users[auth.username] === auth.password) return cb(null, { user: auth.username });
       peer.authFailures++;
       const err = Object.assign(new Error('5.7.8 Authentication credentials invalid'), { responseCode: 535 });
@@ -162,7 +178,10 @@ export async function startSmtpPeer(script: PeerScript = {}): Promise<SmtpPeer> 
   };
   // A client killed mid-session resets its connection: that is the test's doing, not the peer's failure.
   server.on('error', () => undefined);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.server.once('error', reject);
+    server.listen(script.listen?.port ?? 0, script.listen?.host ?? '127.0.0.1', resolve);
+  });
   peer.port = (server.server.address() as { port: number }).port;
   peer.close = () => new Promise((resolve) => server.close(() => resolve()));
   return peer;

@@ -7,8 +7,8 @@ interface AccountOptions {
   username?: string;
   password?: string;
   passwordStdin?: boolean;
-  hourlyLimit: number;
-  dailyLimit: number;
+  hourlyLimit?: number;
+  dailyLimit?: number;
   rate?: string;
   timezone?: string;
   inactive?: boolean;
@@ -16,6 +16,8 @@ interface AccountOptions {
   oauth2TokenUrl?: string;
   oauth2User?: string;
   oauth2SecretsStdin?: boolean;
+  preset?: string;
+  rolling?: boolean;
 }
 
 /** `auth` for an OAuth2 account: the client secret and the refresh token come from stdin, one a line (never argv, which others can read). */
@@ -38,7 +40,8 @@ async function readStdin(): Promise<string> {
 function usageText(a: any): string {
   const limit = (n: number) => (n === 0 ? 'no limit' : String(n));
   const health = a.health.state + (a.health.reason ? ` (${a.health.reason})` : '');
-  return `${a.id}\t${a.email}\thour ${a.usage.sentThisHour}/${limit(a.usage.hourlyLimit)}\tday ${a.usage.sentToday}/${limit(a.usage.dailyLimit)}\t${health}`;
+  const next = a.usage.nextSendAt ? `\tnext send ${a.usage.nextSendAt}` : '';
+  return `${a.id}\t${a.email}\thour ${a.usage.sentThisHour}/${limit(a.usage.hourlyLimit)}\tday ${a.usage.sentToday}/${limit(a.usage.effectiveDailyLimit ?? a.usage.dailyLimit)}\t${health}${next}`;
 }
 
 /** `smtp add-server`, `smtp add-account`, `smtp accounts`. */
@@ -71,8 +74,10 @@ export function registerSmtpCommands(program: Command): void {
     .description('add a sending account on a server, with its hourly and daily limits')
     .requiredOption('--server <id>', 'id of the SMTP server', positiveInt('--server'))
     .requiredOption('--email <address>', 'the address it sends from')
-    .requiredOption('--hourly-limit <n>', 'sends per clock hour (0 = no limit)', count('--hourly-limit'))
-    .requiredOption('--daily-limit <n>', 'sends per calendar day (0 = no limit)', count('--daily-limit'))
+    .option('--hourly-limit <n>', 'sends per clock hour (0 = no limit); required unless --preset gives it', count('--hourly-limit'))
+    .option('--daily-limit <n>', 'sends per calendar day (0 = no limit); required unless --preset gives it', count('--daily-limit'))
+    .option('--preset <provider>', 'gmail, google_workspace, microsoft365 or ses: limits, window and pace from the provider')
+    .option('--rolling', 'count the limits over any 60 minutes and 24 hours, as providers do')
     .option('--username <name>', 'SMTP login (default: none)')
     .option('--password <password>', 'SMTP password (visible to other local users in the process list: prefer --password-stdin)')
     .option('--password-stdin', 'read the SMTP password from standard input')
@@ -90,8 +95,10 @@ export function registerSmtpCommands(program: Command): void {
         const account = await client.request('POST', '/api/v1/smtp-accounts', {
           serverId: o.server,
           email: o.email,
-          hourlyLimit: o.hourlyLimit,
-          dailyLimit: o.dailyLimit,
+          ...(o.hourlyLimit !== undefined ? { hourlyLimit: o.hourlyLimit } : {}),
+          ...(o.dailyLimit !== undefined ? { dailyLimit: o.dailyLimit } : {}),
+          ...(o.preset ? { preset: o.preset } : {}),
+          ...(o.rolling ? { limitWindow: 'rolling' } : {}),
           ...(o.username ? { username: o.username } : {}),
           ...(password ? { password } : {}),
           ...(auth ? { auth } : {}),

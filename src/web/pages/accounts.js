@@ -37,6 +37,17 @@ function AccountCard({ api, a, server, onChange }) {
     }
   };
   const h = a.health;
+  const rolling = a.limitWindow === 'rolling';
+  const warming = a.warmup && a.usage.effectiveDailyLimit !== a.usage.dailyLimit;
+  const w = a.sendingWindow;
+  const policy = [
+    a.preset && `${a.preset} preset`,
+    w && `sends ${w.days.join(', ')} ${w.start}–${w.end} (${w.timezone})`,
+    a.warmup && `warm-up from ${a.warmup.startPerDay} a day, +${a.warmup.increasePerDay} each sending day`,
+    a.minGapSeconds && `${a.minGapSeconds}–${a.maxGapSeconds ?? a.minGapSeconds} s between sends`,
+  ]
+    .filter(Boolean)
+    .join(' · ');
   return html`
     <article class="panel" aria-labelledby=${`account-${a.id}`}>
       <div class="card-head">
@@ -49,8 +60,15 @@ function AccountCard({ api, a, server, onChange }) {
         ${h.until && ` until ${new Date(h.until).toLocaleTimeString()}`}
       </p>
       ${learned(h) && html`<p class="hint">${learned(h)}</p>`}
-      <${UsageBar} label="This hour" used=${a.usage.sentThisHour} limit=${a.usage.hourlyLimit} account=${a.email} />
-      <${UsageBar} label="Today" used=${a.usage.sentToday} limit=${a.usage.dailyLimit} account=${a.email} />
+      <${UsageBar} label=${rolling ? 'Last 60 minutes' : 'This hour'} used=${a.usage.sentThisHour} limit=${a.usage.hourlyLimit} account=${a.email} />
+      <${UsageBar}
+        label=${`${rolling ? 'Last 24 hours' : 'Today'}${warming ? ' (warm-up)' : ''}`}
+        used=${a.usage.sentToday}
+        limit=${a.usage.effectiveDailyLimit ?? a.usage.dailyLimit}
+        account=${a.email}
+      />
+      ${a.usage.nextSendAt && html`<p class="hint">Next send at ${new Date(a.usage.nextSendAt).toLocaleString()}</p>`}
+      ${policy && html`<p class="hint">${policy}</p>`}
       <div class="actions">
         <button class=${a.active ? 'danger' : 'primary'} disabled=${busy} aria-label=${`${a.active ? 'Disable' : 'Enable'} ${a.email}`} onClick=${toggle}>
           ${a.active ? 'Disable' : 'Enable'}
