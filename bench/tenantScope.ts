@@ -18,7 +18,7 @@ import { openDatabase, type Database, type Queryable } from '../src/db/database.
 import { migrate } from '../src/db/migrate.ts';
 import { getServer } from '../src/db/smtpServers.ts';
 import { listAccounts } from '../src/db/smtpAccounts.ts';
-import { readUsage } from '../src/db/usage.ts';
+import { readAccountUsage as readUsage } from '../src/sendingPolicy/accountUsage.ts';
 import { tenantScope } from '../src/db/tenantScope.ts';
 import { createLogger } from '../src/log.ts';
 import { startMailPilot } from '../src/server.ts';

@@ -2,7 +2,7 @@ import { pino, type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
 
-// Passwords and keys never reach a log line, whatever object is logged.
+// Passwords, keys and OAuth2 secrets never reach a log line, whatever object is logged.
 const REDACT = [
   'password',
   '*.password',
@@ -14,6 +14,14 @@ const REDACT = [
   'privateKey',
   '*.privateKey',
   '*.*.privateKey',
+  'clientSecret',
+  '*.clientSecret',
+  '*.*.clientSecret',
+  'refreshToken',
+  '*.refreshToken',
+  '*.*.refreshToken',
+  'accessToken',
+  '*.accessToken',
 ];
 
 /** Logs JSON lines to stdout, or to `destination` (tests read what was logged). */

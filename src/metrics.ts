@@ -1,7 +1,8 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { AppContext } from './context.ts';
 import { CAMPAIGN_STATUSES } from './states.ts';
-import { activeAccountQuotas, campaignStates, countLiveWorkers, countSending } from './db/metrics.ts';
+import { activeAccounts, campaignStates, countLiveWorkers, countSending } from './db/metrics.ts';
+import { readAccountUsage } from './sendingPolicy/accountUsage.ts';
 
 /** Seconds from handing a message to the SMTP server to its reply. */
 const SEND_LATENCY_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -105,12 +106,8 @@ export class Metrics {
   async scrape(): Promise<string> {
     const { db } = this.ctx;
     const now = this.ctx.clock.now();
-    const [states, sending, workers, quotas] = await Promise.all([
-      campaignStates(db),
-      countSending(db),
-      countLiveWorkers(db, now),
-      activeAccountQuotas(db, now),
-    ]);
+    const [states, sending, workers, accounts] = await Promise.all([campaignStates(db), countSending(db), countLiveWorkers(db, now), activeAccounts(db)]);
+    const usage = await readAccountUsage(db, accounts.map((a) => a.accountId), now);
 
     this.campaigns.reset();
     for (const status of CAMPAIGN_STATUSES) {
@@ -123,10 +120,11 @@ export class Metrics {
 
     // Reset first, so deleted or deactivated accounts disappear instead of keeping their last value.
     this.quota.reset();
-    for (const q of quotas) {
-      const labels = { account_id: String(q.accountId), user_id: String(q.userId) };
-      if (q.hourlyLimit > 0) this.quota.set({ ...labels, window: 'hour' }, Math.max(0, q.hourlyLimit - q.sentThisHour));
-      if (q.dailyLimit > 0) this.quota.set({ ...labels, window: 'day' }, Math.max(0, q.dailyLimit - q.sentToday));
+    for (const a of accounts) {
+      const u = usage.get(a.accountId)!;
+      const labels = { account_id: String(a.accountId), user_id: String(a.userId) };
+      if (u.hourlyLimit > 0) this.quota.set({ ...labels, window: 'hour' }, Math.max(0, u.hourlyLimit - u.sentThisHour));
+      if (u.effectiveDailyLimit > 0) this.quota.set({ ...labels, window: 'day' }, Math.max(0, u.effectiveDailyLimit - u.sentToday));
     }
     return this.registry.metrics();
   }

@@ -15,6 +15,16 @@ export const UNFINISHED_CAMPAIGN_STATUSES = ['scheduled', 'running', 'paused', '
 /** A stop is possible from every state that is not final. */
 export const STOPPABLE_CAMPAIGN_STATUSES = ['draft', ...UNFINISHED_CAMPAIGN_STATUSES] as const satisfies readonly CampaignStatus[];
 
+/**
+ * Why the engine holds a campaign back (API.md `pauseReason`; a manual pause has none): which rule
+ * of the sending policy keeps every account of its user from sending (src/sendingPolicy/policy.ts)
+ * while it waits as paused_limits, or, for a `paused` one, that no account could ever send
+ * (`account_health`, resumed when one can) or that its messages kept failing for the same local
+ * reason (`repeated_failures`, resumed by its user only).
+ */
+export const PAUSE_REASONS = ['limits', 'sending_window', 'warmup', 'domain_cap', 'account_health', 'bounce_rate', 'repeated_failures'] as const;
+export type PauseReason = (typeof PAUSE_REASONS)[number];
+
 /** Message status: pending → sending → sent | failed | pending (retry) | cancelled; suppressed when the address is. */
 export const MESSAGE_STATUSES = ['pending', 'sending', 'sent', 'failed', 'suppressed', 'cancelled'] as const;
 export type MessageStatus = (typeof MESSAGE_STATUSES)[number];

@@ -75,6 +75,9 @@ const PROBES: Probe[] = [
   },
   { method: 'GET', route: '/api/v1/campaigns/{id}/accounts', path: (v) => `/api/v1/campaigns/${v.campaignId}/accounts`, status: 404 },
   { method: 'GET', route: '/api/v1/campaigns/{id}/messages.csv', path: (v) => `/api/v1/campaigns/${v.campaignId}/messages.csv`, status: 404 },
+  { method: 'GET', route: '/api/v1/campaigns/{id}/forecast', path: (v) => `/api/v1/campaigns/${v.campaignId}/forecast`, status: 404 },
+  { method: 'DELETE', route: '/api/v1/domain-caps/{id}', path: (v) => `/api/v1/domain-caps/${v.domainCapId}`, status: 404 },
+  { method: 'DELETE', route: '/api/v1/recipient-throttles/{id}', path: (v) => `/api/v1/recipient-throttles/${v.throttleId}`, status: 404 },
   { method: 'DELETE', route: '/api/v1/me/keys/{id}', path: (v) => `/api/v1/me/keys/${v.keyId}`, status: 404 },
   { method: 'DELETE', route: '/api/v1/suppressions', path: () => '/api/v1/suppressions', body: (v) => ({ email: v.suppressed }), status: 404 },
   { method: 'DELETE', route: '/api/v1/suppressions', path: (v) => `/api/v1/suppressions?email=${encodeURIComponent(v.suppressed)}`, status: 404 },
@@ -91,6 +94,8 @@ const nobody: Tenant = {
   campaignId: NOBODY,
   draftId: NOBODY,
   suppressed: 'nobody@nowhere.test',
+  domainCapId: 999_999,
+  throttleId: 999_999,
 };
 
 describe.each(databaseKinds)('tenant isolation through the API (%s)', (kind) => {

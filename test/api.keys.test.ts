@@ -53,6 +53,23 @@ describe.each(databaseKinds)('API keys (%s)', (kind) => {
     expect((await me(third.apiKey)).status).toBe(200);
   });
 
+  it('never leaves a user without a live key when the last two are revoked at once, each with the other', async () => {
+    for (let round = 0; round < 15; round++) {
+      const user = await t.createUser(`pair${round}`);
+      const second = (await t.api('POST', '/api/v1/me/keys', { key: user.apiKey })).body;
+      const [first] = (await t.api('GET', '/api/v1/me/keys', { key: user.apiKey })).body.items;
+      const outcomes = await Promise.all([
+        t.api('DELETE', `/api/v1/me/keys/${second.id}`, { key: user.apiKey }),
+        t.api('DELETE', `/api/v1/me/keys/${first.id}`, { key: second.apiKey }),
+      ]);
+      // The other is refused: 409 last_key, or 401 when its own key was revoked before it was checked.
+      expect(outcomes.filter((o) => o.status === 204)).toHaveLength(1);
+      expect(outcomes.find((o) => o.status !== 204)?.status).toBeOneOf([401, 409]);
+      const live = [(await me(user.apiKey)).status, (await me(second.apiKey)).status].filter((s) => s === 200);
+      expect(live).toHaveLength(1);
+    }
+  });
+
   it('answers every failed authentication the same way', async () => {
     const user = await t.createUser('uniform');
     const spare = (await t.api('POST', '/api/v1/me/keys', { key: user.apiKey })).body;

@@ -60,8 +60,13 @@ describe.each(databaseKinds)('row-level security, the second wall (%s)', (kind) 
     alice = await createTenant(t, 'alice');
     bob = await createTenant(t, 'bob');
     // Some sends on both accounts, so the usage table has rows of each user too.
-    for (const account of [alice.accountId, bob.accountId]) {
-      await t.mp.ctx.db.query('INSERT INTO smtp_usage (account_id, hour_start, sent) VALUES ($1, $2, 5)', [account, new Date('2026-03-02T10:00:00Z')]);
+    const at = new Date('2026-03-02T10:00:00Z');
+    for (const tenant of [alice, bob]) {
+      const account = tenant.accountId;
+      await t.mp.ctx.db.query('INSERT INTO smtp_usage (account_id, minute_start, sent) VALUES ($1, $2, 5)', [account, at]);
+      await t.mp.ctx.db.query('INSERT INTO send_holds (account_id, reserved_at, valid_until, remaining) VALUES ($1, $2, $2, 1)', [account, at]);
+      await t.mp.ctx.db.query(`INSERT INTO send_days (account_id, day) VALUES ($1, '2026-03-02')`, [account]);
+      await t.mp.ctx.db.query(`INSERT INTO recipient_minutes (user_id, domain, minute_start, sent) VALUES ($1, 'rcpt.test', $2, 2)`, [tenant.id, at]);
     }
   });
   afterAll(() => t.close());
@@ -150,7 +155,7 @@ describe.each(databaseKinds)('row-level security, the second wall (%s)', (kind) 
                         AND p.permissive = 'RESTRICTIVE' AND 'mailpilot_tenant' = ANY(p.roles)) AS walled
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = 'public' AND c.relkind = 'r'
-          AND (c.relname IN ('users', 'smtp_usage')
+          AND (c.relname IN ('users', 'smtp_usage', 'send_holds', 'send_days')
                OR EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'user_id' AND NOT a.attisdropped))
         ORDER BY c.relname`,
     );

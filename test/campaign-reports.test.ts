@@ -1,6 +1,6 @@
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { csvField } from '../src/api/routes/campaignReports.ts';
+import { csvField } from '../src/campaigns/csvWriter.ts';
 import { databaseKinds } from './helpers/db.ts';
 import { addAccount, addList, addServer, createCampaign, must, waitForCampaign } from './helpers/fixtures.ts';
 import { startTestMailPilot, type TestMailPilot } from './helpers/mailpilot.ts';

@@ -1,48 +1,30 @@
 import { describe, expect, it } from 'vitest';
-import { estimateFinish, type AccountQuota } from '../src/web/lib/eta.js';
+import { estimateFinish } from '../src/web/lib/eta.js';
 import { formatCountdown, formatDuration, formatRate, percentDone } from '../src/web/lib/format.js';
 import { RateMeter } from '../src/web/lib/rate.js';
 import { createSseParser } from '../src/web/lib/sse.js';
 import { subscribeCampaign } from '../src/web/live.js';
 
-const account = (usage: Partial<AccountQuota['usage']>, extra: Partial<AccountQuota> = {}): AccountQuota => ({
-  usage: { sentThisHour: 0, sentToday: 0, hourlyLimit: 0, dailyLimit: 0, ...usage },
-  ...extra,
-});
 const at = (iso: string) => new Date(iso).getTime();
 
-describe('ETA from the rate and the quota left', () => {
-  it('is pending / rate when quota is no constraint', () => {
-    const eta = estimateFinish({ pending: 100, perSecond: 10, accounts: [account({})], now: at('2026-03-02T10:00:00Z') });
+describe('ETA from the rate and the sending policy', () => {
+  it('is pending / rate when the policy would let it finish sooner', () => {
+    const eta = estimateFinish({ pending: 100, perSecond: 10, forecast: { finishAt: '2026-03-02T10:00:01Z' }, now: at('2026-03-02T10:00:00Z') });
     expect(eta).toEqual({ at: new Date('2026-03-02T10:00:10Z'), limitedBy: 'rate' });
   });
 
-  it('waits for the next clock hour when this hour has too little quota left', () => {
-    const accounts = [account({ hourlyLimit: 50, sentThisHour: 40 }), account({ hourlyLimit: 50, sentThisHour: 40 })];
-    const eta = estimateFinish({ pending: 120, perSecond: 100, accounts, now: at('2026-03-02T10:30:00Z') });
-    // 20 go out now; the other 100 at 100/s from 11:00.
-    expect(eta).toEqual({ at: new Date('2026-03-02T11:00:01Z'), limitedBy: 'quota' });
-  });
-
-  it('spreads over hours when even a full hour is not enough, and counts the daily limit in the account timezone', () => {
-    // Paris is UTC+1 in March: its day ends at 23:00 UTC.
-    const paris = account({ hourlyLimit: 0, dailyLimit: 100, sentToday: 100 }, { timezone: 'Europe/Paris' });
-    expect(estimateFinish({ pending: 10, perSecond: null, accounts: [paris], now: at('2026-03-02T10:00:00Z') })).toEqual({
-      at: new Date('2026-03-02T23:00:00Z'),
-      limitedBy: 'quota',
+  it("is the server's forecast when the policy holds it back longer, or when no rate is measured yet", () => {
+    const forecast = { finishAt: '2026-03-03T00:00:00Z' };
+    expect(estimateFinish({ pending: 120, perSecond: 100, forecast, now: at('2026-03-02T10:30:00Z') })).toEqual({
+      at: new Date('2026-03-03T00:00:00Z'),
+      limitedBy: 'policy',
     });
-    const hourly = account({ hourlyLimit: 10 });
-    expect(estimateFinish({ pending: 25, perSecond: null, accounts: [hourly], now: at('2026-03-02T10:00:00Z') })?.at).toEqual(
-      new Date('2026-03-02T12:00:00Z'),
-    );
+    expect(estimateFinish({ pending: 120, perSecond: null, forecast, now: at('2026-03-02T10:30:00Z') })?.at).toEqual(new Date('2026-03-03T00:00:00Z'));
   });
 
-  it('has no answer when no account can send or it is months away', () => {
-    const off = account({}, { active: false });
-    const broken = account({}, { health: { state: 'disabled' } });
-    expect(estimateFinish({ pending: 5, perSecond: 1, accounts: [off, broken], now: 0 })).toBeNull();
-    expect(estimateFinish({ pending: 1000, perSecond: 1, accounts: [account({ dailyLimit: 1 })], now: 0 })).toBeNull();
-    expect(estimateFinish({ pending: 0, perSecond: null, accounts: [], now: 5 })).toEqual({ at: new Date(5), limitedBy: 'rate' });
+  it('has no answer when the policy lets it never finish', () => {
+    expect(estimateFinish({ pending: 5, perSecond: 1, forecast: { finishAt: null }, now: 0 })).toBeNull();
+    expect(estimateFinish({ pending: 0, perSecond: null, forecast: null, now: 5 })).toEqual({ at: new Date(5), limitedBy: 'rate' });
   });
 });
 

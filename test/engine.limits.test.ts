@@ -51,7 +51,7 @@ describe.each(databaseKinds)('limits are exact; campaigns pause and resume by th
         // Every account used its whole hour, and no account went past it or past its day.
         expect(thisHour).toBe(HOURLY);
         expect(today).toBeLessThanOrEqual(DAILY);
-        expect(a.usage).toEqual({ sentThisHour: thisHour, sentToday: today, hourlyLimit: HOURLY, dailyLimit: DAILY });
+        expect(a.usage).toMatchObject({ sentThisHour: thisHour, sentToday: today, hourlyLimit: HOURLY, dailyLimit: DAILY, effectiveDailyLimit: DAILY });
       }
       hourBaseline = now;
     };

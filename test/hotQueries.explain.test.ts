@@ -4,7 +4,7 @@ import type { Queryable } from '../src/db/database.ts';
 import { userAccountStates } from '../src/db/accountHealth.ts';
 import { findLaunchCandidates, idleUsersWithWork } from '../src/db/engineAccounts.ts';
 import { claimMessages, hasDueMessages, listMessages, materialiseQueue, recordOutcomes, recoverAccountMessages } from '../src/db/messages.ts';
-import { nextQuotaAt, readUsage, reserveSends } from '../src/db/usage.ts';
+import { readPolicyConfigs, readTallies } from '../src/db/usage.ts';
 import { accountReportCounts, lockReportedMessage, recordBounce } from '../src/db/deliveryReports.ts';
 import { databaseKinds, freshDatabase, type TestDatabase } from './helpers/db.ts';
 
@@ -89,12 +89,14 @@ describe.each(databaseKinds)('hot queries use indexes on a 200k-message table (%
       'outcome write + counters',
       (q) =>
         recordOutcomes(q, 'me', [
-          { id: ids.firstMessage + 9, accountId: ids.account, status: 'sent', charged: 1, error: null, sentAt: NOW, nextAttemptAt: null, possiblyDelivered: false },
+          { id: ids.firstMessage + 9, accountId: ids.account, status: 'sent', charged: 1, attemptedAt: NOW, holdId: 1, error: null, sentAt: NOW, nextAttemptAt: null, possiblyDelivered: false },
         ]),
     ],
-    ['usage reservation', (q) => reserveSends(q, ids.account, 100, NOW)],
-    ['usage read', (q) => readUsage(q, [ids.account], NOW)],
-    ['next quota', (q) => nextQuotaAt(q, [ids.account], NOW)],
+    ['sending policy rules', (q) => readPolicyConfigs(q, [ids.account], NOW)],
+    [
+      'sending policy tallies',
+      (q) => readTallies(q, [{ key: 'day', accountIds: [ids.account], from: new Date(NOW.getTime() - 86_400_000), to: NOW, limit: 10, rolling: true }]),
+    ],
     ['message listing', (q) => listMessages(q, ids.user, ids.campaign, { after: 0, limit: 100 })],
     ['message listing by status', (q) => listMessages(q, ids.user, ids.campaign, { status: 'failed', after: 0, limit: 100 })],
     ['campaign read', (q) => getCampaign(q, ids.user, ids.campaign)],

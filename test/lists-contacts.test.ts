@@ -92,7 +92,7 @@ describe.each(databaseKinds)('lists and contact imports (%s)', (kind) => {
       duplicates: 1,
       invalid: [
         { row: 3, email: 'not-an-address', reason: 'email: not a valid email address' },
-        { row: 5, email: 'eve@example.com', reason: 'name: must not contain line breaks or NUL' },
+        { row: 5, email: 'eve@example.com', reason: 'name: must not contain control characters (line breaks, tabs, escape, ...)' },
         { row: 6, email: 'eve@example.com\r\nx', reason: 'email: must not contain line breaks or NUL' },
         { row: 7, email: 'nested@example.com', reason: 'attributes.address: must be a string, number or boolean' },
         { row: 8, email: null, reason: 'must be an object with an email' },

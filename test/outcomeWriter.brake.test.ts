@@ -11,6 +11,8 @@ const rows = (from: number, n: number): AccountOutcomeRow[] =>
     accountId: 1,
     status: 'sent',
     charged: 1,
+    attemptedAt: new Date(),
+    holdId: null,
     error: null,
     sentAt: new Date(),
     nextAttemptAt: null,

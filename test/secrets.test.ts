@@ -7,7 +7,7 @@ import { reencryptPasswords, RotationError, rotateSecret } from '../src/cli/rota
 import { FakeClock } from '../src/clock.ts';
 import { loadConfig, type Config } from '../src/config.ts';
 import { mailboxPassword } from '../src/db/accountMailboxes.ts';
-import { accountPassword, sealAccountPassword } from '../src/db/smtpAccounts.ts';
+import { accountOAuthSecret, accountPassword, sealAccountPassword, sealOAuthSecret } from '../src/db/smtpAccounts.ts';
 import { createLogger } from '../src/log.ts';
 import { loadSecrets, newSecretKey } from '../src/secrets.ts';
 import { startMailPilot, type MailPilot } from '../src/server.ts';
@@ -189,6 +189,33 @@ describe.each(databaseKinds)('secrets (%s)', (kind) => {
     expect(accountPassword(Buffer.from(k2, 'hex'), accountId, await storedPassword(accountId))).toBe(PASSWORD);
     const [mailbox] = await db.db.query<{ enc: string }>('SELECT password_enc AS enc FROM account_mailboxes WHERE account_id = $1', [accountId]);
     expect(mailboxPassword(Buffer.from(k2, 'hex'), accountId, mailbox!.enc)).toBe('Mailbox-Pass');
+  });
+
+  it('moves OAuth2 client secrets and refresh tokens to the new key with the passwords', async () => {
+    const mp = await start(db, config);
+    const { key, accountId } = await setUp(mp);
+    const server = (await mp.call('GET', `/api/v1/smtp-accounts/${accountId}`, key)).json.serverId;
+    const oauth = { type: 'oauth2', clientId: 'client', clientSecret: 'client-secret', refreshToken: 'refresh-token', tokenUrl: 'https://oauth2.googleapis.com/token' };
+    const created = await mp.call('POST', '/api/v1/smtp-accounts', key, { serverId: server, email: 'o@ann.test', hourlyLimit: 1, dailyLimit: 1, auth: oauth });
+    expect(created.status).toBe(201);
+    await mp.close();
+    const oldKey = Buffer.from(readFileSync(join(dataDir, 'secret.key'), 'utf8').trim(), 'hex');
+    const newKey = newSecretKey();
+    expect(await reencryptPasswords(db.db, oldKey, newKey, NOW)).toEqual({ reencrypted: 2, alreadyNew: 0 });
+    const [row] = await db.db.query<{ secret: string; refresh: string }>(
+      'SELECT oauth_client_secret_enc AS secret, oauth_refresh_token_enc AS refresh FROM smtp_accounts WHERE id = $1',
+      [created.json.id],
+    );
+    expect(accountOAuthSecret(newKey, created.json.id, 'client_secret', row!.secret)).toBe('client-secret');
+    expect(accountOAuthSecret(newKey, created.json.id, 'refresh_token', row!.refresh)).toBe('refresh-token');
+    expect(() => accountOAuthSecret(oldKey, created.json.id, 'refresh_token', row!.refresh)).toThrow();
+    expect(accountPassword(newKey, accountId, await storedPassword(accountId))).toBe(PASSWORD);
+    // A refresh token under neither key stops it, naming the account.
+    await db.db.query('UPDATE smtp_accounts SET oauth_refresh_token_enc = $2 WHERE id = $1', [
+      created.json.id,
+      sealOAuthSecret(newSecretKey(), created.json.id, 'refresh_token', 'x'),
+    ]);
+    await expect(reencryptPasswords(db.db, newKey, newSecretKey(), NOW)).rejects.toThrow(`SMTP account ${created.json.id}`);
   });
 
   it('never shows a password or key in replies or logs, even when the SMTP login fails', async () => {

@@ -73,7 +73,8 @@ describe.each(databaseKinds)('SMTP servers and accounts (%s)', (kind) => {
       key: alice.apiKey,
       body: { port: 2525, security: 'none', maxConnections: 3, active: false },
     });
-    expect(patched).toEqual({ status: 200, body: { ...created.body, port: 2525, security: 'none', maxConnections: 3, active: false } });
+    // No account on it, so no password was cleared by the move.
+    expect(patched).toEqual({ status: 200, body: { ...created.body, port: 2525, security: 'none', maxConnections: 3, active: false, passwordsCleared: [] } });
     const [changed] = await db().query('SELECT port, security, max_connections, active FROM smtp_servers WHERE id = $1', [id]);
     expect(changed).toEqual({ port: 2525, security: 'none', max_connections: 3, active: false });
 
@@ -178,8 +179,15 @@ describe.each(databaseKinds)('SMTP servers and accounts (%s)', (kind) => {
       ratePerSecond: 2.5,
       timezone: 'Europe/Paris',
       active: true,
-      usage: { sentThisHour: 0, sentToday: 0, hourlyLimit: 50, dailyLimit: 500 },
+      usage: { sentThisHour: 0, sentToday: 0, hourlyLimit: 50, dailyLimit: 500, effectiveDailyLimit: 500, nextSendAt: null },
       health: { state: 'healthy' },
+      limitWindow: 'calendar',
+      preset: null,
+      sendingWindow: null,
+      warmup: null,
+      minGapSeconds: null,
+      maxGapSeconds: null,
+      maxConnections: null,
       createdAt: NOW,
     });
 
@@ -216,6 +224,9 @@ describe.each(databaseKinds)('SMTP servers and accounts (%s)', (kind) => {
       server: { id: server.id, host: 'smtp.example.test', port: 587, security: 'starttls', maxConnections: 10 },
       connections: 10,
       throttleStrikes: 0,
+      oauth: null,
+      recoveryRate: null,
+      recoveryUntil: null,
       dkimDomain: null,
       dkimSelector: null,
       dkimKeyEnc: null,
@@ -266,10 +277,10 @@ describe.each(databaseKinds)('SMTP servers and accounts (%s)', (kind) => {
       [ny.id, '2026-03-02T04:00:00Z', 40],
     ];
     for (const [accountId, hour, sent] of usage) {
-      await db().query('INSERT INTO smtp_usage (account_id, hour_start, sent) VALUES ($1, $2, $3)', [accountId, hour, sent]);
+      await db().query('INSERT INTO smtp_usage (account_id, minute_start, sent) VALUES ($1, $2, $3)', [accountId, hour, sent]);
     }
     const one = await t.api('GET', `/api/v1/smtp-accounts/${utc.id}`, { key: alice.apiKey });
-    expect(one.body.usage).toEqual({ sentThisHour: 7, sentToday: 12, hourlyLimit: 10, dailyLimit: 100 });
+    expect(one.body.usage).toEqual({ sentThisHour: 7, sentToday: 12, hourlyLimit: 10, dailyLimit: 100, effectiveDailyLimit: 100, nextSendAt: null });
     const all = await t.api('GET', '/api/v1/smtp-accounts?limit=1000', { key: alice.apiKey });
     const byId = new Map(all.body.items.map((a: { id: number }) => [a.id, a]));
     expect(byId.get(utc.id)).toMatchObject({ usage: { sentThisHour: 7, sentToday: 12 } });
@@ -372,7 +383,7 @@ describe.each(databaseKinds)('SMTP servers and accounts (%s)', (kind) => {
     const dave = await t.createUser('dave');
     const server = await createServer(dave.apiKey);
     const account = await createAccount(dave.apiKey, server.id);
-    await db().query('INSERT INTO smtp_usage (account_id, hour_start, sent) VALUES ($1, $2, 3)', [account.id, NOW]);
+    await db().query('INSERT INTO smtp_usage (account_id, minute_start, sent) VALUES ($1, $2, 3)', [account.id, NOW]);
     const [campaign] = await db().query<{ id: number }>(
       `INSERT INTO campaigns (user_id, name, subject, list_ids, status, created_at)
        VALUES ($1, 'c', 's', '{}', 'running', $2) RETURNING id`,

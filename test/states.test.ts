@@ -1,10 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LIMIT_WINDOW_KINDS } from '../src/sendingPolicy/limitWindows.ts';
+import { PRESET_NAMES } from '../src/sendingPolicy/presets.ts';
 import {
   BOUNCE_TYPES,
   CAMPAIGN_STATUSES,
   HEALTH_STATES,
   MAILBOX_STATES,
   MESSAGE_STATUSES,
+  PAUSE_REASONS,
   SECURITY_MODES,
   SUPPRESSION_REASONS,
 } from '../src/states.ts';
@@ -20,6 +23,10 @@ const COLUMNS: [table: string, column: string, names: readonly string[]][] = [
   ['messages', 'bounce_type', BOUNCE_TYPES],
   ['account_mailboxes', 'state', MAILBOX_STATES],
   ['account_mailboxes', 'security', SECURITY_MODES],
+  ['campaigns', 'pause_code', PAUSE_REASONS],
+  ['smtp_accounts', 'limit_window', LIMIT_WINDOW_KINDS],
+  ['smtp_accounts', 'preset', PRESET_NAMES],
+  ['domain_caps', 'limit_window', LIMIT_WINDOW_KINDS],
 ];
 
 describe.each(databaseKinds)('state names are declared once (%s)', (kind) => {

@@ -68,6 +68,20 @@ describe.each(databaseKinds)('suppression lists as CSV files (%s)', (kind) => {
     expect((await exportCsv(third.apiKey)).text).toBe('email,reason,created_at\r\n');
   });
 
+  it('exports addresses a spreadsheet would run as formulas with the guard every export has, and imports its own file back unchanged', async () => {
+    const { apiKey } = await t.createUser();
+    const risky = ['+sum@rcpt.test', '-cmd@rcpt.test', 'plain@rcpt.test'];
+    for (const email of risky) expect((await t.api('POST', '/api/v1/suppressions', { key: apiKey, body: { email } })).status).toBe(201);
+    const exported = (await exportCsv(apiKey)).text;
+    const firstFields = exported.trimEnd().split('\r\n').slice(1).map((l) => l.split(',')[0]);
+    expect(firstFields.sort()).toEqual(["'+sum@rcpt.test", "'-cmd@rcpt.test", 'plain@rcpt.test']);
+
+    const other = await t.createUser();
+    expect((await importCsv(other.apiKey, exported)).body).toMatchObject({ added: 3, invalidCount: 0 });
+    const held = (await t.api('GET', '/api/v1/suppressions', { key: other.apiKey })).body.items.map((s: { email: string }) => s.email);
+    expect(held.sort()).toEqual([...risky].sort());
+  });
+
   it('exports lists longer than one page in full', async () => {
     const { apiKey } = await t.createUser();
     const emails = Array.from({ length: 12_345 }, (_, i) => `s${String(i).padStart(5, '0')}@page.test`);

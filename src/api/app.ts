@@ -7,10 +7,12 @@ import Fastify, {
   type RawServerDefault,
 } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { MAX_TOKEN_CHARS } from '../campaigns/unsubscribe.ts';
 import type { AppContext } from '../context.ts';
 import { authenticate, type Caller } from './auth.ts';
 import { AppError } from '../errors.ts';
 import { noQuery } from './schemas.ts';
+import { boundRequestBodies, clientErrorHandler, httpServerOptions } from './httpTimeouts.ts';
 import { BODY_LIMIT_BYTES, parseJsonBody } from './jsonBody.ts';
 import { OPENAPI_PATH, registerOpenApi } from './openapi.ts';
 import { bindRequestDatabase, noAmbientDatabase, settleRequestTransactions } from './requestDatabase.ts';
@@ -20,10 +22,12 @@ import { campaignTrialRoutes } from './routes/campaignTrials.ts';
 import { campaignReportRoutes } from './routes/campaignReports.ts';
 import { campaignRoutes } from './routes/campaigns.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
+import { domainCapRoutes } from './routes/domainCaps.ts';
 import { healthRoutes } from './routes/health.ts';
 import { keyRoutes } from './routes/keys.ts';
 import { listRoutes } from './routes/lists.ts';
 import { metricsRoutes } from './routes/metrics.ts';
+import { recipientThrottleRoutes } from './routes/recipientThrottles.ts';
 import { serverRoutes } from './routes/servers.ts';
 import { statsRoutes } from './routes/stats.ts';
 import { suppressionRoutes } from './routes/suppressions.ts';
@@ -49,7 +53,14 @@ declare module 'fastify' {
 }
 
 export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT_BYTES });
+  const app = Fastify({
+    logger: false,
+    bodyLimit: BODY_LIMIT_BYTES,
+    http: httpServerOptions(ctx.config.http),
+    clientErrorHandler: clientErrorHandler(ctx.config.http),
+    // Unsubscribe tokens carry the address: the router's default (100 characters) cut long ones off with a 414.
+    routerOptions: { maxParamLength: MAX_TOKEN_CHARS },
+  });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.decorateRequest('caller', null as never);
@@ -58,6 +69,8 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
   app.decorateRequest('events', null as never);
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody(app));
 
+  // First, so a body is bounded in time even when the request is refused before it is read.
+  boundRequestBodies(app, ctx.config.http);
   app.addHook('onRequest', async (req) => {
     if (req.url.startsWith('/api/') && req.url.split('?')[0] !== OPENAPI_PATH) req.caller = await authenticate(ctx, req);
     bindRequestDatabase(req, ctx.db, req.caller, ctx.events);
@@ -111,6 +124,8 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
     keyRoutes,
     serverRoutes,
     accountRoutes,
+    domainCapRoutes,
+    recipientThrottleRoutes,
     listRoutes,
     campaignRoutes,
     campaignTrialRoutes,

@@ -1,18 +1,22 @@
-import { backOffUntil, countAccountsThatCouldSend, couldEverSend, userAccountStates, type UserAccountState } from '../db/accountHealth.ts';
-import { resumeEnginePaused, runningCampaignIds, setCampaignStatus, type Campaign } from '../db/campaigns.ts';
+import { countAccountsThatCouldSend, couldEverSend, userAccountStates, type UserAccountState } from '../db/accountHealth.ts';
+import { campaignsInStatus, reschedulePaused, resumeEnginePaused, runningCampaignIds, setCampaignStatus, type Campaign } from '../db/campaigns.ts';
 import { hasDueMessages } from '../db/messages.ts';
-import { nextQuotaAt } from '../db/usage.ts';
+import { readFacts } from '../sendingPolicy/facts.ts';
+import { decide } from '../sendingPolicy/policy.ts';
+import type { PauseReason } from '../states.ts';
 import { announce, type CampaignContext } from './statusEvents.ts';
 
 /**
  * Automatic pause and resume (DESIGN.md promise 3): when no account of a user can send and a
  * running campaign still has due messages, its running campaigns wait as paused_limits with
- * resumeAt = the earliest moment any account that could send regains quota; the scheduler resumes
- * them then. When no account could ever send again (all switched off or disabled), they are paused
+ * resumeAt = the earliest moment the sending policy (src/sendingPolicy/policy.ts) lets any account
+ * that could send start a send, and pauseReason = the rule that holds that account back; the
+ * scheduler resumes them then. When no account could ever send again (all switched off or disabled), they are paused
  * with the reason instead, and resume as soon as one can (resumeForUsableAccount).
  *
  *   running ──every account at a limit──► paused_limits ──resumeAt──► running
  *   running ──no account could send──► paused (with a reason) ──an account is usable again──► running
+ *   running ──messages keep failing for one local reason──► paused (with the reason) ──its user resumes it──► running
  */
 
 /**
@@ -24,25 +28,69 @@ export async function pauseIfStuck(ctx: CampaignContext, userId: number): Promis
   const accounts = await userAccountStates(ctx.db, userId, now);
   if (accounts.some((a) => a.leased)) return undefined;
   if (!(await hasDueMessages(ctx.db, userId, now))) return undefined;
-  const usable = accounts.filter(couldEverSend);
-  const attention = accounts.filter((a) => !couldEverSend(a)).map(needsAttention).join('; ');
-  if (usable.length === 0) {
-    await pauseForLimits(ctx, userId, null, `no SMTP account can send; these need attention: ${attention || 'none configured'}`);
+  const next = await nextSend(ctx, accounts, now);
+  if (next === 'now') return undefined;
+  if (next === 'never') {
+    await pauseForLimits(ctx, userId, null, 'account_health', `no SMTP account can send; these need attention: ${attentionOf(accounts) || 'none configured'}`);
     return undefined;
   }
-  const quotaAt = await nextQuotaAt(ctx.db, usable.map((a) => a.id), now);
-  let earliest: Date | undefined;
-  for (const a of usable) {
-    const quota = quotaAt.get(a.id)!;
-    const blockedUntil = backOffUntil(a, now);
-    const at = blockedUntil && blockedUntil > quota ? blockedUntil : quota;
-    if (!earliest || at < earliest) earliest = at;
-  }
-  if (!earliest || earliest <= now) return undefined;
-  const reason = 'every SMTP account of this user is at a limit or backing off';
-  await pauseForLimits(ctx, userId, earliest, attention ? `${reason}; these need attention: ${attention}` : reason);
-  return earliest;
+  await pauseForLimits(ctx, userId, next.at, next.reason, waitingWords(next.reason, accounts));
+  return next.at;
 }
+
+/**
+ * The user's accounts or their rules changed (a time zone, a limit, a window, a cap): campaigns
+ * waiting as paused_limits wait for the moment the new rules give, or resume at once.
+ */
+export async function reconsiderPaused(ctx: CampaignContext, userId: number): Promise<void> {
+  const waiting = await campaignsInStatus(ctx.db, userId, 'paused_limits');
+  if (waiting.length === 0) return;
+  const now = ctx.clock.now();
+  const accounts = await userAccountStates(ctx.db, userId, now);
+  const next = await nextSend(ctx, accounts, now);
+  if (next === 'never') return;
+  if (next === 'now') {
+    for (const c of waiting) await resumeFromLimits(ctx, c);
+  } else {
+    for (const c of await reschedulePaused(ctx.db, userId, next.at, next.reason, waitingWords(next.reason, accounts))) announce(ctx.events, c);
+  }
+  ctx.events.emit({ type: 'engine.wake', userId });
+}
+
+/** When the first of these accounts may start a send, by the sending policy: now, at a moment (and why), or never by itself. */
+async function nextSend(ctx: CampaignContext, accounts: UserAccountState[], now: Date): Promise<'now' | 'never' | { at: Date; reason: PauseReason }> {
+  const usable = accounts.filter(couldEverSend);
+  const facts = await readFacts(ctx.db, usable.map((a) => a.id), now);
+  let earliest: { at: number; reason: PauseReason } | undefined;
+  for (const a of usable) {
+    const d = decide(facts.get(a.id)!, now.getTime(), 1);
+    if (d.allowance > 0) return 'now';
+    if (d.nextAt !== null && (!earliest || d.nextAt < earliest.at)) earliest = { at: d.nextAt, reason: d.reason ?? 'limits' };
+  }
+  return earliest ? { at: new Date(earliest.at), reason: earliest.reason } : 'never';
+}
+
+const attentionOf = (accounts: UserAccountState[]) =>
+  accounts
+    .filter((a) => !couldEverSend(a))
+    .map(needsAttention)
+    .join('; ');
+
+function waitingWords(reason: PauseReason, accounts: UserAccountState[]): string {
+  const attention = attentionOf(accounts);
+  return attention ? `${WAITING_FOR[reason]}; these need attention: ${attention}` : WAITING_FOR[reason];
+}
+
+/** What a campaign waits for, in words, by the rule that holds its accounts back. */
+const WAITING_FOR: Record<PauseReason, string> = {
+  limits: 'every SMTP account of this user is at a limit or backing off',
+  sending_window: 'every SMTP account of this user is outside its sending window',
+  warmup: "every SMTP account of this user is at today's warm-up limit",
+  domain_cap: "every SMTP account of this user is at its domain's cap",
+  account_health: 'every SMTP account of this user is at a limit or backing off after its server\'s replies',
+  bounce_rate: 'every SMTP account of this user is paused for its bounce or complaint rate',
+  repeated_failures: 'its messages keep failing for the same reason',
+};
 
 function needsAttention(a: UserAccountState): string {
   if (!a.active) return `${a.email} (switched off)`;
@@ -53,11 +101,17 @@ function needsAttention(a: UserAccountState): string {
  * running → paused_limits until `resumeAt`; with no `resumeAt` (no account will regain quota by
  * itself) running → paused, keeping the reason so resumeForUsableAccount can tell it from a manual pause.
  */
-export async function pauseForLimits(ctx: CampaignContext, userId: number, resumeAt: Date | null, reason: string | null): Promise<Campaign[]> {
+export async function pauseForLimits(
+  ctx: CampaignContext,
+  userId: number,
+  resumeAt: Date | null,
+  code: PauseReason,
+  reason: string,
+): Promise<Campaign[]> {
   const paused: Campaign[] = [];
   for (const id of await runningCampaignIds(ctx.db, userId)) {
     const to = resumeAt ? 'paused_limits' : 'paused';
-    const c = await setCampaignStatus(ctx.db, { id, userId }, ['running'], to, { resumeAt, pauseReason: reason });
+    const c = await setCampaignStatus(ctx.db, { id, userId }, ['running'], to, { resumeAt, pauseReason: reason, pauseCode: code });
     if (c) paused.push(announce(ctx.events, c));
   }
   return paused;
@@ -70,6 +124,19 @@ export async function resumeFromLimits(ctx: CampaignContext, campaign: Campaign)
 }
 
 /**
+ * running (or waiting for quota) → paused, because its messages keep failing for the same local
+ * reason (their content: see engine/localFailures.ts). Only its user resumes it, once they have
+ * fixed the cause: an account becoming usable does not (resumeForUsableAccount).
+ */
+export async function pauseForRepeatedFailures(ctx: CampaignContext, userId: number, campaignId: number, reason: string): Promise<void> {
+  const c = await setCampaignStatus(ctx.db, { id: campaignId, userId }, ['running', 'paused_limits'], 'paused', {
+    pauseReason: reason,
+    pauseCode: 'repeated_failures',
+  });
+  if (c) announce(ctx.events, c);
+}
+
+/**
  * One of the user's accounts may be able to send again (re-enabled, a new password, a new account):
  * campaigns the engine paused because no account could send carry on.
  */
@@ -78,4 +145,9 @@ export async function resumeForUsableAccount(ctx: CampaignContext, userId: numbe
   const resumed = await resumeEnginePaused(ctx.db, userId);
   for (const c of resumed) announce(ctx.events, c);
   if (resumed.length > 0) await pauseIfStuck(ctx, userId);
+}
+
+/** Why the engine holds a campaign back (API.md pauseReason), while it does; null otherwise. */
+export function pauseReasonOf(c: Campaign): PauseReason | null {
+  return c.status === 'paused_limits' || c.status === 'paused' ? c.pauseCode : null;
 }

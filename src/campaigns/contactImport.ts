@@ -1,9 +1,11 @@
 import type { Readable } from 'node:stream';
-import { notFound } from '../errors.ts';
+import { invalid, notFound } from '../errors.ts';
 import { contactCopyLine, mergeContacts, newImportId, type ContactInput } from '../db/contacts.ts';
 import type { Database } from '../db/database.ts';
 import { csvRecords, namedColumns } from './csvRecords.ts';
-import { checkEmail, HEADER_BREAKER } from './emailAddress.ts';
+import { checkAttributes, displayNameProblem, MAX_ATTRIBUTES, MAX_ATTRIBUTES_TOTAL, MAX_CONTACT_NAME } from './contactData.ts';
+import { checkEmail } from './emailAddress.ts';
+import { quotaExceeded } from './quotas.ts';
 
 /**
  * Contact import into a list, from a JSON array or a streamed CSV file. Rows are validated one by
@@ -44,9 +46,7 @@ export interface RawContact {
 const CHUNK_ROWS = 10_000;
 const CHUNK_BYTES = 8 * 1024 * 1024;
 const MAX_INVALID_LISTED = 1000;
-const MAX_NAME = 200;
-const MAX_ATTRIBUTE_KEY = 200;
-const MAX_ATTRIBUTE_VALUE = 10_000;
+const OVER_CAPS_WHEN_MERGED = `attributes: with the attributes this contact already has, more than ${MAX_ATTRIBUTES} attributes or ${MAX_ATTRIBUTES_TOTAL} characters of names and values`;
 /** How much of an invalid address is echoed back. */
 const MAX_ECHOED_EMAIL = 320;
 
@@ -56,17 +56,29 @@ export async function importContacts(
   listId: number,
   source: Iterable<RawContact> | AsyncIterable<RawContact>,
   now: Date,
+  maxContacts: number,
 ): Promise<ImportResult> {
   const importId = await newImportId(db);
   const result: ImportResult = { added: 0, updated: 0, duplicates: 0, invalid: [], invalidCount: 0 };
+  const invalidRow = (row: number, email: unknown, reason: string) => {
+    result.invalidCount++;
+    if (result.invalid.length < MAX_INVALID_LISTED) {
+      result.invalid.push({ row, email: typeof email === 'string' ? email.slice(0, MAX_ECHOED_EMAIL) : null, reason });
+    }
+  };
   const write = async (chunk: Chunk) => {
-    const written = await mergeContacts(db, userId, listId, importId, chunk.lines.join(''), now);
-    if (!written) throw notFound('list');
-    const { added, updated } = written;
+    const written = await mergeContacts(db, userId, listId, importId, chunk.lines.join(''), chunk.rows.size, now, {
+      caps: { count: MAX_ATTRIBUTES, total: MAX_ATTRIBUTES_TOTAL },
+      maxContacts,
+    });
+    if (written === 'no_list') throw notFound('list');
+    if (written === 'over_quota') throw quotaExceeded('contacts', maxContacts);
+    const { added, updated, overCaps } = written;
     result.added += added;
     result.updated += updated;
+    for (const email of overCaps) invalidRow(chunk.rows.get(email.toLowerCase())!, email, OVER_CAPS_WHEN_MERGED);
     // The rest were written earlier in this import, in an earlier chunk.
-    result.duplicates += chunk.keys.size - added - updated;
+    result.duplicates += chunk.rows.size - added - updated - overCaps.length;
   };
   // One chunk is written while the next is read and checked, so parsing and the database work in
   // parallel; waiting for the previous write before starting another keeps memory to two chunks.
@@ -76,22 +88,19 @@ export async function importContacts(
     for await (const raw of source) {
       const checked = checkContact(raw);
       if (typeof checked === 'string') {
-        result.invalidCount++;
-        if (result.invalid.length < MAX_INVALID_LISTED) {
-          result.invalid.push({ row: raw.row, email: typeof raw.email === 'string' ? raw.email.slice(0, MAX_ECHOED_EMAIL) : null, reason: checked });
-        }
+        invalidRow(raw.row, raw.email, checked);
         continue;
       }
       const key = checked.email.toLowerCase();
-      if (chunk.keys.has(key)) {
+      if (chunk.rows.has(key)) {
         result.duplicates++;
         continue;
       }
       const line = contactCopyLine(checked);
-      chunk.keys.add(key);
+      chunk.rows.set(key, raw.row);
       chunk.lines.push(line);
       chunk.bytes += line.length;
-      if (chunk.keys.size >= CHUNK_ROWS || chunk.bytes >= CHUNK_BYTES) {
+      if (chunk.rows.size >= CHUNK_ROWS || chunk.bytes >= CHUNK_BYTES) {
         await writing;
         writing = write(chunk);
         chunk = newChunk();
@@ -103,18 +112,19 @@ export async function importContacts(
     throw err;
   }
   await writing;
-  if (chunk.keys.size > 0) await write(chunk);
+  if (chunk.rows.size > 0) await write(chunk);
   return result;
 }
 
 /** Rows read and checked but not yet written; each address once (a statement may touch a contact once). */
 interface Chunk {
-  keys: Set<string>;
+  /** Lower-cased address → its row number. */
+  rows: Map<string, number>;
   lines: string[];
   bytes: number;
 }
 
-const newChunk = (): Chunk => ({ keys: new Set(), lines: [], bytes: 0 });
+const newChunk = (): Chunk => ({ rows: new Map(), lines: [], bytes: 0 });
 
 /** The rows of a JSON import body's `contacts` array. */
 export function jsonContacts(contacts: unknown[]): RawContact[] {
@@ -133,7 +143,13 @@ export function jsonContacts(contacts: unknown[]): RawContact[] {
  */
 export async function* csvContacts(input: Readable): AsyncGenerator<RawContact> {
   let row = 0;
-  for await (const record of csvRecords(input, (header) => namedColumns(header, ['email', 'name'], true))) {
+  const columns = (header: string[]) => {
+    const named = namedColumns(header, ['email', 'name'], true);
+    const attributes = named.filter((c) => c !== undefined && c !== 'email' && c !== 'name').length;
+    if (attributes > MAX_ATTRIBUTES) throw invalid('header', `${attributes} attribute columns; a contact holds at most ${MAX_ATTRIBUTES} attributes`);
+    return named;
+  };
+  for await (const record of csvRecords(input, columns)) {
     row++;
     const { email, name, ...rest } = record;
     const attributes: Record<string, string> = {};
@@ -152,26 +168,14 @@ function checkContact(raw: RawContact): ContactInput | string {
   let name: string | null = null;
   if (raw.name !== undefined && raw.name !== null) {
     if (typeof raw.name !== 'string') return 'name: must be a string';
-    if (HEADER_BREAKER.test(raw.name)) return 'name: must not contain line breaks or NUL';
+    const problem = displayNameProblem(raw.name);
+    if (problem) return `name: ${problem}`;
     name = raw.name.trim() || null;
-    if (name && name.length > MAX_NAME) return `name: longer than ${MAX_NAME} characters`;
+    if (name && name.length > MAX_CONTACT_NAME) return `name: longer than ${MAX_CONTACT_NAME} characters`;
   }
 
-  const attributes: ContactInput['attributes'] = {};
-  if (raw.attributes !== undefined && raw.attributes !== null) {
-    if (typeof raw.attributes !== 'object' || Array.isArray(raw.attributes)) return 'attributes: must be an object';
-    for (const [key, value] of Object.entries(raw.attributes)) {
-      if (key === '' || key.length > MAX_ATTRIBUTE_KEY) return `attributes: names must be 1 to ${MAX_ATTRIBUTE_KEY} characters`;
-      // PostgreSQL's jsonb cannot hold a NUL character.
-      if (key.includes('\0')) return 'attributes: names must not contain NUL';
-      if (typeof value === 'string') {
-        if (value.length > MAX_ATTRIBUTE_VALUE) return `attributes.${key}: longer than ${MAX_ATTRIBUTE_VALUE} characters`;
-        if (value.includes('\0')) return `attributes.${key}: must not contain NUL`;
-      } else if (typeof value !== 'number' && typeof value !== 'boolean') {
-        return `attributes.${key}: must be a string, number or boolean`;
-      }
-      attributes[key] = value;
-    }
-  }
+  const checked = checkAttributes(raw.attributes);
+  if ('problem' in checked) return checked.problem;
+  const { attributes } = checked;
   return { email, name, attributes };
 }

@@ -1,9 +1,11 @@
-import { pipeline, type Readable } from 'node:stream';
+import { finished, type Readable } from 'node:stream';
 import { CsvError, parse } from 'csv-parse';
 import { AppError, invalid } from '../errors.ts';
 
 /** A CSV record longer than this is refused, so a file without line breaks cannot fill memory. */
 const MAX_CSV_RECORD_BYTES = 1024 * 1024;
+/** Columns a CSV file may have (named or not): a header of 100,000 columns is an attack, not a list. */
+export const MAX_CSV_COLUMNS = 250;
 
 const missingEmailColumn = () => invalid('email', 'the CSV needs an email column');
 
@@ -12,6 +14,7 @@ const missingEmailColumn = () => invalid('email', 'the CSV needs an email column
  * keeps its header as its name (`keepOthers`) or is dropped. An `email` column is required.
  */
 export function namedColumns(header: string[], known: readonly string[], keepOthers: boolean): (string | undefined)[] {
+  if (header.length > MAX_CSV_COLUMNS) throw invalid('header', `${header.length} columns; a CSV file may have at most ${MAX_CSV_COLUMNS}`);
   const columns = header.map((h) => {
     const lower = h.toLowerCase();
     if (known.includes(lower)) return lower;
@@ -47,8 +50,11 @@ export async function* csvRecords(input: Readable, columns: (header: string[]) =
       return columns(header);
     },
   });
-  // pipeline, unlike pipe, hands an aborted upload's error on to the parser (and so to this loop).
-  pipeline(input, parser, () => undefined);
+  // Not pipeline: it would destroy the request when the file is refused (a header with too many
+  // columns), and the client would see a reset instead of the answer. An aborted upload's error
+  // still reaches the parser, and so this loop.
+  finished(input, (err) => err && parser.destroy(err));
+  input.pipe(parser);
   let row = 0;
   try {
     for await (const record of parser as AsyncIterable<Record<string, string | undefined>>) {
@@ -60,6 +66,11 @@ export async function* csvRecords(input: Readable, columns: (header: string[]) =
       throw new AppError(400, 'malformed_csv', `the CSV is malformed after data row ${row} (earlier rows may already be imported; sending the fixed file again is safe): ${err.message}`);
     }
     throw err;
+  } finally {
+    // What the parser did not read is read and dropped, so the answer goes out on a connection
+    // that stays usable (the request's time limits still apply to the client sending it).
+    input.unpipe(parser);
+    input.resume();
   }
   if (!sawHeader) throw missingEmailColumn();
 }

@@ -3,7 +3,7 @@ import { z } from 'zod';
 const emailSyntax = z.email();
 const MAX_ADDRESS = 254;
 // Addresses end up in mail headers.
-export const HEADER_BREAKER = /[\r\n\0]/;
+const HEADER_BREAKER = /[\r\n\0]/;
 
 /**
  * An address as imported: trimmed, its domain lower-cased (domains are case-insensitive; local

@@ -4,6 +4,7 @@ import { insertSuppressions, pageSuppressions, type SuppressionRow } from '../db
 import { SUPPRESSION_REASONS, type SuppressionReason } from '../states.ts';
 import type { InvalidRow } from './contactImport.ts';
 import { csvRecords, namedColumns } from './csvRecords.ts';
+import { csvLine, unguardCsvField } from './csvWriter.ts';
 import { checkEmail } from './emailAddress.ts';
 
 /**
@@ -26,15 +27,12 @@ export interface SuppressionImportResult {
   invalidCount: number;
 }
 
-/** RFC 4180 quoting where a value needs it. */
-const csvField = (value: string) => (/[",\r\n]/.test(value) ? `"${value.replaceAll('"', '""')}"` : value);
-
 export function exportSuppressions(db: Database, userId: number): Readable {
   async function* lines(): AsyncGenerator<string> {
-    yield `${CSV_COLUMNS.join(',')}\r\n`;
+    yield csvLine(CSV_COLUMNS);
     for (let after = ''; ; ) {
       const rows = await pageSuppressions(db, userId, after, EXPORT_PAGE);
-      if (rows.length > 0) yield rows.map((r) => `${csvField(r.email)},${r.reason},${r.createdAt.toISOString()}\r\n`).join('');
+      if (rows.length > 0) yield rows.map((r) => csvLine([r.email, r.reason, r.createdAt])).join('');
       if (rows.length < EXPORT_PAGE) return;
       after = rows.at(-1)!.key;
     }
@@ -78,7 +76,8 @@ export async function importSuppressions(
 }
 
 function checkSuppression(record: Record<string, string | undefined>, defaultReason: SuppressionReason, now: Date): SuppressionRow | string {
-  const address = checkEmail(record.email);
+  // An address the export guarded against spreadsheet formulas comes back as it was.
+  const address = checkEmail(record.email === undefined ? undefined : unguardCsvField(record.email));
   if ('problem' in address) return address.problem;
   const reason = record.reason ? record.reason.toLowerCase() : defaultReason;
   if (!(SUPPRESSION_REASONS as readonly string[]).includes(reason)) return `reason: must be one of ${SUPPRESSION_REASONS.join(', ')}`;

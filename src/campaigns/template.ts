@@ -1,4 +1,5 @@
 import Handlebars from 'handlebars';
+import { AppError } from '../errors.ts';
 import { htmlToText, textTemplateFromHtml } from './textFromHtml.ts';
 
 /** What a template can refer to: {{name}}, {{email}}, {{attributes.X}}, {{unsubscribeUrl}}. */
@@ -31,7 +32,30 @@ export class TemplateError extends Error {
  * (`{{constructor}}`, `{{__proto__}}`), denied silently rather than logged for every message.
  */
 const handlebars = Handlebars.create();
-const COMPILE_OPTIONS = { knownHelpersOnly: true, strict: false, preventIndent: true } as const;
+
+/**
+ * Each render of one field for one recipient may write at most this many characters (merge values
+ * plus the template text its blocks repeat) and run at most this many blocks (`{{#each}}`
+ * iterations, `{{#if}}`/`{{#with}}`/`{{#unless}}` bodies): three nested `{{#each}}` over 200
+ * attributes would be 8 million iterations. Past either, that render fails (RenderLimitError) in
+ * milliseconds, before its output can fill the heap or its loops hold the event loop. The largest
+ * template (1,000,000 characters) fits twice over; a loop over all of a contact's attributes (200
+ * at most) with a few blocks inside, or two nested loops over 100, fit.
+ */
+export const MAX_RENDER_CHARS = 2_000_000;
+export const MAX_RENDER_BLOCKS = 10_000;
+
+/** The helpers every output tag is rewritten to call (see OutputMeter), so each one is counted. */
+const RAW_OUTPUT = 'mailpilotRaw';
+const ESCAPED_OUTPUT = 'mailpilotEscaped';
+const METERED_BLOCK_HELPERS = ['each', 'if', 'unless', 'with', 'blockHelperMissing'];
+
+const COMPILE_OPTIONS = {
+  knownHelpersOnly: true,
+  knownHelpers: { [RAW_OUTPUT]: true, [ESCAPED_OUTPUT]: true },
+  strict: false,
+  preventIndent: true,
+} as const;
 const RUNTIME_OPTIONS: Handlebars.RuntimeOptions = { allowProtoPropertiesByDefault: false, allowProtoMethodsByDefault: false };
 const EMPTY_VARS: MergeVars = { name: '', email: '', attributes: {}, unsubscribeUrl: '' };
 
@@ -43,7 +67,103 @@ const HELPER_ARITY = new Map([
   ['with', 1],
   ['lookup', 2],
 ]);
-const REFUSED_HELPERS = new Set(['log', 'helperMissing', 'blockHelperMissing']);
+const REFUSED_HELPERS = new Set(['log', 'helperMissing', 'blockHelperMissing', RAW_OUTPUT, ESCAPED_OUTPUT]);
+
+/** A render that went past its budget: the field, and which limit. 422, since the preview and the test send answer it. */
+export class RenderLimitError extends AppError {
+  constructor(field: string, what: string) {
+    super(422, 'render_limit', `${field}: rendering this template for this contact ${what}; simplify the template (nested {{#each}} blocks multiply) or the contact's data`);
+  }
+}
+
+/** What one render has spent so far. Renders are synchronous, so one is active at a time. */
+interface RenderBudget {
+  field: string;
+  /** Offset of each line of the template's source, to price a block by its length. */
+  lineStarts: number[];
+  chars: number;
+  blocks: number;
+}
+
+let active: RenderBudget | undefined;
+
+function spend(chars: number, blocks: number): void {
+  const budget = active;
+  if (!budget) return;
+  budget.chars += chars;
+  budget.blocks += blocks;
+  if (budget.blocks > MAX_RENDER_BLOCKS) throw new RenderLimitError(budget.field, `runs more than ${MAX_RENDER_BLOCKS.toLocaleString('en')} blocks`);
+  if (budget.chars > MAX_RENDER_CHARS) throw new RenderLimitError(budget.field, `writes more than ${MAX_RENDER_CHARS.toLocaleString('en')} characters`);
+}
+
+/** A block body writes at most its own source's length of template text each time it runs. */
+function blockLength(loc: hbs.AST.SourceLocation | undefined): number {
+  const lines = active?.lineStarts;
+  if (!loc || !lines) return 1;
+  const offset = (p: hbs.AST.Position) => (lines[p.line - 1] ?? 0) + p.column;
+  return Math.max(1, offset(loc.end) - offset(loc.start));
+}
+
+type HelperOptions = Handlebars.HelperOptions & { loc?: hbs.AST.SourceLocation };
+type Block = Handlebars.TemplateDelegate;
+/** The inverse of a block without `{{else}}`: runs nothing, costs nothing. */
+const noop = (handlebars.VM as unknown as { noop: Block }).noop;
+
+// Each run of a block body (an iteration, an if's branch) is paid for before it runs. The options
+// object is the block's own (a new one per call), so it is changed in place.
+for (const name of METERED_BLOCK_HELPERS) {
+  const helper = handlebars.helpers[name] as (...args: unknown[]) => unknown;
+  handlebars.registerHelper(name, function (this: unknown, ...args: unknown[]) {
+    const options = args[args.length - 1] as HelperOptions;
+    const price = blockLength(options.loc);
+    const { fn, inverse } = options;
+    options.fn = (context, opts) => (spend(price, 1), fn(context, opts));
+    if (inverse !== noop) options.inverse = (context, opts) => (spend(price, 1), inverse(context, opts));
+    return helper.apply(this, args);
+  });
+}
+
+const asText = (value: unknown) => (value === undefined || value === null ? '' : String(value));
+handlebars.registerHelper(RAW_OUTPUT, (value: unknown) => {
+  const text = asText(value);
+  spend(text.length, 0);
+  return text;
+});
+handlebars.registerHelper(ESCAPED_OUTPUT, (value: unknown) => {
+  const html = handlebars.escapeExpression(asText(value));
+  spend(html.length, 0);
+  return new handlebars.SafeString(html);
+});
+
+/**
+ * Rewrites every output tag (`{{x}}`, `{{{x}}}`, `{{lookup a "b"}}`) into a call of the output
+ * helpers, which count what they write: a template repeating a long value thousands of times in
+ * one block writes as much as a loop would.
+ */
+class OutputMeter extends Handlebars.Visitor {
+  /** Handlebars' Visitor replaces each node with what its visit returns (not in its typings). */
+  mutating = true;
+
+  constructor(private readonly escapeHtml: boolean) {
+    super();
+  }
+
+  override MustacheStatement(node: hbs.AST.MustacheStatement): hbs.AST.MustacheStatement {
+    const value: hbs.AST.Expression =
+      node.params.length === 0 && !node.hash
+        ? node.path
+        : ({ type: 'SubExpression', path: node.path, params: node.params, hash: node.hash, loc: node.loc } as hbs.AST.SubExpression);
+    const helper = this.escapeHtml && node.escaped ? ESCAPED_OUTPUT : RAW_OUTPUT;
+    const path = { type: 'PathExpression', data: false, depth: 0, parts: [helper], original: helper, loc: node.loc } as hbs.AST.PathExpression;
+    return { ...node, path, params: [value], hash: undefined as unknown as hbs.AST.Hash };
+  }
+}
+
+function lineStarts(source: string): number[] {
+  const starts = [0];
+  for (let i = source.indexOf('\n'); i !== -1; i = source.indexOf('\n', i + 1)) starts.push(i + 1);
+  return starts;
+}
 
 interface Problem {
   loc: hbs.AST.SourceLocation | undefined;
@@ -123,7 +243,8 @@ const errorDetail = (err: Error) => (err.message.split('\n').at(-1) ?? err.messa
 /**
  * Compiles a user's template once (per campaign, not per message). Syntax errors and anything the
  * sandbox refuses are reported now, with line and column, instead of failing at the first send.
- * Missing values render empty.
+ * Missing values render empty. Each render runs under a budget (MAX_RENDER_CHARS,
+ * MAX_RENDER_BLOCKS) and throws RenderLimitError past it.
  */
 export function compileTemplate(field: string, source: string, escapeHtml: boolean): Render {
   let ast: hbs.AST.Program;
@@ -139,9 +260,21 @@ export function compileTemplate(field: string, source: string, escapeHtml: boole
     const { loc, message } = check.problem;
     throw new TemplateError(field, loc?.start.line, loc ? loc.start.column + 1 : undefined, message);
   }
+  new OutputMeter(escapeHtml).accept(ast);
+  const lines = lineStarts(source);
   try {
     const compiled = handlebars.compile(ast, { ...COMPILE_OPTIONS, noEscape: !escapeHtml });
-    const render: Render = (vars) => compiled(vars, RUNTIME_OPTIONS);
+    const render: Render = (vars) => {
+      const outer = active;
+      active = { field, lineStarts: lines, chars: 0, blocks: 0 };
+      try {
+        // The template's own text, written once.
+        spend(source.length, 0);
+        return compiled(vars, RUNTIME_OPTIONS);
+      } finally {
+        active = outer;
+      }
+    };
     render(EMPTY_VARS);
     return render;
   } catch (err) {

@@ -12,6 +12,11 @@ export interface UnsubscribeClaim {
 }
 
 const MAC_BYTES = 16;
+/**
+ * The longest token accepted (the HTTP router's path-parameter limit too). The longest a token
+ * gets: ids up to 2^31 - 1 and a 254-character address (RFC 5321 §4.5.3.1.3) make ~400 characters.
+ */
+export const MAX_TOKEN_CHARS = 2000;
 
 function mac(secret: Buffer, payload: string): Buffer {
   return createHmac('sha256', secret).update(`unsubscribe:${payload}`).digest().subarray(0, MAC_BYTES);

@@ -103,7 +103,7 @@ program
     const { RotationError, rotateSecretOfInstall } = await import('./rotateSecret.ts');
     try {
       const outcome = await rotateSecretOfInstall(loadConfig(), process.env.MAILPILOT_NEW_SECRET_KEY || undefined);
-      process.stdout.write(`Re-encrypted ${outcome.reencrypted} SMTP password(s) (${outcome.alreadyNew} already under the new key).\n${outcome.instructions}\n`);
+      process.stdout.write(`Re-encrypted the secrets of ${outcome.reencrypted} SMTP account(s) (${outcome.alreadyNew} already under the new key).\n${outcome.instructions}\n`);
     } catch (err) {
       if (!(err instanceof RotationError)) throw err;
       process.stderr.write(`mailpilot rotate-secret: ${err.message}\n`);

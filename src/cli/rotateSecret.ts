@@ -5,11 +5,11 @@ import { openDatabase, type Database } from '../db/database.ts';
 import { migrate } from '../db/migrate.ts';
 import { liveMailboxLeaseCount, lockSealedMailboxPasswords, mailboxPassword, sealMailboxPassword, storeSealedMailboxPasswords } from '../db/accountMailboxes.ts';
 import { liveLeaseCount, lockSealedPasswords, storeSealedPasswords, type SealedPassword } from '../db/sealedPasswords.ts';
-import { accountPassword, sealAccountPassword } from '../db/smtpAccounts.ts';
+import { accountOAuthSecret, accountPassword, sealAccountPassword, sealOAuthSecret } from '../db/smtpAccounts.ts';
 import { newSecretKey, parseSecretKey, secretFiles } from '../secrets.ts';
 
 /**
- * `mailpilot rotate-secret`: moves every stored SMTP password to a new MAILPILOT_SECRET_KEY.
+ * `mailpilot rotate-secret`: moves every stored SMTP password and OAuth2 secret to a new MAILPILOT_SECRET_KEY.
  *
  * Every process must be stopped first (a running one would keep reading passwords with the old
  * key), so it refuses while a worker holds an account. The passwords change in one transaction: all
@@ -48,14 +48,13 @@ export async function reencryptPasswords(db: Database, oldKey: Buffer, newKey: B
         continue;
       }
       if (!opensWith(oldKey, row)) {
-        throw new RotationError(`the password of SMTP account ${row.id} opens with neither the current nor the new key; nothing was changed`);
+        throw new RotationError(`the secrets of SMTP account ${row.id} open with neither the current nor the new key; nothing was changed`);
       }
-      const password = accountPassword(oldKey, row.id, row.passwordEnc);
-      changed.push({ id: row.id, passwordEnc: sealAccountPassword(newKey, row.id, password) });
+      changed.push(resealed(oldKey, newKey, row));
     }
     await storeSealedPasswords(tx, changed);
     // The accounts' mailbox (IMAP) passwords, the same way.
-    const mailboxes: SealedPassword[] = [];
+    const mailboxes: { id: number; passwordEnc: string }[] = [];
     for (const row of await lockSealedMailboxPasswords(tx)) {
       const opens = (key: Buffer) => {
         try {
@@ -88,13 +87,35 @@ function keyFrom(value: string, source: string): Buffer {
   }
 }
 
+/** Each secret of an account, how to open it and how to seal it again. */
+const SECRETS = [
+  { field: 'passwordEnc', open: (k: Buffer, id: number, v: string) => accountPassword(k, id, v), seal: (k: Buffer, id: number, v: string) => sealAccountPassword(k, id, v) },
+  {
+    field: 'oauthClientSecretEnc',
+    open: (k: Buffer, id: number, v: string) => accountOAuthSecret(k, id, 'client_secret', v),
+    seal: (k: Buffer, id: number, v: string) => sealOAuthSecret(k, id, 'client_secret', v),
+  },
+  {
+    field: 'oauthRefreshTokenEnc',
+    open: (k: Buffer, id: number, v: string) => accountOAuthSecret(k, id, 'refresh_token', v),
+    seal: (k: Buffer, id: number, v: string) => sealOAuthSecret(k, id, 'refresh_token', v),
+  },
+] as const;
+
+/** Whether every secret the account has opens with `key`. */
 function opensWith(key: Buffer, row: SealedPassword): boolean {
   try {
-    accountPassword(key, row.id, row.passwordEnc);
+    for (const s of SECRETS) if (row[s.field] !== null) s.open(key, row.id, row[s.field]!);
     return true;
   } catch {
     return false;
   }
+}
+
+function resealed(oldKey: Buffer, newKey: Buffer, row: SealedPassword): SealedPassword {
+  const next = { ...row };
+  for (const s of SECRETS) if (row[s.field] !== null) next[s.field] = s.seal(newKey, row.id, s.open(oldKey, row.id, row[s.field]!));
+  return next;
 }
 
 /** Writes a secret file so that it is either wholly there, on disk, or not there at all. */

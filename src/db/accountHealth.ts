@@ -20,6 +20,15 @@ export interface HealthFacts {
   healthReason: string | null;
 }
 
+/** What the account's server taught the engine about it (see engine/accountHealth.ts), as stored. */
+export interface LearnedLimits {
+  /** Concurrent connections the server accepts (432 4.3.2), or null. */
+  connectionCap: number | null;
+  /** After a throttle: sends a second until recoveryUntil, or null for the account's own pace. */
+  recoveryRate: number | null;
+  recoveryUntil: Date | null;
+}
+
 const BACK_OFF = sqlList(BACK_OFF_HEALTH_STATES);
 
 /** SQL for "could ever send" over `smtp_accounts a JOIN smtp_servers s`. */
@@ -43,11 +52,25 @@ export function canSendNow(h: HealthFacts, now: Date): boolean {
   return couldEverSend(h) && (h.health === 'healthy' || backOffUntil(h, now) === undefined);
 }
 
-/** Health as the API shows it (API.md `health: {state, until?, reason?}`). */
+/** Health as the API shows it (API.md `health: {state, until?, reason?}`), with what the server taught the engine. */
 export interface HealthView {
   state: HealthState;
   until?: Date;
   reason?: string;
+  /** The server accepts no more concurrent connections than this (Exchange Online's 432 4.3.2). */
+  maxConnections?: number;
+  /** Restarting gently after a throttle: one connection, and at most `ratePerSecond` when set, until `until`. */
+  recovery?: { until: Date; connections: 1; ratePerSecond?: number };
+}
+
+/** The learned limits still in force, as the API shows them next to the health state. */
+export function learnedView(l: LearnedLimits, now: Date): Pick<HealthView, 'maxConnections' | 'recovery'> {
+  const view: Pick<HealthView, 'maxConnections' | 'recovery'> = {};
+  if (l.connectionCap !== null) view.maxConnections = l.connectionCap;
+  if (l.recoveryUntil && l.recoveryUntil > now) {
+    view.recovery = { until: l.recoveryUntil, connections: 1, ...(l.recoveryRate !== null ? { ratePerSecond: l.recoveryRate } : {}) };
+  }
+  return view;
 }
 
 /**
@@ -70,31 +93,45 @@ export async function disableAccount(db: Queryable, accountId: number, reason: s
 
 /**
  * Throttles the account for `baseMs` doubled per throttle in a row (capped at `maxMs`), counting
- * this one. Returns the end of the back-off.
+ * this one. With `recovery`, the account then restarts gently for `recovery.forMs` after the
+ * back-off ends, at `recovery.rate` sends a second (null: its own pace). Returns the end of the back-off.
  */
 export async function throttleAccount(
   db: Queryable,
   accountId: number,
-  p: { now: Date; baseMs: number; maxMs: number; reason: string },
+  p: { now: Date; baseMs: number; maxMs: number; reason: string; recovery: { rate: number | null; forMs: number } | null },
 ): Promise<Date> {
   const [row] = await db.query<{ until: Date }>(
-    `UPDATE smtp_accounts
-        SET health = 'throttled', health_reason = $5, throttle_strikes = throttle_strikes + 1,
-            health_until = $2::timestamptz + make_interval(secs => least($4::float8, $3::float8 * power(2, least(throttle_strikes, 30))) / 1000)
-      WHERE id = $1 RETURNING health_until AS until`,
-    [accountId, p.now, p.baseMs, p.maxMs, p.reason],
+    `WITH backoff AS (
+       SELECT $2::timestamptz + make_interval(secs => least($4::float8, $3::float8 * power(2, least(throttle_strikes, 30))) / 1000) AS until
+         FROM smtp_accounts WHERE id = $1)
+     UPDATE smtp_accounts a
+        SET health = 'throttled', health_reason = $5, throttle_strikes = throttle_strikes + 1, health_until = backoff.until,
+            recovery_rate = CASE WHEN $6::boolean THEN $7::real ELSE recovery_rate END,
+            recovery_until = CASE WHEN $6::boolean THEN backoff.until + make_interval(secs => $8::float8 / 1000) ELSE recovery_until END
+       FROM backoff
+      WHERE a.id = $1 RETURNING a.health_until AS until`,
+    [accountId, p.now, p.baseMs, p.maxMs, p.reason, p.recovery !== null, p.recovery?.rate ?? null, p.recovery?.forMs ?? 0],
   );
   return row?.until ?? p.now;
 }
 
-/** Marks the account out of quota until its next calendar day (in its timezone) begins. */
-export async function exhaustAccount(db: Queryable, accountId: number, now: Date, reason: string): Promise<Date> {
+/** Marks the account out of quota until `until`. */
+export async function exhaustAccount(db: Queryable, accountId: number, until: Date, reason: string): Promise<Date> {
   const [row] = await db.query<{ until: Date }>(
-    `UPDATE smtp_accounts SET health = 'exhausted', health_until = next_day_window_start($2, timezone), health_reason = $3
-      WHERE id = $1 RETURNING health_until AS until`,
-    [accountId, now, reason],
+    `UPDATE smtp_accounts SET health = 'exhausted', health_until = $2, health_reason = $3 WHERE id = $1 RETURNING health_until AS until`,
+    [accountId, until, reason],
   );
-  return row?.until ?? now;
+  return row?.until ?? until;
+}
+
+/** Lowers the account's concurrent connections to at most `max`, for good (until its user reconfigures it). Returns the cap. */
+export async function lowerConnectionCap(db: Queryable, accountId: number, max: number): Promise<number> {
+  const [row] = await db.query<{ cap: number }>(
+    'UPDATE smtp_accounts SET connection_cap = least(coalesce(connection_cap, $2), $2) WHERE id = $1 RETURNING connection_cap AS cap',
+    [accountId, max],
+  );
+  return row?.cap ?? max;
 }
 
 /** A successful send ends a run of throttles: the next one backs off from the base again. */
@@ -102,9 +139,13 @@ export async function clearThrottleStrikes(db: Queryable, accountId: number): Pr
   await db.query('UPDATE smtp_accounts SET throttle_strikes = 0 WHERE id = $1 AND throttle_strikes > 0', [accountId]);
 }
 
-/** Forgets whatever failed before: the account is healthy again. */
+/** Forgets whatever failed before, and what the server taught: the account is healthy again. */
 export async function resetHealth(db: Queryable, accountId: number): Promise<void> {
-  await db.query(`UPDATE smtp_accounts SET health = 'healthy', health_until = NULL, health_reason = NULL WHERE id = $1`, [accountId]);
+  await db.query(
+    `UPDATE smtp_accounts SET health = 'healthy', health_until = NULL, health_reason = NULL, connection_cap = NULL, recovery_rate = NULL, recovery_until = NULL
+      WHERE id = $1`,
+    [accountId],
+  );
 }
 
 /** An account of a user with what decides whether it can send, for the automatic pause. */

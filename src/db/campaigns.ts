@@ -1,4 +1,4 @@
-import { SENDING_CAMPAIGN_STATUSES, sqlList, type CampaignStatus } from '../states.ts';
+import { SENDING_CAMPAIGN_STATUSES, sqlList, type CampaignStatus, type PauseReason } from '../states.ts';
 import type { Queryable } from './database.ts';
 
 // Running, or waiting for quota (paused_limits): the engine works for these.
@@ -15,7 +15,10 @@ export interface Campaign {
   replyTo: string | null;
   listIds: number[];
   status: CampaignStatus;
+  /** Why the engine paused it, in words (a warning). */
   pauseReason: string | null;
+  /** Why the engine paused it, as a code (API.md pauseReason). */
+  pauseCode: PauseReason | null;
   resumeAt: Date | null;
   scheduledAt: Date | null;
   startedAt: Date | null;
@@ -42,7 +45,7 @@ export interface Campaign {
 }
 
 export const CAMPAIGN_COLUMNS = `id, user_id AS "userId", name, subject, html, text, from_name AS "fromName", reply_to AS "replyTo",
-  list_ids AS "listIds", status, pause_reason AS "pauseReason", resume_at AS "resumeAt", scheduled_at AS "scheduledAt",
+  list_ids AS "listIds", status, pause_reason AS "pauseReason", pause_code AS "pauseCode", resume_at AS "resumeAt", scheduled_at AS "scheduledAt",
   started_at AS "startedAt", completed_at AS "completedAt", total, sent, failed, suppressed, cancelled, unsubscribed,
   bounced, soft_bounced AS "softBounced", complained, replied,
   possibly_delivered AS "possiblyDelivered", sender_warning AS "senderWarning", archived_at AS "archivedAt", created_at AS "createdAt"`;
@@ -138,14 +141,16 @@ export async function setCampaignStatus(
   where: { id: number; userId?: number },
   from: CampaignStatus[],
   to: CampaignStatus,
-  sets: { resumeAt?: Date | null; startedAt?: Date; completedAt?: Date; pauseReason?: string | null } = {},
+  sets: { resumeAt?: Date | null; startedAt?: Date; completedAt?: Date; pauseReason?: string; pauseCode?: PauseReason } = {},
 ): Promise<Campaign | undefined> {
+  // A pause reason and code are set by the move that pauses, and cleared by every other.
   const [row] = await db.query<Campaign>(
     `UPDATE campaigns SET status = $3,
         resume_at = CASE WHEN $4 THEN $5::timestamptz ELSE NULL END,
         started_at = coalesce(started_at, $6),
         completed_at = coalesce($7, completed_at),
-        pause_reason = CASE WHEN $8 THEN $9 ELSE NULL END
+        pause_reason = CASE WHEN $8 THEN $9 ELSE NULL END,
+        pause_code = $11
       WHERE id = $1 AND ($2::int IS NULL OR user_id = $2) AND status = ANY($10::text[])
       RETURNING ${CAMPAIGN_COLUMNS}`,
     [
@@ -159,6 +164,7 @@ export async function setCampaignStatus(
       sets.pauseReason !== undefined,
       sets.pauseReason ?? null,
       from,
+      sets.pauseCode ?? null,
     ],
   );
   return row;
@@ -180,7 +186,7 @@ export async function runningCampaignIds(db: Queryable, userId: number): Promise
 export async function completeFinished(db: Queryable, ids: number[], now: Date): Promise<Campaign[]> {
   if (ids.length === 0) return [];
   return db.query<Campaign>(
-    `UPDATE campaigns SET status = 'completed', completed_at = $2, resume_at = NULL
+    `UPDATE campaigns SET status = 'completed', completed_at = $2, resume_at = NULL, pause_reason = NULL, pause_code = NULL
       WHERE id = ANY($1::int[]) AND status IN (${SENDING})
         AND sent + failed + suppressed + cancelled >= total
       RETURNING ${CAMPAIGN_COLUMNS}`,
@@ -206,12 +212,12 @@ export async function campaignsDue(db: Queryable, status: 'scheduled' | 'paused_
 
 /**
  * Back to running: the user's campaigns the engine paused because no account could send (a
- * manual pause carries no pause_reason, so those stay paused).
+ * manual pause has no pause_code, and one for repeated failures another, so those stay paused).
  */
 export async function resumeEnginePaused(db: Queryable, userId: number): Promise<Campaign[]> {
   return db.query<Campaign>(
-    `UPDATE campaigns SET status = 'running', pause_reason = NULL
-      WHERE user_id = $1 AND status = 'paused' AND pause_reason IS NOT NULL
+    `UPDATE campaigns SET status = 'running', pause_reason = NULL, pause_code = NULL
+      WHERE user_id = $1 AND status = 'paused' AND pause_code = 'account_health'
       RETURNING ${CAMPAIGN_COLUMNS}`,
     [userId],
   );
@@ -243,4 +249,28 @@ export async function getCampaignContent(db: Queryable, id: number): Promise<Com
     [id],
   );
   return row;
+}
+
+/** The user's campaigns the engine works for, with their messages not yet final. */
+export async function sendingCampaignsOf(db: Queryable, userId: number): Promise<{ id: number; pending: number }[]> {
+  return db.query(
+    `SELECT id, greatest(0, total - sent - failed - suppressed - cancelled) AS pending FROM campaigns
+      WHERE user_id = $1 AND status IN (${SENDING}) ORDER BY id`,
+    [userId],
+  );
+}
+
+/** The user's campaigns in one status, in id order. */
+export async function campaignsInStatus(db: Queryable, userId: number, status: CampaignStatus): Promise<Campaign[]> {
+  return db.query<Campaign>(`SELECT ${CAMPAIGN_COLUMNS} FROM campaigns WHERE user_id = $1 AND status = $2 ORDER BY id`, [userId, status]);
+}
+
+/** Moves the resume moment (and its reason) of the user's campaigns waiting as paused_limits. */
+export async function reschedulePaused(db: Queryable, userId: number, resumeAt: Date, code: PauseReason, reason: string): Promise<Campaign[]> {
+  return db.query<Campaign>(
+    `UPDATE campaigns SET resume_at = $2, pause_code = $3, pause_reason = $4
+      WHERE user_id = $1 AND status = 'paused_limits' AND resume_at IS DISTINCT FROM $2
+      RETURNING ${CAMPAIGN_COLUMNS}`,
+    [userId, resumeAt, code, reason],
+  );
 }

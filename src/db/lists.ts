@@ -33,3 +33,9 @@ export async function existingListIds(db: Queryable, userId: number, ids: number
   const rows = await db.query<{ id: number }>('SELECT id FROM lists WHERE user_id = $1 AND id = ANY($2::int[])', [userId, ids]);
   return rows.map((r) => r.id);
 }
+
+/** Contacts on the user's lists among `ids`, counted once per list they are on. */
+export async function countListContacts(db: Queryable, userId: number, ids: number[]): Promise<number> {
+  const [row] = await db.query<{ n: number }>('SELECT coalesce(sum(contact_count), 0)::int AS n FROM lists WHERE user_id = $1 AND id = ANY($2::int[])', [userId, ids]);
+  return row!.n;
+}

@@ -52,6 +52,21 @@ export async function materialiseQueue(
   return counts;
 }
 
+/**
+ * The end of both claim statements: the rows of \`picked\` become 'sending' under account $1 (or
+ * 'suppressed', counted on campaign $3, when their address was suppressed since the queue was built).
+ */
+const CLAIMED = `claimed AS (
+       UPDATE messages m SET status = CASE WHEN picked.suppressed THEN 'suppressed' ELSE 'sending' END,
+                             account_id = CASE WHEN picked.suppressed THEN NULL ELSE $1::int END
+         FROM picked WHERE m.id = picked.id
+       RETURNING m.id, m.campaign_id, m.email, m.attempts, m.contact_id, m.status
+     ), counted AS (
+       UPDATE campaigns c SET suppressed = c.suppressed + n.n
+         FROM (SELECT count(*) AS n FROM claimed WHERE status = 'suppressed') n
+        WHERE c.id = $3 AND n.n > 0
+     )`;
+
 export interface ClaimedMessage {
   id: number;
   campaignId: number;
@@ -84,16 +99,7 @@ export async function claimMessages(
           AND EXISTS (SELECT 1 FROM campaigns WHERE id = $3 AND status = 'running')
         ORDER BY m.id LIMIT $5
         FOR UPDATE OF m SKIP LOCKED
-     ), claimed AS (
-       UPDATE messages m SET status = CASE WHEN picked.suppressed THEN 'suppressed' ELSE 'sending' END,
-                             account_id = CASE WHEN picked.suppressed THEN NULL ELSE $1::int END
-         FROM picked WHERE m.id = picked.id
-       RETURNING m.id, m.campaign_id, m.email, m.attempts, m.contact_id, m.status
-     ), counted AS (
-       UPDATE campaigns c SET suppressed = c.suppressed + n.n
-         FROM (SELECT count(*) AS n FROM claimed WHERE status = 'suppressed') n
-        WHERE c.id = $3 AND n.n > 0
-     )
+     ), ${CLAIMED}
      SELECT c.id, c.campaign_id AS "campaignId", c.email, c.attempts, ct.name, ct.attributes
        FROM claimed c LEFT JOIN contacts ct ON ct.id = c.contact_id
       WHERE c.status = 'sending'
@@ -103,12 +109,60 @@ export async function claimMessages(
   );
 }
 
+/**
+ * claimMessages for a user with recipient throttles: among the next `scan` due pending messages of
+ * the campaign after `afterId`, claims up to `limit`, at most `room` to each throttled domain (the
+ * others wait, pending, while messages to other domains go). Returns the claims and the last id
+ * scanned, so the next claim starts after messages that had to wait.
+ */
+export async function claimThrottledMessages(
+  db: Queryable,
+  p: { accountId: number; owner: string; campaignId: number; afterId: number; limit: number; now: Date; scan: number; rooms: { domain: string; room: number }[] },
+): Promise<{ messages: ClaimedMessage[]; scannedTo: number | null }> {
+  const [row] = await db.query<{ messages: ClaimedMessage[]; scannedTo: number | null }>(
+    `WITH candidates AS (
+       SELECT m.id, email_domain(m.email) AS domain
+         FROM messages m
+        WHERE m.campaign_id = $3 AND m.status = 'pending' AND m.id > $4
+          AND (m.next_attempt_at IS NULL OR m.next_attempt_at <= $6)
+          AND EXISTS (SELECT 1 FROM smtp_accounts WHERE id = $1 AND lease_owner = $2)
+          AND EXISTS (SELECT 1 FROM campaigns WHERE id = $3 AND status = 'running')
+        ORDER BY m.id LIMIT $7
+     ), allowed AS (
+       SELECT r.id FROM (
+         SELECT c.id, t.room, row_number() OVER (PARTITION BY c.domain ORDER BY c.id) AS rn
+           FROM candidates c LEFT JOIN unnest($8::text[], $9::int[]) AS t(domain, room) ON t.domain = c.domain) r
+        WHERE r.room IS NULL OR r.rn <= r.room
+        ORDER BY r.id LIMIT $5
+     ), picked AS (
+       SELECT m.id, sup.hit IS NOT NULL AS suppressed
+         FROM messages m JOIN allowed a ON a.id = m.id
+         LEFT JOIN LATERAL (SELECT 1 AS hit FROM suppressions s
+                             WHERE s.user_id = m.user_id AND lower(s.email) = lower(m.email) LIMIT 1) sup ON true
+        WHERE m.status = 'pending'
+        ORDER BY m.id
+        FOR UPDATE OF m SKIP LOCKED
+     ), ${CLAIMED}
+     SELECT (SELECT max(id) FROM candidates) AS "scannedTo",
+            coalesce((SELECT json_agg(json_build_object('id', c.id, 'campaignId', c.campaign_id, 'email', c.email, 'attempts', c.attempts,
+                                                        'name', ct.name, 'attributes', ct.attributes) ORDER BY c.id)
+                        FROM claimed c LEFT JOIN contacts ct ON ct.id = c.contact_id WHERE c.status = 'sending'), '[]') AS messages`,
+    [p.accountId, p.owner, p.campaignId, p.afterId, p.limit, p.now, p.scan, p.rooms.map((r) => r.domain), p.rooms.map((r) => r.room)],
+  );
+  return row!;
+}
+
 /** What became of one claimed message. */
 export interface Outcome {
   id: number;
   status: 'sent' | 'failed' | 'cancelled' | 'pending';
-  /** 1 when an SMTP attempt was made and counts toward the message's attempt limit. */
+  /**
+   * 1 when an SMTP attempt was made: it counts toward the message's attempt limit and, at
+   * `attemptedAt`, as a send of its account (out of hold `holdId`).
+   */
   charged: 0 | 1;
+  attemptedAt: Date | null;
+  holdId: number | null;
   error: string | null;
   sentAt: Date | null;
   nextAttemptAt: Date | null;
@@ -147,8 +201,9 @@ export async function recordOutcomes(db: Queryable, owner: string, outcomes: Acc
               attempts = m.attempts + u.charged, last_error = coalesce(u.error, m.last_error),
               sent_at = u.sent_at, next_attempt_at = u.next_attempt_at,
               account_id = CASE WHEN u.status = 'pending' AND c.status <> 'stopped' THEN NULL ELSE m.account_id END
-         FROM unnest($2::bigint[], $3::int[], $4::text[], $5::int[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::bool[])
-              AS u(id, account_id, status, charged, error, sent_at, next_attempt_at, possibly_delivered),
+         FROM unnest($2::bigint[], $3::int[], $4::text[], $5::int[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::bool[],
+                     $10::timestamptz[], $11::bigint[])
+              AS u(id, account_id, status, charged, error, sent_at, next_attempt_at, possibly_delivered, attempted_at, hold_id),
               campaigns c, smtp_accounts a
         -- Rows are found by primary key. Written as "IS NOT DISTINCT FROM", the status and account
         -- test cannot steer the planner (which takes 'sending' rows for rare) to an index on status,
@@ -157,7 +212,28 @@ export async function recordOutcomes(db: Queryable, owner: string, outcomes: Acc
         WHERE m.id = u.id AND c.id = m.campaign_id
           AND (m.status, m.account_id) IS NOT DISTINCT FROM ('sending', u.account_id)
           AND a.id = u.account_id AND a.lease_owner = $1
-       RETURNING m.campaign_id, m.status, u.possibly_delivered
+       RETURNING m.campaign_id, m.status, m.email, c.user_id, u.possibly_delivered, u.charged, u.account_id, u.attempted_at, u.hold_id, a.timezone
+     ), attempts AS (
+       -- Each SMTP attempt is a send of its account at the minute it started, spent from its hold.
+       SELECT account_id, hold_id, attempted_at, timezone, user_id, email FROM updated WHERE charged = 1 AND attempted_at IS NOT NULL
+     ), counted AS (
+       INSERT INTO smtp_usage AS s (account_id, minute_start, sent)
+       SELECT account_id, date_trunc('minute', attempted_at), count(*) FROM attempts GROUP BY 1, 2
+       ON CONFLICT ON CONSTRAINT smtp_usage_pkey DO UPDATE SET sent = s.sent + excluded.sent
+     ), spent AS (
+       UPDATE send_holds h SET remaining = greatest(0, h.remaining - x.n)
+         FROM (SELECT hold_id, count(*) AS n FROM attempts WHERE hold_id IS NOT NULL GROUP BY hold_id) x
+        WHERE h.id = x.hold_id
+     ), days AS (
+       INSERT INTO send_days (account_id, day)
+       SELECT DISTINCT account_id, (attempted_at AT TIME ZONE timezone)::date FROM attempts
+       ON CONFLICT DO NOTHING
+     ), throttled AS (
+       INSERT INTO recipient_minutes AS r (user_id, domain, minute_start, sent)
+       SELECT t.user_id, t.domain, date_trunc('minute', x.attempted_at), count(*)
+         FROM attempts x JOIN recipient_throttles t ON t.user_id = x.user_id AND t.domain = email_domain(x.email)
+        GROUP BY 1, 2, 3
+       ON CONFLICT ON CONSTRAINT recipient_minutes_pkey DO UPDATE SET sent = r.sent + excluded.sent
      ), totals AS (
        SELECT campaign_id,
               count(*) FILTER (WHERE status = 'sent') AS sent,
@@ -180,6 +256,8 @@ export async function recordOutcomes(db: Queryable, owner: string, outcomes: Acc
       outcomes.map((o) => o.sentAt),
       outcomes.map((o) => o.nextAttemptAt),
       outcomes.map((o) => o.possiblyDelivered),
+      outcomes.map((o) => o.attemptedAt),
+      outcomes.map((o) => o.holdId),
     ],
     { prepared: 'mp_record_outcomes' },
   );

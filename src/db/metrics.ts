@@ -35,26 +35,7 @@ export async function countLiveWorkers(db: Queryable, now: Date): Promise<number
   return row!.n;
 }
 
-export interface AccountQuotaRow {
-  accountId: number;
-  userId: number;
-  hourlyLimit: number;
-  dailyLimit: number;
-  sentThisHour: number;
-  sentToday: number;
-}
-
-/** Usage of every active account in its current hour and day (the windows of 001_core.sql). */
-export async function activeAccountQuotas(db: Queryable, now: Date): Promise<AccountQuotaRow[]> {
-  return db.query<AccountQuotaRow>(
-    `SELECT a.id AS "accountId", a.user_id AS "userId", a.hourly_limit AS "hourlyLimit", a.daily_limit AS "dailyLimit",
-            coalesce(sum(u.sent) FILTER (WHERE u.hour_start = hour_window_start($1, a.timezone)), 0) AS "sentThisHour",
-            coalesce(sum(u.sent), 0) AS "sentToday"
-       FROM smtp_accounts a
-       LEFT JOIN smtp_usage u ON u.account_id = a.id
-        AND u.hour_start >= day_window_start($1, a.timezone) AND u.hour_start < next_day_window_start($1, a.timezone)
-      WHERE a.active
-      GROUP BY a.id`,
-    [now],
-  );
+/** The active accounts, with their users. */
+export async function activeAccounts(db: Queryable): Promise<{ accountId: number; userId: number }[]> {
+  return db.query('SELECT id AS "accountId", user_id AS "userId" FROM smtp_accounts WHERE active ORDER BY id');
 }

@@ -1,23 +1,30 @@
 import type { Queryable } from './database.ts';
 
-/** Stored SMTP passwords as ciphertext, for re-encryption under a new key (cli/rotateSecret.ts). */
+/**
+ * An account's stored secrets as ciphertext, for re-encryption under a new key (cli/rotateSecret.ts):
+ * its SMTP password and its OAuth2 client secret and refresh token, each null when absent.
+ */
 export interface SealedPassword {
   id: number;
-  passwordEnc: string;
+  passwordEnc: string | null;
+  oauthClientSecretEnc: string | null;
+  oauthRefreshTokenEnc: string | null;
 }
 
-/** Every account with a password, locked until the transaction ends so no one rewrites one meanwhile. */
+/** Every account with a sealed secret, locked until the transaction ends so no one rewrites one meanwhile. */
 export async function lockSealedPasswords(tx: Queryable): Promise<SealedPassword[]> {
   return tx.query<SealedPassword>(
-    'SELECT id, password_enc AS "passwordEnc" FROM smtp_accounts WHERE password_enc IS NOT NULL ORDER BY id FOR UPDATE',
+    `SELECT id, password_enc AS "passwordEnc", oauth_client_secret_enc AS "oauthClientSecretEnc", oauth_refresh_token_enc AS "oauthRefreshTokenEnc"
+       FROM smtp_accounts WHERE password_enc IS NOT NULL OR oauth_client_secret_enc IS NOT NULL ORDER BY id FOR UPDATE`,
   );
 }
 
 export async function storeSealedPasswords(tx: Queryable, rows: SealedPassword[]): Promise<void> {
   if (rows.length === 0) return;
   await tx.query(
-    `UPDATE smtp_accounts a SET password_enc = r.enc FROM unnest($1::int[], $2::text[]) AS r(id, enc) WHERE a.id = r.id`,
-    [rows.map((r) => r.id), rows.map((r) => r.passwordEnc)],
+    `UPDATE smtp_accounts a SET password_enc = r.enc, oauth_client_secret_enc = r.secret, oauth_refresh_token_enc = r.refresh
+       FROM unnest($1::int[], $2::text[], $3::text[], $4::text[]) AS r(id, enc, secret, refresh) WHERE a.id = r.id`,
+    [rows.map((r) => r.id), rows.map((r) => r.passwordEnc), rows.map((r) => r.oauthClientSecretEnc), rows.map((r) => r.oauthRefreshTokenEnc)],
   );
 }
 

@@ -2,10 +2,35 @@ import { decryptSecret, encryptSecret } from '../secrets.ts';
 import { dkimKey, type DkimKey } from '../smtp/dkim.ts';
 import type { Queryable } from './database.ts';
 import { sqlList, UNFINISHED_CAMPAIGN_STATUSES, type HealthState } from '../states.ts';
+import type { LimitWindowKind } from '../sendingPolicy/limitWindows.ts';
+import type { Warmup } from '../sendingPolicy/policy.ts';
+import type { PresetName } from '../sendingPolicy/presets.ts';
+import type { SendingWindow } from '../sendingPolicy/sendingWindow.ts';
 import { isForeignKeyViolation } from './smtpServers.ts';
 
+/** An account's OAuth2 grant as its owner sees it: never the client secret or the refresh token. */
+export interface OAuthView {
+  type: 'oauth2';
+  clientId: string;
+  tokenUrl: string;
+  /** The XOAUTH2 user: the one given, else the account's address. */
+  user: string;
+}
+
+/** An account's sending policy settings (API.md "Sending policy"). */
+export interface PolicySettings {
+  limitWindow: LimitWindowKind;
+  preset: PresetName | null;
+  sendingWindow: SendingWindow | null;
+  warmup: Warmup | null;
+  minGapSeconds: number | null;
+  maxGapSeconds: number | null;
+  /** SMTP sessions at most (within its server's share); null = its share. */
+  maxConnections: number | null;
+}
+
 /** An account as its owner sees it: never the password, only whether there is one. */
-export interface SmtpAccount {
+export interface SmtpAccount extends PolicySettings {
   id: number;
   serverId: number;
   email: string;
@@ -23,7 +48,23 @@ export interface SmtpAccount {
   dkim: { domain: string; selector: string } | null;
   /** Envelope senders are VERP addresses at this domain (src/reports/verp.ts). */
   bounceDomain: string | null;
+  /** XOAUTH2 instead of a password, or null. */
+  auth: OAuthView | null;
+  /** What the server taught the engine (db/accountHealth.ts LearnedLimits). */
+  connectionCap: number | null;
+  recoveryRate: number | null;
+  recoveryUntil: Date | null;
   createdAt: Date;
+}
+
+/** OAuth2 (XOAUTH2) credentials as given, secrets in plaintext (stored sealed). */
+export interface OAuthSettings {
+  clientId: string;
+  clientSecret: string;
+  refreshToken: string;
+  tokenUrl: string;
+  /** The XOAUTH2 user; null = the account's address. */
+  user: string | null;
 }
 
 /** DKIM signing for an account's messages: the key as PEM (plaintext; stored encrypted). */
@@ -33,7 +74,7 @@ export interface DkimSettings {
   privateKey: string;
 }
 
-export interface AccountFields {
+export interface AccountFields extends PolicySettings {
   serverId: number;
   email: string;
   username: string | null;
@@ -46,12 +87,19 @@ export interface AccountFields {
   active: boolean;
   dkim: DkimSettings | null;
   bounceDomain: string | null;
+  /** OAuth2 instead of a password; null = none. An account never has both. */
+  auth: OAuthSettings | null;
 }
 
 const COLUMNS = `id, server_id AS "serverId", email, username, password_enc IS NOT NULL AS "hasPassword",
   hourly_limit AS "hourlyLimit", daily_limit AS "dailyLimit", rate_per_second AS "ratePerSecond", timezone, active,
   health, health_until AS "healthUntil", health_reason AS "healthReason",
   CASE WHEN dkim_domain IS NOT NULL THEN json_build_object('domain', dkim_domain, 'selector', dkim_selector) END AS dkim,
+  CASE WHEN oauth_client_id IS NOT NULL
+       THEN json_build_object('type', 'oauth2', 'clientId', oauth_client_id, 'tokenUrl', oauth_token_url, 'user', coalesce(oauth_user, email)) END AS auth,
+  connection_cap AS "connectionCap", recovery_rate AS "recoveryRate", recovery_until AS "recoveryUntil",
+  limit_window AS "limitWindow", preset, sending_window AS "sendingWindow", warmup, min_gap_seconds AS "minGapSeconds",
+  max_gap_seconds AS "maxGapSeconds", max_connections AS "maxConnections",
   bounce_domain AS "bounceDomain", created_at AS "createdAt"`;
 
 
@@ -65,6 +113,43 @@ export function sealAccountPassword(secretKey: Buffer, accountId: number, passwo
 // Bound to the row like the password.
 const dkimContext = (accountId: number) => `smtp_accounts:${accountId}:dkim`;
 const sealDkimKey = (secretKey: Buffer, accountId: number, pem: string) => encryptSecret(secretKey, pem, dkimContext(accountId));
+
+// Bound to the row and to the field like the password.
+const oauthContext = (accountId: number, field: 'client_secret' | 'refresh_token') => `smtp_accounts:${accountId}:oauth_${field}`;
+
+export function sealOAuthSecret(secretKey: Buffer, accountId: number, field: 'client_secret' | 'refresh_token', value: string): string {
+  return encryptSecret(secretKey, value, oauthContext(accountId, field));
+}
+
+/** Decrypts a stored OAuth2 secret; throws when it was tampered with or belongs to another row. */
+export function accountOAuthSecret(secretKey: Buffer, accountId: number, field: 'client_secret' | 'refresh_token', sealed: string): string {
+  return decryptSecret(secretKey, sealed, oauthContext(accountId, field));
+}
+
+/** The columns of an OAuth2 grant (`null` clears it), secrets sealed to the row. */
+function oauthColumns(secretKey: Buffer, accountId: number, auth: OAuthSettings | null): Record<string, string | null> {
+  return {
+    oauth_client_id: auth?.clientId ?? null,
+    oauth_client_secret_enc: auth ? sealOAuthSecret(secretKey, accountId, 'client_secret', auth.clientSecret) : null,
+    oauth_refresh_token_enc: auth ? sealOAuthSecret(secretKey, accountId, 'refresh_token', auth.refreshToken) : null,
+    oauth_token_url: auth?.tokenUrl ?? null,
+    oauth_user: auth?.user ?? null,
+  };
+}
+
+/**
+ * Stores the refresh token the token endpoint rotated (RFC 6749 §6) in place of `previous`, unless
+ * the account's grant changed meanwhile (its user gave another one, or switched to a password).
+ */
+export async function storeRotatedRefreshToken(db: Queryable, secretKey: Buffer, accountId: number, previous: string, next: string): Promise<void> {
+  const [row] = await db.query<{ enc: string | null }>('SELECT oauth_refresh_token_enc AS enc FROM smtp_accounts WHERE id = $1', [accountId]);
+  if (!row?.enc || accountOAuthSecret(secretKey, accountId, 'refresh_token', row.enc) !== previous) return;
+  await db.query('UPDATE smtp_accounts SET oauth_refresh_token_enc = $3 WHERE id = $1 AND oauth_refresh_token_enc = $2', [
+    accountId,
+    row.enc,
+    sealOAuthSecret(secretKey, accountId, 'refresh_token', next),
+  ]);
+}
 
 /** An account's DKIM columns as stored, the key still encrypted. */
 export interface AccountDkimColumns {
@@ -109,32 +194,26 @@ export async function insertAccount(
   // The id is taken first because the ciphertext is bound to it.
   const [seq] = await db.query<{ id: number }>(`SELECT nextval('smtp_accounts_id_seq')::int AS id`);
   const id = seq!.id;
-  const passwordEnc = fields.password === null ? null : sealAccountPassword(secretKey, id, fields.password);
   const { dkim } = fields;
+  const values: Record<string, unknown> = {
+    id,
+    user_id: userId,
+    password_enc: fields.password === null ? null : sealAccountPassword(secretKey, id, fields.password),
+    created_at: now,
+    dkim_domain: dkim?.domain ?? null,
+    dkim_selector: dkim?.selector ?? null,
+    dkim_key_enc: dkim ? sealDkimKey(secretKey, id, dkim.privateKey) : null,
+    ...oauthColumns(secretKey, id, fields.auth),
+  };
+  for (const [key, column] of Object.entries(COLUMN_OF) as [keyof typeof COLUMN_OF, string][]) values[column] = columnValue(key, fields[key]);
+  const columns = Object.keys(values);
   try {
+    // The server must be the user's: a foreign or unknown server id inserts nothing.
     const [row] = await db.query<SmtpAccount>(
-      `INSERT INTO smtp_accounts (id, user_id, server_id, email, username, password_enc, hourly_limit, daily_limit,
-                                  rate_per_second, timezone, active, created_at, dkim_domain, dkim_selector, dkim_key_enc, bounce_domain)
-       SELECT $1, $2, s.id, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 FROM smtp_servers s WHERE s.id = $3 AND s.user_id = $2
+      `INSERT INTO smtp_accounts (${columns.join(', ')})
+       SELECT ${columns.map((_, i) => `$${i + 1}`).join(', ')} FROM smtp_servers s WHERE s.id = $${columns.indexOf('server_id') + 1} AND s.user_id = $${columns.indexOf('user_id') + 1}
        RETURNING ${COLUMNS}`,
-      [
-        id,
-        userId,
-        fields.serverId,
-        fields.email,
-        fields.username,
-        passwordEnc,
-        fields.hourlyLimit,
-        fields.dailyLimit,
-        fields.ratePerSecond,
-        fields.timezone,
-        fields.active,
-        now,
-        dkim?.domain ?? null,
-        dkim?.selector ?? null,
-        dkim ? sealDkimKey(secretKey, id, dkim.privateKey) : null,
-        fields.bounceDomain,
-      ],
+      Object.values(values),
     );
     return row;
   } catch (err) {
@@ -156,7 +235,8 @@ export async function getAccount(db: Queryable, userId: number, id: number): Pro
   return row;
 }
 
-const COLUMN_OF: Record<Exclude<keyof AccountFields, 'password' | 'dkim'>, string> = {
+// Fixed column names only: no input reaches the SQL text.
+const COLUMN_OF: Record<Exclude<keyof AccountFields, 'password' | 'dkim' | 'auth'>, string> = {
   serverId: 'server_id',
   email: 'email',
   username: 'username',
@@ -166,7 +246,18 @@ const COLUMN_OF: Record<Exclude<keyof AccountFields, 'password' | 'dkim'>, strin
   timezone: 'timezone',
   active: 'active',
   bounceDomain: 'bounce_domain',
+  limitWindow: 'limit_window',
+  preset: 'preset',
+  sendingWindow: 'sending_window',
+  warmup: 'warmup',
+  minGapSeconds: 'min_gap_seconds',
+  maxGapSeconds: 'max_gap_seconds',
+  maxConnections: 'max_connections',
 };
+
+// jsonb settings travel as JSON text.
+const columnValue = (key: keyof typeof COLUMN_OF, value: unknown) =>
+  (key === 'sendingWindow' || key === 'warmup') && value !== null && value !== undefined ? JSON.stringify(value) : value;
 
 /**
  * Changes the given fields (undefined = unchanged, null = cleared). Answers 'not_found' when the user
@@ -186,11 +277,16 @@ export async function updateAccount(
     sets.push(`${column} = $${params.length}`);
   };
   for (const [key, column] of Object.entries(COLUMN_OF) as [keyof typeof COLUMN_OF, string][]) {
-    if (changes[key] !== undefined) set(column, changes[key]);
+    if (changes[key] !== undefined) set(column, columnValue(key, changes[key]));
   }
   if (changes.password !== undefined) {
     set('password_enc', changes.password === null ? null : sealAccountPassword(secretKey, id, changes.password));
   }
+  // A password and an OAuth2 grant exclude each other: giving one drops the other.
+  if (changes.auth !== undefined || (changes.password ?? null) !== null) {
+    for (const [column, value] of Object.entries(oauthColumns(secretKey, id, changes.auth ?? null))) set(column, value);
+  }
+  if (changes.auth && changes.password === undefined) set('password_enc', null);
   if (changes.dkim !== undefined) {
     const { dkim } = changes;
     set('dkim_domain', dkim?.domain ?? null);
@@ -216,6 +312,21 @@ export async function updateAccount(
     throw err;
   }
   return (await getAccount(db, userId, id)) ? 'bad_server' : 'not_found';
+}
+
+/**
+ * Clears the stored password of every account on one of the user's servers. Answers the accounts
+ * that had one and those that had none.
+ */
+export async function clearServerPasswords(db: Queryable, userId: number, serverId: number): Promise<{ cleared: number[]; others: number[] }> {
+  // The self-join reads each row as it was before the update.
+  const rows = await db.query<{ id: number; had: boolean }>(
+    `UPDATE smtp_accounts a SET password_enc = NULL FROM smtp_accounts was
+      WHERE was.id = a.id AND a.server_id = $1 AND a.user_id = $2
+      RETURNING a.id, was.password_enc IS NOT NULL AS had`,
+    [serverId, userId],
+  );
+  return { cleared: rows.filter((r) => r.had).map((r) => r.id), others: rows.filter((r) => !r.had).map((r) => r.id) };
 }
 
 /** Removes an account unless its user has a campaign that may still send through it. */

@@ -4,20 +4,26 @@ import { runningCampaignIds } from '../db/campaigns.ts';
 import { releaseLease } from '../db/engineAccounts.ts';
 import type { ClaimedMessage } from '../db/messages.ts';
 import { credentials, type SendingAccount } from '../db/sendingAccounts.ts';
+import type { AccessTokens } from '../smtp/oauthTokens.ts';
+import { setGapUntil } from '../db/usage.ts';
 import { isTransientDbError, retryTransient } from '../db/transient.ts';
 import type { AppEvent } from '../events.ts';
 import type { AccountOutcome, SendOutcome } from '../smtp/classify.ts';
-import { AccountTransport } from '../smtp/transport.ts';
-import { onSendOutcome } from './accountHealth.ts';
+import { AccountTransport, transportOptions } from '../smtp/transport.ts';
+import { fewerConnections, onSendOutcome, onTooManyConnections, type ThrottleContext } from './accountHealth.ts';
 import { AccountLease } from './accountLease.ts';
 import { CampaignStatusCache } from './campaignStatusCache.ts';
 import type { LeaseKeeper } from './leaseKeeper.ts';
+import type { LocalFailures } from './localFailures.ts';
 import { MessageClaims } from './messageClaims.ts';
 import { OutcomeRecorder, type RecordedOutcome } from './outcomeRecorder.ts';
 import type { OutcomeWriter } from './outcomeWriter.ts';
 import { QuotaHold } from './quotaHold.ts';
 import { retryAt, MAX_ATTEMPTS } from './retry.ts';
+import { AcceptedRecently } from './acceptedRecently.ts';
+import { MINUTE_MS } from '../sendingPolicy/limitWindows.ts';
 import { SendPace } from './sendPace.ts';
+import { MAX_ENDS_PER_MESSAGE, MAX_QUICK_ENDS, SessionBackOff } from './sessionBackOff.ts';
 import { Signal } from './signal.ts';
 
 /** What the account workers of one process share. */
@@ -25,6 +31,9 @@ export interface WorkerShared {
   composer: Composer;
   outcomes: OutcomeWriter;
   leases: LeaseKeeper;
+  /** OAuth2 access tokens, kept in memory across the workers of an account. */
+  tokens: AccessTokens;
+  localFailures: LocalFailures;
 }
 
 export type ExitReason = 'no_quota' | 'no_work' | 'lease_lost' | 'account_problem' | 'shutdown' | 'rebalance' | 'error';
@@ -58,9 +67,13 @@ const TRANSITIONS: Record<WorkerState['name'], readonly WorkerState['name'][]> =
 /** A claimed message waiting for a free session, and the reserved send it will spend. */
 interface Queued {
   msg: ClaimedMessage;
-  window: number;
+  holdId: number | null;
   /** The reservation may only be spent before this moment (business time, ms). */
   validUntil: number;
+  /** Sessions the server ended under this message in this worker (see SessionBackOff). */
+  sessionEnds: number;
+  /** When its SMTP attempt started (business time): the instant it counts as a send at. */
+  attemptedAt?: Date;
 }
 
 /**
@@ -92,11 +105,25 @@ export class AccountWorker {
   private refilling: Promise<void> | undefined;
   /** The first account-level outcome (throttle, quota, credentials), applied to the account on release. */
   private accountProblem: AccountOutcome | undefined;
+  /** What the worker saw when a throttle came, for the gentle restart after it. */
+  private throttleSeen: ThrottleContext | undefined;
+  /** Concurrent sends (hence connections) now: fewer while recovering from a throttle. */
+  private connections: number;
+  /** The most concurrent connections the account may have, lowered when the server refuses one as too many. */
+  private connectionCap: number;
+  /** Business time (ms) at which the gentle restart after a throttle ends; undefined when not recovering. */
+  private recoveryEndsAt: number | undefined;
+  private readonly sessionBackOff: SessionBackOff;
+  private readonly accepted = new AcceptedRecently();
   /** Set when sends in flight were cut on purpose: their failures say nothing about the account. */
   private aborted = false;
   /** performance.now() after which database writes give up (shutdown); Infinity otherwise. */
   private giveUpAt = Infinity;
   private throttleStrikes: number;
+  /** Messages were handed back since the last claim: they are claimable again once their outcomes land. */
+  private returned = false;
+  /** Set when the worker ended because recipient throttles held back every due message: not before then. */
+  idleUntil: Date | undefined;
 
   constructor(
     private readonly ctx: AppContext,
@@ -105,16 +132,23 @@ export class AccountWorker {
     private readonly shared: WorkerShared,
     leaseTakenAt: number,
   ) {
-    this.transport = new AccountTransport(account.server, credentials(ctx.secrets.secretKey, account), account.connections);
+    const { username, password, oauth } = credentials(ctx.secrets.secretKey, account);
+    const xoauth2 = oauth ? shared.tokens.source(account.id, oauth) : undefined;
+    this.transport = new AccountTransport(account.server, { username, password, xoauth2 }, account.connections, transportOptions(ctx.config));
+    const recovering = account.recoveryUntil !== null && account.recoveryUntil > ctx.clock.now();
+    this.recoveryEndsAt = recovering ? account.recoveryUntil!.getTime() : undefined;
+    this.connectionCap = account.connections;
+    this.connections = recovering ? 1 : account.connections;
     this.lease = new AccountLease(ctx, account.id, shared.leases, leaseTakenAt, () => {
       this.halt('lease_lost');
       this.abort();
     });
     this.book = new OutcomeRecorder(ctx, account, shared.outcomes, () => this.lease.takenOver || performance.now() > this.giveUpAt, () => this.halt('error'));
     this.quota = new QuotaHold(ctx, account.id);
-    this.claims = new MessageClaims(ctx, account.id, owner);
-    this.pace = new SendPace(account.ratePerSecond, this.notify);
+    this.claims = new MessageClaims(ctx, account, owner);
+    this.pace = new SendPace(recovering ? minRate(account.ratePerSecond, account.recoveryRate) : account.ratePerSecond, ctx.clock, this.notify);
     this.throttleStrikes = account.throttleStrikes;
+    this.sessionBackOff = new SessionBackOff(account.throttleStrikes > 0);
   }
 
   /**
@@ -191,7 +225,8 @@ export class AccountWorker {
 
   /** Starts sends while a session is free: the next message goes out before the last is recorded. */
   private pump(): void {
-    while (this.mayStartSends && this.inflight < this.account.connections && this.queue.length > 0) {
+    this.endRecoveryIfDue();
+    while (this.mayStartSends && this.inflight < this.connections && this.queue.length > 0) {
       if (!this.lease.trusted) return this.halt('lease_lost');
       if (this.shared.outcomes.full) return this.shared.outcomes.onRoom(this.notify);
       if (!this.pace.take()) return;
@@ -203,17 +238,22 @@ export class AccountWorker {
         continue;
       }
       if (this.ctx.clock.now().getTime() >= next.validUntil) {
-        // The reservation belongs to a window that has ended: claim again under the new one.
-        return this.returnQueued();
+        // The reservation has ended (its window, the sending window or its hold): what it held goes back at once.
+        const ended = this.queue.map((q) => q.holdId);
+        this.returnQueued();
+        void this.quota.giveBackAll(ended);
+        return;
       }
       this.queue.shift();
-      this.quota.spend(next.window);
+      this.quota.spend(next.holdId);
       this.claims.sent();
-      this.send(next);
+      // After a failed render, the next send waits for that failure to settle (see send).
+      if (!this.send(next)) return;
     }
   }
 
-  private send(q: Queued): void {
+  /** Starts one send; false when its message could not be composed. */
+  private send(q: Queued): boolean {
     this.inflight++;
     let raw: string;
     let from: string;
@@ -221,11 +261,21 @@ export class AccountWorker {
       raw = this.shared.composer.compose(q.msg, this.account);
       from = this.shared.composer.envelopeSender(q.msg, this.account);
     } catch (err) {
-      this.settle(q, { kind: 'failed', error: `rendering failed: ${(err as Error).message}`, cause: 'local' }, undefined);
-      return;
+      // Nothing went out, so the reserved send is not used. Settled on a later turn of the event
+      // loop, so a batch of failing renders (each up to its budget) never runs in one go.
+      this.quota.refund(q.holdId);
+      const error = `rendering failed: ${(err as Error).message}`;
+      this.shared.localFailures.failed(this.account.userId, q.msg.campaignId, error);
+      setImmediate(() => this.settle(q, { kind: 'failed', error, cause: 'local' }, undefined));
+      return false;
     }
+    this.shared.localFailures.composed(q.msg.campaignId);
+    q.attemptedAt = this.ctx.clock.now();
+    const gapUntil = this.pace.started(q.attemptedAt);
+    if (gapUntil) void setGapUntil(this.ctx.db, this.account.id, gapUntil).catch(() => undefined);
     const startedAt = performance.now();
     void this.transport.send(from, q.msg.email, raw).then((outcome) => this.settle(q, outcome, performance.now() - startedAt));
+    return true;
   }
 
   /** The one place a send's outcome turns into a message transition (smtp/classify.ts decides the outcome). */
@@ -234,10 +284,14 @@ export class AccountWorker {
     this.inflight--;
     this.book.count(outcome.kind, latencyMs);
     const now = this.ctx.clock.now();
-    const record = (o: Omit<RecordedOutcome, 'id'>) => this.book.record({ id: msg.id, ...o });
+    const record = (o: Omit<RecordedOutcome, 'id'>) =>
+      // Only an SMTP attempt counts as a send of the account (a message that could not be composed is no attempt).
+      this.book.record({ id: msg.id, ...o, ...(o.charged && q.attemptedAt ? { attemptedAt: q.attemptedAt, holdId: q.holdId } : {}) });
     switch (outcome.kind) {
       case 'sent':
         record({ status: 'sent', charged: 1, sentAt: now });
+        this.accepted.add();
+        this.sessionBackOff.accepted();
         if (this.throttleStrikes > 0) {
           this.throttleStrikes = 0;
           void onSendOutcome(this.ctx, this.account, outcome).catch(() => undefined);
@@ -248,8 +302,7 @@ export class AccountWorker {
         record({ status: 'sent', charged: 1, sentAt: now, error: `possibly delivered: ${outcome.error}`, possiblyDelivered: true });
         break;
       case 'retry':
-        if (msg.attempts + 1 >= (outcome.maxAttempts ?? MAX_ATTEMPTS)) record({ status: 'failed', charged: 1, error: outcome.error });
-        else record({ status: 'pending', charged: 1, error: outcome.error, nextAttemptAt: retryAt(now, msg.attempts + 1) });
+        this.retryLater(q, outcome.error, outcome.maxAttempts);
         break;
       case 'failed':
         record({ status: 'failed', charged: 1, error: outcome.error });
@@ -257,24 +310,101 @@ export class AccountWorker {
         if (outcome.cause === 'sender_config') this.book.senderWarning(msg.campaignId, outcome.error);
         if (outcome.cause === 'protocol') this.ctx.log.error({ accountId: this.account.id, reply: outcome.error }, 'the SMTP server rejected what MailPilot said');
         break;
+      case 'session_ended':
+        this.onSessionEnded(q, outcome);
+        break;
       default:
         // The account, not the message, is at fault: the message goes back untouched for another
-        // account (its reserved send too, since nothing went out), and this one stops. After a
-        // deliberate cut the failure says nothing about the account.
+        // account (its reserved send too, since nothing went out), and this one stops.
         record({ status: 'pending' });
-        this.quota.refund(q.window);
-        if (!this.aborted && !this.accountProblem) {
-          this.accountProblem = outcome;
-          this.halt('account_problem');
-        }
+        this.quota.refund(q.holdId);
+        this.blameAccount(outcome, false);
     }
     this.pump();
     this.wake.notify();
   }
 
+  /** Temporary trouble with the message: it is charged an attempt and retried later, or fails after its last. */
+  private retryLater(q: Queued, error: string, maxAttempts = MAX_ATTEMPTS): void {
+    const { attempts, id } = q.msg;
+    if (attempts + 1 >= maxAttempts) this.book.record({ id, status: 'failed', charged: 1, error });
+    else this.book.record({ id, status: 'pending', charged: 1, error, nextAttemptAt: retryAt(this.ctx.clock.now(), attempts + 1) });
+  }
+
+  /**
+   * The server ended the session, not the account (engine/sessionBackOff.ts): the message goes back
+   * in line, uncharged and with its reserved send back in hand, for a session opened after the
+   * back-off. A message whose sessions end again and again while others go through is retried
+   * later like a 4xx instead, so none loops. "Too many connections" (432) is answered with fewer of
+   * them, and counts as a refusal only at one.
+   */
+  private onSessionEnded(q: Queued, outcome: Extract<SendOutcome, { kind: 'session_ended' }>): void {
+    if (this.aborted) {
+      // A deliberate cut ends sessions too: that says nothing about the server.
+      this.book.record({ id: q.msg.id, status: 'pending' });
+      this.quota.refund(q.holdId);
+      return;
+    }
+    if (outcome.fewerConnections && this.connectionCap > 1) {
+      this.quota.refund(q.holdId);
+      this.queue.push(q);
+      return this.lowerConnections();
+    }
+    const wait = this.sessionBackOff.ended();
+    if (wait === 'escalate') {
+      this.book.record({ id: q.msg.id, status: 'pending' });
+      this.quota.refund(q.holdId);
+      const error = `the server ended ${MAX_QUICK_ENDS} sessions in a row without taking a message; last: ${outcome.error}`;
+      return this.blameAccount({ kind: 'account_throttled', error, slowDown: false }, true);
+    }
+    // Only an end after others went through says something about this message.
+    if (this.sessionBackOff.isolated && ++q.sessionEnds >= MAX_ENDS_PER_MESSAGE) this.retryLater(q, outcome.error);
+    else {
+      this.quota.refund(q.holdId);
+      this.queue.push(q);
+    }
+    this.transport.holdNewSessions(wait);
+  }
+
+  /** Stops the worker for the first account-level outcome; it is applied to the account on release. */
+  private blameAccount(outcome: AccountOutcome, sessionsRefused: boolean): void {
+    // After a deliberate cut the failure says nothing about the account.
+    if (this.aborted || this.accountProblem) return;
+    this.accountProblem = outcome;
+    if (outcome.kind === 'account_throttled') {
+      this.throttleSeen = { acceptedLastSecond: this.accepted.lastSecond(), ratePerSecond: this.pace.rate, sessionsRefused };
+    }
+    this.halt('account_problem');
+  }
+
+  /**
+   * The server refused a connection as one too many (432 4.3.2): this worker keeps to fewer at
+   * once, and so does every later one (stored). A burst of refusals from before the cut lowers once.
+   */
+  private lowerConnections(): void {
+    if (this.inflight + 1 > this.connectionCap) return;
+    this.connectionCap = fewerConnections(this.connectionCap);
+    this.connections = Math.min(this.connections, this.connectionCap);
+    this.transport.limitSessions(this.connectionCap);
+    void onTooManyConnections(this.ctx, this.account.id, this.connectionCap).catch((err) =>
+      this.ctx.log.warn({ err, accountId: this.account.id }, 'could not store the lowered connection count'),
+    );
+  }
+
+  /** The gentle restart after a throttle has lasted its time: the account's own connections and pace again. */
+  private endRecoveryIfDue(): void {
+    if (this.recoveryEndsAt === undefined || this.ctx.clock.now().getTime() < this.recoveryEndsAt) return;
+    this.recoveryEndsAt = undefined;
+    this.connections = this.connectionCap;
+    this.pace.setRate(this.account.ratePerSecond);
+  }
+
   /** Puts every queued, unsent message back in the queue for any account to take. */
   private returnQueued(): void {
-    for (const q of this.queue.splice(0)) this.book.record({ id: q.msg.id, status: 'pending' });
+    for (const q of this.queue.splice(0)) {
+      this.book.record({ id: q.msg.id, status: 'pending' });
+      this.returned = true;
+    }
   }
 
   private startRefill(): void {
@@ -291,17 +421,29 @@ export class AccountWorker {
     const { db } = this.ctx;
     const now = this.ctx.clock.now();
     const retry = <T>(fn: () => Promise<T>) => retryTransient(fn, () => this.state.name !== 'sending');
+    if (this.returned) {
+      this.returned = false;
+      await this.book.flush();
+    }
     const mark = this.statuses.mark();
     const campaigns = await retry(() => runningCampaignIds(db, this.account.userId));
     this.statuses.reconcile(campaigns, mark);
     if (campaigns.length === 0) return this.drain('no_work');
     const held = await retry(() => this.quota.reserve(this.claims.resize(), now));
+    if (held.rules) this.pace.setGaps(held.rules, held.gapUntil);
     if (held.granted === 0) return this.drain('no_quota');
-    const claimed = await this.claims.claim(campaigns, held.granted, now, retry);
-    await this.quota.giveBack(held.window, held.granted - claimed.length);
-    if (claimed.length === 0) return this.drain('no_work');
+    // A batch the policy cut short (gaps, a limit near) is all there is to claim until it is spent.
+    this.claims.size = Math.min(this.claims.size, held.granted);
+    const { messages: claimed, throttled } = await this.claims.claim(campaigns, held.granted, now, retry);
+    await this.quota.giveBack(held.holdId, held.granted - claimed.length);
+    if (claimed.length === 0) {
+      // Only messages that recipient throttles hold back: look again when the next minute's room opens.
+      if (throttled) this.idleUntil = new Date((Math.floor(now.getTime() / MINUTE_MS) + 1) * MINUTE_MS);
+      return this.drain('no_work');
+    }
     await retry(() => this.shared.composer.load(new Set(claimed.map((m) => m.campaignId))));
-    for (const msg of claimed) this.queue.push({ msg, window: held.window, validUntil: held.validUntil });
+    const validUntil = held.validUntil.getTime();
+    for (const msg of claimed) this.queue.push({ msg, holdId: held.holdId, validUntil, sessionEnds: 0 });
   }
 
   /** Everything the worker must do before it ends, whatever stopped it. */
@@ -322,7 +464,7 @@ export class AccountWorker {
   }
 
   private async reportAccountProblem(problem: AccountOutcome): Promise<void> {
-    await onSendOutcome(this.ctx, this.account, problem, () => performance.now() > this.giveUpAt).catch((err) =>
+    await onSendOutcome(this.ctx, this.account, problem, () => performance.now() > this.giveUpAt, this.throttleSeen).catch((err) =>
       this.ctx.log.error({ err, accountId: this.account.id }, 'could not record the account health change'),
     );
   }
@@ -340,4 +482,11 @@ export class AccountWorker {
       () => performance.now() > this.giveUpAt,
     ).catch((err) => this.ctx.log.warn({ err, accountId: this.account.id }, 'could not release the account lease; it will expire'));
   }
+}
+
+/** The slower of two paces (null: no pace). */
+function minRate(a: number | null, b: number | null): number | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return Math.min(a, b);
 }

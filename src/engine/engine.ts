@@ -9,12 +9,15 @@ import { forgetDeadNodes, removeNode, renewNode } from '../db/engineNodes.ts';
 import { nextWakeAt } from '../db/engineSchedule.ts';
 import { QueueUpkeep } from '../db/queueUpkeep.ts';
 import { isTransientDbError } from '../db/transient.ts';
-import { nextQuotaAt } from '../db/usage.ts';
-import type { SendingAccount } from '../db/sendingAccounts.ts';
+import { accountAccessTokens, type SendingAccount } from '../db/sendingAccounts.ts';
 import { pauseIfStuck, resumeFromLimits } from '../campaigns/autoPause.ts';
 import { Composer } from '../campaigns/composition.ts';
 import { completeIfFinished, settleStopped, startCampaign } from '../campaigns/lifecycle.ts';
 import { AccountWorker, type ExitReason, type WorkerShared } from './accountWorker.ts';
+import { purgeHolds } from '../db/usage.ts';
+import { readFacts } from '../sendingPolicy/facts.ts';
+import { decide } from '../sendingPolicy/policy.ts';
+import { LocalFailures } from './localFailures.ts';
 import { LeaseKeeper } from './leaseKeeper.ts';
 import { OutcomeWriter } from './outcomeWriter.ts';
 
@@ -32,6 +35,8 @@ const SHUTDOWN_SENDS_MS = 5_000;
 const SHUTDOWN_WRITES_MS = 8_000;
 /** On shutdown, how long a scheduler pass under way may finish (it may be waiting on an unreachable database). */
 const SHUTDOWN_TICK_MS = 1_000;
+/** Reserved sends count in every window they touch: a day and a bit covers the longest (a rolling 24 hours). */
+const HOLDS_KEPT_MS = 25 * 60 * 60_000;
 /** How long a process that stopped renewing its engine_nodes row is remembered. */
 const FORGET_NODES_AFTER_MS = 60 * 60_000;
 
@@ -47,6 +52,8 @@ interface Cooldown {
   until: number;
   userId: number;
   failures: number;
+  /** Business time before which the account is not tried again (recipient throttles), ms. */
+  notBefore?: number;
 }
 
 /**
@@ -89,6 +96,8 @@ export class Engine {
       composer: new Composer(ctx),
       outcomes: new OutcomeWriter(ctx, own.outcomes, this.owner, upkeep),
       leases: new LeaseKeeper(ctx, own.leases, this.owner),
+      tokens: accountAccessTokens(ctx),
+      localFailures: new LocalFailures(ctx),
     };
   }
 
@@ -165,6 +174,7 @@ export class Engine {
       if (requeued > 0) ctx.log.warn({ accountId, requeued }, 'requeued the messages of a dead worker');
     }
     await settleStopped(ctx);
+    await purgeHolds(ctx.db, new Date(now.getTime() - HOLDS_KEPT_MS));
     await completeIfFinished(ctx, await finishedCampaignIds(ctx.db));
     await this.launch(now, nodes);
     for (const userId of await idleUsersWithWork(ctx.db, now)) await pauseIfStuck(ctx, userId);
@@ -183,9 +193,9 @@ export class Engine {
     }
     const room = Math.max(0, share - staying.length);
     if (candidates.length === 0 || room <= 0) return;
-    const quotaAt = await nextQuotaAt(ctx.db, candidates.map((c) => c.id), now);
-    // Candidates come with users taking turns; the first with quota fill the room.
-    const wanted = candidates.filter((c) => quotaAt.get(c.id)! <= now).slice(0, room);
+    const facts = await readFacts(ctx.db, candidates.map((c) => c.id), now);
+    // Candidates come with users taking turns; the first the sending policy lets send now fill the room.
+    const wanted = candidates.filter((c) => decide(facts.get(c.id)!, now.getTime(), 1).allowance > 0).slice(0, room);
     for (let i = 0; i < wanted.length && !this.stopping; i += LAUNCH_BATCH) {
       const ids = wanted.slice(i, i + LAUNCH_BATCH).map((c) => c.id);
       const takenAt = performance.now();
@@ -206,10 +216,10 @@ export class Engine {
     const done = worker
       .run()
       .then(
-        (reason) => this.exited(account.id, account.userId, reason),
+        (reason) => this.exited(account.id, account.userId, reason, worker.idleUntil),
         (err) => {
           ctx.log.error({ err, accountId: account.id }, 'account worker crashed');
-          this.exited(account.id, account.userId, 'error');
+          this.exited(account.id, account.userId, 'error', undefined);
         },
       )
       .finally(() => {
@@ -219,14 +229,14 @@ export class Engine {
     this.workers.set(account.id, { worker, userId: account.userId, done, leaving: false });
   }
 
-  private exited(accountId: number, userId: number, reason: ExitReason): void {
+  private exited(accountId: number, userId: number, reason: ExitReason, idleUntil: Date | undefined): void {
     this.ctx.log.debug({ accountId, reason }, 'account worker exited');
     const failures = reason === 'error' ? (this.cooldowns.get(accountId)?.failures ?? 0) + 1 : 0;
     if (reason === 'error') {
       const wait = Math.min(MAX_ERROR_BACKOFF_MS, ERROR_BACKOFF_MS * 2 ** (failures - 1));
       this.cooldowns.set(accountId, { until: performance.now() + wait, userId, failures });
     } else if (reason === 'no_work' || reason === 'lease_lost') {
-      this.cooldowns.set(accountId, { until: performance.now() + IDLE_COOLDOWN_MS, userId, failures });
+      this.cooldowns.set(accountId, { until: performance.now() + IDLE_COOLDOWN_MS, userId, failures, notBefore: idleUntil?.getTime() });
     } else this.cooldowns.delete(accountId);
     // Handed back for another process to take: tell them now rather than at their next pass.
     if (reason === 'rebalance') this.ctx.events.emit({ type: 'engine.wake', userId });
@@ -234,13 +244,13 @@ export class Engine {
 
   private coolingDown(accountId: number): boolean {
     const c = this.cooldowns.get(accountId);
-    return c !== undefined && performance.now() < c.until;
+    return c !== undefined && (performance.now() < c.until || (c.notBefore !== undefined && this.ctx.clock.now().getTime() < c.notBefore));
   }
 
   /** New work for a user (or for anyone): its idle accounts may try again at once (failed ones keep their back-off). */
   private endIdleCooldowns(userId?: number): void {
     for (const [accountId, c] of this.cooldowns) {
-      if ((userId === undefined || c.userId === userId) && c.failures === 0) this.cooldowns.delete(accountId);
+      if ((userId === undefined || c.userId === userId) && c.failures === 0 && c.notBefore === undefined) this.cooldowns.delete(accountId);
     }
   }
 

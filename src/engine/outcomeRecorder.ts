@@ -38,7 +38,7 @@ export class OutcomeRecorder {
   ) {}
 
   record(o: RecordedOutcome): void {
-    this.outcomes.push({ charged: 0, error: null, sentAt: null, nextAttemptAt: null, possiblyDelivered: false, ...o });
+    this.outcomes.push({ charged: 0, attemptedAt: null, holdId: null, error: null, sentAt: null, nextAttemptAt: null, possiblyDelivered: false, ...o });
     if (this.outcomes.length >= FLUSH_BATCH) void this.flush();
     else this.flushTimer ??= setTimeout(() => void this.flush(), FLUSH_INTERVAL_MS);
   }

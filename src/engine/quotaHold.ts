@@ -1,22 +1,16 @@
 import type { AppContext } from '../context.ts';
-import { releaseSends, reserveSends } from '../db/usage.ts';
-
-/** Reserved sends of one usage window: spend them before `validUntil` (ms), or give them back. */
-export interface HeldQuota {
-  /** The window the sends were counted in (its start, ms since the epoch). */
-  window: number;
-  granted: number;
-  validUntil: number;
-}
+import { giveBack, reserveSends, type Reservation } from '../sendingPolicy/reservation.ts';
 
 /**
- * The quota one account worker holds: sends reserved in the database (db/usage.ts) and not spent
- * yet, per usage window. Every reserved send is either spent on a message that went out, or given
- * back: at once when a claim finds fewer messages than reserved, and all at once when the worker
- * ends. A give-back is never repeated (see giveBack), so a crash or a lost reply can leak quota but
- * never let the account pass its limit.
+ * The quota one account worker holds: sends the sending policy reserved for it (held in the database,
+ * sendingPolicy/reservation.ts) and not spent yet, per hold. Every reserved send is spent on an SMTP
+ * attempt (counted as a send when its outcome lands) or given back: when a claim finds fewer messages
+ * than reserved, as soon as a hold's validity has passed, and all at once when the worker ends. A
+ * give-back is never repeated, so a crash or a lost reply can leak quota but never let the account
+ * pass a limit.
  */
 export class QuotaHold {
+  /** Unspent sends per hold; holds of an account without limits (null id) need no giving back. */
   private readonly unspent = new Map<number, number>();
 
   constructor(
@@ -24,43 +18,40 @@ export class QuotaHold {
     private readonly accountId: number,
   ) {}
 
-  /**
-   * Reserves up to `want` sends. Repeated after a lost reply, a reservation leaks quota (never
-   * overshoots), which is why the caller may retry it.
-   */
-  async reserve(want: number, now: Date): Promise<HeldQuota> {
+  /** Reserves up to `want` sends. Repeated after a lost reply, a reservation leaks quota (never overshoots). */
+  async reserve(want: number, now: Date): Promise<Reservation> {
     const r = await reserveSends(this.ctx.db, this.accountId, want, now);
-    const window = r.hourStart.getTime();
-    if (r.granted > 0) this.unspent.set(window, (this.unspent.get(window) ?? 0) + r.granted);
-    return { window, granted: r.granted, validUntil: r.validUntil.getTime() };
+    if (r.holdId !== null && r.granted > 0) this.unspent.set(r.holdId, r.granted);
+    return r;
   }
 
-  /** One reserved send went out (or was tried). */
-  spend(window: number): void {
-    this.unspent.set(window, this.unspent.get(window)! - 1);
+  /** One reserved send is being attempted. */
+  spend(holdId: number | null): void {
+    if (holdId !== null) this.unspent.set(holdId, this.unspent.get(holdId)! - 1);
   }
 
   /** A send that was spent turned out to have sent nothing (the account was at fault): it is unspent again. */
-  refund(window: number): void {
-    this.unspent.set(window, this.unspent.get(window)! + 1);
+  refund(holdId: number | null): void {
+    if (holdId !== null) this.unspent.set(holdId, this.unspent.get(holdId)! + 1);
   }
 
-  /**
-   * Gives back reserved sends that will not be spent. Never repeated: a give-back whose reply was
-   * lost may have landed, and giving back twice could let the account pass its limit. A failed
-   * one leaks quota instead, which is the safe side.
-   */
-  async giveBack(window: number, count: number): Promise<void> {
-    if (count <= 0) return;
-    this.unspent.set(window, this.unspent.get(window)! - count);
-    await releaseSends(this.ctx.db, this.accountId, new Date(window), count).catch((err) =>
+  /** Gives back `count` unspent sends of a hold. */
+  async giveBack(holdId: number | null, count: number): Promise<void> {
+    if (holdId === null || count <= 0) return;
+    this.unspent.set(holdId, this.unspent.get(holdId)! - count);
+    await giveBack(this.ctx.db, holdId, count).catch((err) =>
       this.ctx.log.warn({ err, accountId: this.accountId, count }, 'could not give back unspent quota'),
     );
   }
 
+  /** Gives back everything still held by these holds (their validity has passed). */
+  async giveBackAll(holdIds: Iterable<number | null>): Promise<void> {
+    for (const id of new Set(holdIds)) if (id !== null) await this.giveBack(id, this.unspent.get(id) ?? 0);
+  }
+
   /** Gives back everything still held (the worker is ending). */
   async releaseAll(): Promise<void> {
-    for (const [window, n] of this.unspent) await this.giveBack(window, n);
+    await this.giveBackAll([...this.unspent.keys()]);
     this.unspent.clear();
   }
 }

@@ -32,8 +32,15 @@ export interface MessageParts {
 }
 
 const CRLF = '\r\n';
+/** RFC 5322 §2.1.1: lines SHOULD be at most 78 characters and MUST be at most 998. */
 const MAX_HEADER_LINE = 78;
+const MAX_LINE = 998;
+/** The longest word a folded header keeps as it is: its own continuation line, or after "Subject: ". */
+const MAX_PLAIN_WORD = MAX_HEADER_LINE - 'Subject: '.length;
+/** Payload of one RFC 2047 encoded-word: with `=?UTF-8?Q?` and `?=`, 64 characters, under the 75 allowed. */
+const ENCODED_WORD_CHARS = 52;
 const ASCII_PRINTABLE = /^[\x20-\x7e]*$/;
+const LONGEST_WORD = /[^ ]+/g;
 /** Text that goes out as is (7bit): ASCII, no control characters, no line over 76 (nodemailer's rule). */
 const SEVEN_BIT = /^(?:[\t\x20-\x7e]{0,76}(?:\r?\n|$))*$/;
 const LINE_BREAK = /\r?\n/g;
@@ -42,28 +49,64 @@ const LINE_BREAK = /\r?\n/g;
 // is the last line of defence against header injection.
 const oneLine = (value: string) => value.replace(/[\r\n\0]+/g, ' ');
 
-function encodeHeaderText(value: string): string {
-  return libmime.encodeWords(oneLine(value), 'Q', 52);
+/** Printable ASCII whose every word fits on a folded line: such text goes out as it is. */
+function plainFits(value: string): boolean {
+  if (!ASCII_PRINTABLE.test(value)) return false;
+  for (const [word] of value.matchAll(LONGEST_WORD)) if (word.length > MAX_PLAIN_WORD) return false;
+  return true;
 }
 
-/** Folds a header at spaces so no line passes 78 characters (each continuation starts with the space). */
+/** Text as RFC 2047 encoded-words of at most ENCODED_WORD_CHARS each, space-separated so they fold. */
+function encodedWords(value: string): string {
+  const nonAscii = value.replace(/[\x20-\x7e]/g, '').length;
+  return libmime.encodeWord(value, nonAscii * 3 > value.length ? 'B' : 'Q', ENCODED_WORD_CHARS);
+}
+
+/**
+ * Unstructured header text (a subject, which merge values may fill with anything): printable
+ * ASCII in short words as it is, non-ASCII words as encoded-words; text with control characters or
+ * a word too long to fold goes out as encoded-words entirely, so no control byte is ever sent raw
+ * and every line can be folded within the limits.
+ */
+function encodeHeaderText(value: string): string {
+  const text = oneLine(value);
+  if (plainFits(text)) return text;
+  if (/[\x00-\x1f\x7f-\x9f]/.test(text)) return encodedWords(text);
+  const encoded = libmime.encodeWords(text, 'Q', ENCODED_WORD_CHARS);
+  for (const [word] of encoded.matchAll(LONGEST_WORD)) if (word.length > MAX_PLAIN_WORD) return encodedWords(text);
+  return encoded;
+}
+
+/**
+ * Folds a header at spaces so no line passes 78 characters (each continuation starts with the
+ * space). A word longer than a line (only a URL in List-Unsubscribe can be) is cut at 998
+ * characters, the hard limit; RFC 2369 §2 has clients ignore whitespace inside its URL.
+ */
 function fold(header: string): string {
   if (header.length <= MAX_HEADER_LINE) return header;
-  let out = '';
+  const lines: string[] = [];
   let line = '';
   for (const word of header.split(/(?= )/)) {
     if (line.length > 0 && line.length + word.length > MAX_HEADER_LINE) {
-      out += line + CRLF;
+      lines.push(line);
       line = word;
     } else line += word;
   }
-  return out + line;
+  lines.push(line);
+  return lines.flatMap(cutAtHardLimit).join(CRLF);
+}
+
+function cutAtHardLimit(line: string): string[] {
+  const pieces = [line.slice(0, MAX_LINE)];
+  for (let at = MAX_LINE; at < line.length; at += MAX_LINE - 1) pieces.push(` ${line.slice(at, at + MAX_LINE - 1)}`);
+  return pieces;
 }
 
 function mailbox(name: string | null, address: string): string {
   if (!name) return `<${address}>`;
   const plain = oneLine(name);
-  const display = ASCII_PRINTABLE.test(plain) ? `"${plain.replace(/(["\\])/g, '\\$1')}"` : libmime.encodeWord(plain, 'Q', 52);
+  const quoted = `"${plain.replace(/(["\\])/g, '\\$1')}"`;
+  const display = plainFits(quoted) ? quoted : encodedWords(plain);
   return `${display} <${address}>`;
 }
 

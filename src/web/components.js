@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { html } from './html.js';
 import { FINAL, useTick } from './hooks.js';
-import { estimateFinish } from './lib/eta.js';
+import { estimateFinish, PAUSE_REASON_TEXT } from './lib/eta.js';
 import { formatCountdown, formatDuration, formatNumber, formatRate, percentDone } from './lib/format.js';
 
 const STATUS_TEXT = {
@@ -71,21 +71,23 @@ export function Countdown({ at, label }) {
 }
 
 /**
- * Rate, ETA and, when the accounts are at their limits, the countdown to resumeAt. The line keeps
- * its height whatever it shows, so cards do not jump as campaigns change state.
+ * Rate, ETA and, when the sending policy holds the campaign back, why and the countdown to resumeAt.
+ * The ETA is the later of the measured rate and the server's forecast (every rule of the sending
+ * policy). The line keeps its height whatever it shows, so cards do not jump as campaigns change state.
  */
-export function LiveLine({ c, rate, accounts }) {
+export function LiveLine({ c, rate, forecast }) {
   useTick(1000);
   let content = null;
   if (c.status === 'paused_limits' && c.resumeAt) {
-    content = html`<${Countdown} at=${c.resumeAt} label="Resumes in" />`;
+    const why = PAUSE_REASON_TEXT[c.pauseReason];
+    content = html`<${Countdown} at=${c.resumeAt} label="Resumes in" />${why ? html` <span class="muted">· ${why}</span>` : null}`;
   } else if (c.status === 'running') {
-    const eta = accounts ? estimateFinish({ pending: c.pending, perSecond: rate, accounts, now: Date.now() }) : null;
+    const eta = estimateFinish({ pending: c.pending, perSecond: rate, forecast, now: Date.now() });
     const etaText =
-      rate === null
+      rate === null && !forecast
         ? 'measuring…'
         : eta
-          ? `${formatDuration(eta.at.getTime() - Date.now())}${eta.limitedBy === 'quota' ? ' (waits for quota)' : ''}`
+          ? `${formatDuration(eta.at.getTime() - Date.now())}${eta.limitedBy === 'policy' ? ' (the sending policy sets the pace)' : ''}`
           : 'no account can send';
     content = html`<span>Rate <strong>${formatRate(rate)}</strong></span> · <span>ETA <strong>${etaText}</strong></span>`;
   } else if (c.status === 'scheduled' && c.scheduledAt) {

@@ -95,3 +95,18 @@ export function useTick(ms) {
     return () => clearInterval(timer);
   }, [ms]);
 }
+
+/** Forecasts are read again this often while a campaign is not final. */
+const FORECAST_EVERY_MS = 15_000;
+
+/** The server's forecast of a campaign (GET /campaigns/:id/forecast) while it is not final; null otherwise. */
+export function useForecast(api, c) {
+  const live = c !== undefined && !FINAL.has(c.status);
+  const [forecast] = usePolled(() => (live ? api.get(`/campaigns/${c.id}/forecast`) : Promise.resolve(null)), live ? FORECAST_EVERY_MS : 0, [
+    api,
+    c?.id,
+    live,
+    c?.status,
+  ]);
+  return forecast ?? null;
+}

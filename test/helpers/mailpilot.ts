@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FakeClock, type Clock } from '../../src/clock.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
-import { createLogger } from '../../src/log.ts';
+import { createLogger, type Logger } from '../../src/log.ts';
 import { startMailPilot, type MailPilot } from '../../src/server.ts';
 import { freshDatabase, type DatabaseKind } from './db.ts';
 
@@ -52,7 +52,7 @@ export interface TestMailPilot extends ApiClient {
 /** A whole MailPilot (API + engine) on its own fresh database, listening on a free port. */
 export async function startTestMailPilot(
   kind: DatabaseKind,
-  opts: { clock?: Clock; engine?: boolean; config?: Partial<Config> } = {},
+  opts: { clock?: Clock; engine?: boolean; config?: Partial<Config>; log?: Logger } = {},
 ): Promise<TestMailPilot> {
   const dataDir = mkdtempSync(join(tmpdir(), 'mailpilot-test-'));
   const database = await freshDatabase(kind);
@@ -64,7 +64,7 @@ export async function startTestMailPilot(
     engine: opts.engine ?? true,
     clock,
     db: database.db,
-    log: createLogger(process.env.TEST_LOG_LEVEL ?? 'warn'),
+    log: opts.log ?? createLogger(process.env.TEST_LOG_LEVEL ?? 'warn'),
   });
   const url = mp.url!;
   let users = 0;

@@ -26,8 +26,14 @@ export type ScriptedReply = ScriptedError | 'drop' | 'hang';
 
 /** How the peer answers; anything not scripted is accepted. */
 export interface PeerScript {
-  /** Accepted credentials; unset = no AUTH required (a relay). */
+  /** Accepted credentials; unset = no AUTH required (a relay) unless `xoauth2` is set. */
   users?: Record<string, string>;
+  /** Offers XOAUTH2 and accepts a login when this returns true; a refused token gets Gmail's 334 challenge, then 535. */
+  xoauth2?(user: string, accessToken: string): boolean;
+  /** Answers a new connection instead of the greeting (a 421, say). */
+  onConnect?(session: SMTPServerSession): ScriptedError | undefined;
+  /** Answers MAIL FROM. */
+  onMailFrom?(address: string, session: SMTPServerSession): ScriptedError | undefined;
   onRcpt?(address: string, session: SMTPServerSession): ScriptedError | undefined;
   /** Called with the whole message before the reply. */
   onData?(message: ReceivedMessage, session: SMTPServerSession): ScriptedReply | undefined;
@@ -35,6 +41,12 @@ export interface PeerScript {
   lean?: boolean;
   /** Delays the reply to DATA (ms), to keep sends in flight. */
   dataDelayMs?: number;
+  /** Accepts addresses of 254 characters (smtp-server refuses more than 253 unless told). */
+  lenientAddresses?: boolean;
+  /** Text the greeting carries after the server's name and "ESMTP". */
+  banner?: string;
+  /** Where to listen (default 127.0.0.1 on a free port). */
+  listen?: { host?: string; port?: number };
 }
 
 function parseHeaders(raw: string): Map<string, string> {
@@ -55,36 +67,74 @@ export interface SmtpPeer {
   messages: ReceivedMessage[];
   /** Every message whose data the peer received, accepted or not. */
   attempts: ReceivedMessage[];
-  /** SMTP sessions open right now, and the most ever open at once. */
+  /** SMTP sessions open right now, and the most ever open at once (tests may reset it). */
   openSessions: number;
   peakSessions: number;
+  /** Real time of each connection, in order. */
+  connectedAt: number[];
+  /** Logins refused (any method). */
+  authFailures: number;
+  /** Every AUTH the peer was given (accepted or not), as the client sent it. */
+  auths: { username: string | undefined; password: string | undefined }[];
+  /** TCP connections ever accepted. */
+  connections: number;
   close(): Promise<void>;
 }
 
 /** A real SMTP server on a loopback port (smtp-server), recording what it receives. */
 export async function startSmtpPeer(script: PeerScript = {}): Promise<SmtpPeer> {
   const transactionStarts = new Map<string, number>();
-  const peer: SmtpPeer = { port: 0, messages: [], attempts: [], openSessions: 0, peakSessions: 0, close: async () => undefined };
+  const peer: SmtpPeer = {
+    port: 0,
+    messages: [],
+    attempts: [],
+    openSessions: 0,
+    peakSessions: 0,
+    connectedAt: [],
+    authFailures: 0,
+    auths: [],
+    connections: 0,
+    close: async () => undefined,
+  };
+  const auth = Boolean(script.users || script.xoauth2);
+  const counted = new Set<string>();
   const server = new SMTPServer({
     logger: false,
-    disabledCommands: script.users ? ['STARTTLS'] : ['STARTTLS', 'AUTH'],
-    authOptional: !script.users,
+    disabledCommands: auth ? ['STARTTLS'] : ['STARTTLS', 'AUTH'],
+    authMethods: script.xoauth2 ? ['XOAUTH2'] : ['PLAIN', 'LOGIN'],
+    authOptional: !auth,
     allowInsecureAuth: true,
     size: 50 * 1024 * 1024,
-    onConnect(_session, cb) {
+    lenientAddressParsing: script.lenientAddresses ?? false,
+    ...(script.banner === undefined ? {} : { banner: script.banner, name: 'peer' }),
+    onConnect(session, cb) {
+      peer.connections++;
+      peer.connectedAt.push(Date.now());
+      const e = script.onConnect?.(session);
+      if (e) return cb(Object.assign(new Error(e.message), { responseCode: e.code }));
+      counted.add(session.id);
       peer.openSessions++;
       peer.peakSessions = Math.max(peer.peakSessions, peer.openSessions);
       cb();
     },
-    onClose() {
-      peer.openSessions--;
+    onClose(session) {
+      if (counted.delete(session.id)) peer.openSessions--;
     },
     onAuth(auth, _session, cb) {
+      if (auth.method === 'XOAUTH2') {
+        if (script.xoauth2?.(auth.username ?? '', auth.accessToken ?? '')) return cb(null, { user: auth.username });
+        peer.authFailures++;
+        return cb(null, { data: { status: '401', schemes: 'bearer', scope: 'https://mail.google.com/' } } as never);
+      }
+      peer.auths.push({ username: auth.username, password: auth.password ?? undefined });
       if (script.users && auth.username && script.users[auth.username] === auth.password) return cb(null, { user: auth.username });
+      peer.authFailures++;
       const err = Object.assign(new Error('5.7.8 Authentication credentials invalid'), { responseCode: 535 });
       return cb(err);
     },
-    onMailFrom(_address, session, cb) {
+    onMailFrom(address, session, cb) {
+      const e = script.onMailFrom?.(address.address, session);
+      if (e) return cb(Object.assign(new Error(e.message), { responseCode: e.code }));
       transactionStarts.set(session.id, Date.now());
       cb();
     },
@@ -128,7 +178,10 @@ export async function startSmtpPeer(script: PeerScript = {}): Promise<SmtpPeer> 
   };
   // A client killed mid-session resets its connection: that is the test's doing, not the peer's failure.
   server.on('error', () => undefined);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.server.once('error', reject);
+    server.listen(script.listen?.port ?? 0, script.listen?.host ?? '127.0.0.1', resolve);
+  });
   peer.port = (server.server.address() as { port: number }).port;
   peer.close = () => new Promise((resolve) => server.close(() => resolve()));
   return peer;

@@ -17,6 +17,8 @@ export interface Tenant {
   /** Never started. */
   draftId: number;
   suppressed: string;
+  domainCapId: number;
+  throttleId: number;
 }
 
 export async function createTenant(t: TestMailPilot, name: string, smtpPort = 2525): Promise<Tenant> {
@@ -33,9 +35,24 @@ export async function createTenant(t: TestMailPilot, name: string, smtpPort = 25
   await must(t, key, 'POST', `/api/v1/campaigns/${campaignId}/start`);
   await must(t, key, 'POST', `/api/v1/campaigns/${campaignId}/pause`);
   const draftId = await createCampaign(t, key, [list.id], { name: `${name}'s draft` });
+  const cap = await must(t, key, 'POST', '/api/v1/domain-caps', { domain: `${name}.test`, dailyLimit: 5000 });
+  const throttle = await must(t, key, 'POST', '/api/v1/recipient-throttles', { domain: `${name}-rcpt.test`, perMinute: 100 });
   const suppressed = `blocked@${name}-rcpt.test`;
   await must(t, key, 'POST', '/api/v1/suppressions', { email: suppressed });
-  return { name, id: user.id, apiKey: key, keyId: extraKey.id, serverId, accountId, listId: list.id, campaignId, draftId, suppressed };
+  return {
+    name,
+    id: user.id,
+    apiKey: key,
+    keyId: extraKey.id,
+    serverId,
+    accountId,
+    listId: list.id,
+    campaignId,
+    draftId,
+    suppressed,
+    domainCapId: cap.id,
+    throttleId: throttle.id,
+  };
 }
 
 /** Each user-owned table, and how to pick one user's rows in it (for the system role). */
@@ -45,6 +62,11 @@ export const USER_TABLES: Record<string, string> = {
   smtp_servers: 'user_id = $1',
   smtp_accounts: 'user_id = $1',
   smtp_usage: 'account_id IN (SELECT id FROM smtp_accounts WHERE user_id = $1)',
+  send_holds: 'account_id IN (SELECT id FROM smtp_accounts WHERE user_id = $1)',
+  send_days: 'account_id IN (SELECT id FROM smtp_accounts WHERE user_id = $1)',
+  domain_caps: 'user_id = $1',
+  recipient_throttles: 'user_id = $1',
+  recipient_minutes: 'user_id = $1',
   lists: 'user_id = $1',
   contacts: 'user_id = $1',
   campaigns: 'user_id = $1',

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { resumeForUsableAccount } from '../../campaigns/autoPause.ts';
+import { reconsiderPaused, resumeForUsableAccount } from '../../campaigns/autoPause.ts';
 import type { AppContext } from '../../context.ts';
-import { healthView } from '../../db/accountHealth.ts';
+import { healthView, learnedView } from '../../db/accountHealth.ts';
 import { mailboxViews, saveMailbox } from '../../db/accountMailboxes.ts';
 import type { Queryable } from '../../db/database.ts';
 import {
@@ -11,31 +11,24 @@ import {
   listAccounts,
   timezoneKnown,
   updateAccount,
+  type OAuthSettings,
   type SmtpAccount,
 } from '../../db/smtpAccounts.ts';
-import { readUsage } from '../../db/usage.ts';
 import { onReconfigured } from '../../engine/accountHealth.ts';
 import { dkimKeyProblem } from '../../smtp/dkim.ts';
 import type { ZodApp } from '../app.ts';
 import { requireUser } from '../auth.ts';
 import { conflict, invalid, notFound } from '../../errors.ts';
 import { SECURITY_MODES } from '../../states.ts';
-import { email, idParams, page, pageQuery } from '../schemas.ts';
 import { host } from './servers.ts';
+import { email, idParams, page, pageQuery, timezone } from '../schemas.ts';
+import { readAccountUsage } from '../../sendingPolicy/accountUsage.ts';
+import { LIMIT_WINDOW_KINDS } from '../../sendingPolicy/limitWindows.ts';
+import { presetFill, PRESET_NAMES } from '../../sendingPolicy/presets.ts';
+import { WEEKDAY_NAMES } from '../../sendingPolicy/sendingWindow.ts';
 
 const MAX_INT = 2 ** 31 - 1;
 const noLineBreaks = (s: string) => !/[\r\n\0]/.test(s);
-
-/** IANA names only: Intl also takes UTC offsets, which PostgreSQL reads with the opposite sign. */
-function isIanaTimeZone(name: string): boolean {
-  if (!/^[A-Za-z][A-Za-z0-9_+-]*(?:\/[A-Za-z0-9_+-]+)*$/.test(name)) return false;
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: name });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 // One or more DNS labels (RFC 1035 letters, digits, hyphens), as a DKIM domain or selector.
 const DNS_NAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
@@ -69,6 +62,60 @@ const imapSettings = z
   })
   .strict();
 
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/** A token endpoint receives secrets: HTTPS, or plain HTTP to this machine only (a local proxy or test). */
+function isTokenEndpoint(url: string): boolean {
+  try {
+    const u = new URL(url);
+    return (u.protocol === 'https:' || (u.protocol === 'http:' && LOOPBACK_HOSTS.has(u.hostname))) && u.username === '' && u.password === '';
+  } catch {
+    return false;
+  }
+}
+
+const secretText = (max: number) => z.string().min(1).max(max).refine(noLineBreaks, 'must not contain line breaks or NUL');
+
+/** XOAUTH2 with a refresh token (API.md "Account auth and health"); README "OAuth2 accounts". */
+const oauth2Auth = z
+  .object({
+    type: z.literal('oauth2'),
+    clientId: secretText(1024),
+    clientSecret: secretText(4096),
+    refreshToken: secretText(16_384),
+    tokenUrl: z.string().max(2048).refine(isTokenEndpoint, 'must be an https:// URL without credentials in it (http:// only to localhost)'),
+    /** The XOAUTH2 user, when it is not the account's address. */
+    user: secretText(254).optional(),
+  })
+  .strict();
+
+const oauthSettings = (auth: z.infer<typeof oauth2Auth> | null | undefined): OAuthSettings | null | undefined =>
+  auth && { clientId: auth.clientId, clientSecret: auth.clientSecret, refreshToken: auth.refreshToken, tokenUrl: auth.tokenUrl, user: auth.user ?? null };
+
+const HH_MM = /^([01][0-9]|2[0-3]):[0-5][0-9]$/;
+const MAX_GAP_SECONDS = 86_400;
+
+const sendingWindow = z
+  .object({
+    timezone,
+    days: z
+      .array(z.enum(WEEKDAY_NAMES))
+      .min(1)
+      .max(7)
+      .refine((d) => new Set(d).size === d.length, 'must not repeat a day'),
+    start: z.string().regex(HH_MM, 'must be a local time HH:MM such as 09:00'),
+    end: z.string().refine((s) => s === '24:00' || HH_MM.test(s), 'must be a local time HH:MM such as 17:30, or 24:00'),
+  })
+  .strict()
+  .refine((w) => w.end > w.start, { message: 'must be after start', path: ['end'] });
+
+const warmup = z
+  .object({
+    startPerDay: z.number().int().min(1).max(MAX_INT),
+    increasePerDay: z.number().int().min(0).max(MAX_INT),
+  })
+  .strict();
+
 const accountShape = {
   serverId: z.number().int().positive().max(MAX_INT),
   email,
@@ -77,31 +124,66 @@ const accountShape = {
   hourlyLimit: z.number().int().min(0).max(MAX_INT),
   dailyLimit: z.number().int().min(0).max(MAX_INT),
   ratePerSecond: z.number().positive().max(10_000).nullable(),
-  timezone: z.string().max(64).refine(isIanaTimeZone, 'must be an IANA time zone name such as Europe/Paris'),
+  timezone,
   active: z.boolean(),
   /** Signs every message of the account; null = no signature. */
   dkim: dkimSettings.nullable(),
   /** Envelope senders are VERP addresses at this domain, whose MX points at the inbound port; null = the account's address. */
   bounceDomain: z.string().trim().toLowerCase().regex(DNS_NAME, 'must be a domain name such as bounces.example.com').nullable(),
   imap: imapSettings.nullable(),
+  /** Logs in with OAuth2 instead of a password; null = no OAuth2. */
+  auth: oauth2Auth.nullable(),
+  limitWindow: z.enum(LIMIT_WINDOW_KINDS),
+  preset: z.enum(PRESET_NAMES).nullable(),
+  sendingWindow: sendingWindow.nullable(),
+  warmup: warmup.nullable(),
+  minGapSeconds: z.number().int().min(1).max(MAX_GAP_SECONDS).nullable(),
+  maxGapSeconds: z.number().int().min(1).max(MAX_GAP_SECONDS).nullable(),
+  maxConnections: z.number().int().min(1).max(100).nullable(),
 };
 
+/** Gaps: the longest pause is not shorter than the shortest. */
+const gapsInOrder = (b: { minGapSeconds?: number | null; maxGapSeconds?: number | null }) =>
+  b.minGapSeconds == null || b.maxGapSeconds == null || b.maxGapSeconds >= b.minGapSeconds;
+
+// The fields a preset fills stay undefined until it has (see presetFill).
 const createAccountBody = z
   .object({
     ...accountShape,
     username: accountShape.username.default(null),
     password: accountShape.password.default(null),
-    ratePerSecond: accountShape.ratePerSecond.default(null),
+    hourlyLimit: accountShape.hourlyLimit.optional(),
+    dailyLimit: accountShape.dailyLimit.optional(),
+    ratePerSecond: accountShape.ratePerSecond.optional(),
     timezone: accountShape.timezone.default('UTC'),
     active: accountShape.active.default(true),
     dkim: accountShape.dkim.default(null),
     bounceDomain: accountShape.bounceDomain.default(null),
     imap: accountShape.imap.default(null),
+    auth: accountShape.auth.default(null),
+    limitWindow: accountShape.limitWindow.optional(),
+    preset: accountShape.preset.default(null),
+    sendingWindow: accountShape.sendingWindow.default(null),
+    warmup: accountShape.warmup.default(null),
+    minGapSeconds: accountShape.minGapSeconds.default(null),
+    maxGapSeconds: accountShape.maxGapSeconds.default(null),
+    maxConnections: accountShape.maxConnections.optional(),
   })
-  .strict();
-const patchAccountBody = z.object(accountShape).partial().strict();
+  .strict()
+  .superRefine((b, check) => {
+    for (const field of ['hourlyLimit', 'dailyLimit'] as const) {
+      if (b[field] === undefined && !b.preset) check.addIssue({ code: 'custom', path: [field], message: 'required (0 = no limit), unless a preset gives it' });
+    }
+  })
+  .refine(gapsInOrder, { message: 'must not be less than minGapSeconds', path: ['maxGapSeconds'] });
+const patchAccountBody = z.object(accountShape).partial().strict().refine(gapsInOrder, { message: 'must not be less than minGapSeconds', path: ['maxGapSeconds'] });
 
 const unknownServer = () => invalid('serverId', 'no such SMTP server');
+
+/** An account logs in with a password or with OAuth2, not both. */
+function assertOneAuth(body: { password?: string | null; auth?: unknown }): void {
+  if (body.auth && body.password) throw invalid('auth', 'give either a password or auth (OAuth2), not both');
+}
 
 export function accountRoutes(app: ZodApp, ctx: AppContext): void {
 
@@ -111,29 +193,47 @@ export function accountRoutes(app: ZodApp, ctx: AppContext): void {
     }
   };
 
+  /**
+   * A stored password goes only where its owner sent it: moving an account with one to another
+   * server needs the password again (or `password: null`).
+   */
+  const assertPasswordFollows = async (
+    db: Queryable,
+    userId: number,
+    id: number,
+    changes: { serverId?: number; password?: string | null; auth?: unknown },
+  ) => {
+    if (changes.serverId === undefined || changes.password !== undefined || changes.auth !== undefined) return;
+    const current = await getAccount(db, userId, id);
+    if (current && current.serverId !== changes.serverId && current.hasPassword) {
+      throw invalid('password', 'moving the account to another server needs its password again (or null to use that server without one)');
+    }
+    if (current && current.serverId !== changes.serverId && current.auth) {
+      throw invalid('auth', 'moving the account to another server needs its OAuth2 grant again (auth), or null to use that server without it');
+    }
+  };
+
   /** The accounts as replied: usage read in one query for all of them, health as of now. */
   const present = async (db: Queryable, userId: number, accounts: SmtpAccount[]) => {
     const now = ctx.clock.now();
     const ids = accounts.map((a) => a.id);
-    const usage = await readUsage(db, ids, now);
+    const usage = await readAccountUsage(db, ids, now);
     const mailboxes = await mailboxViews(db, userId, ids);
-    return accounts.map(({ health, healthUntil, healthReason, dkim, bounceDomain, ...fields }) => {
-      const u = usage.get(fields.id);
+    return accounts.map(({ health, healthUntil, healthReason, dkim, auth, connectionCap, recoveryRate, recoveryUntil, bounceDomain, ...fields }) => {
       const imap = mailboxes.get(fields.id);
       return {
         ...fields,
         ...(bounceDomain ? { bounceDomain } : {}),
         // Only where configured, never the password; `status` is how reading it goes, apart from the SMTP `health`.
         ...(imap ? { imap } : {}),
-        // Only where configured, and never the key.
+        // Only where configured, and never the key or the OAuth2 secrets.
         ...(dkim ? { dkim } : {}),
-        usage: {
-          sentThisHour: u?.sentThisHour ?? 0,
-          sentToday: u?.sentToday ?? 0,
-          hourlyLimit: fields.hourlyLimit,
-          dailyLimit: fields.dailyLimit,
+        ...(auth ? { auth } : {}),
+        usage: usage.get(fields.id)!,
+        health: {
+          ...healthView({ active: fields.active, health, healthUntil, healthReason }, now),
+          ...learnedView({ connectionCap, recoveryRate, recoveryUntil }, now),
         },
-        health: healthView({ active: fields.active, health, healthUntil, healthReason }, now),
       };
     });
   };
@@ -141,8 +241,19 @@ export function accountRoutes(app: ZodApp, ctx: AppContext): void {
 
   app.post('/api/v1/smtp-accounts', { schema: { body: createAccountBody } }, async (req, reply) => {
     const userId = requireUser(req.caller);
+    assertOneAuth(req.body);
     await assertTimezone(req.db, req.body.timezone);
-    const { imap, ...fields } = req.body;
+    const { imap, ...given } = req.body;
+    const b = { ...given, ...presetFill(given.preset, given) };
+    const fields = {
+      ...b,
+      hourlyLimit: b.hourlyLimit!,
+      dailyLimit: b.dailyLimit!,
+      ratePerSecond: b.ratePerSecond ?? null,
+      limitWindow: b.limitWindow ?? 'calendar',
+      maxConnections: b.maxConnections ?? null,
+      auth: oauthSettings(given.auth)!,
+    };
     const account = await insertAccount(req.db, ctx.secrets.secretKey, userId, fields, ctx.clock.now());
     if (!account) throw unknownServer();
     if (imap) await saveMailbox(req.db, ctx.secrets.secretKey, userId, account.id, imap, ctx.clock.now());
@@ -167,14 +278,19 @@ export function accountRoutes(app: ZodApp, ctx: AppContext): void {
 
   app.patch('/api/v1/smtp-accounts/:id', { schema: { params: idParams, body: patchAccountBody } }, async (req) => {
     const userId = requireUser(req.caller);
+    assertOneAuth(req.body);
     await assertTimezone(req.db, req.body.timezone);
-    const { imap, ...changes } = req.body;
+    await assertPasswordFollows(req.db, userId, req.params.id, req.body);
+    const { imap, ...given } = req.body;
+    const changes = { ...given, ...presetFill(given.preset, given), auth: oauthSettings(given.auth) };
     const outcome = await updateAccount(req.db, ctx.secrets.secretKey, userId, req.params.id, changes);
     if (outcome === 'not_found') throw notFound('SMTP account');
     if (outcome === 'bad_server') throw unknownServer();
     if (imap !== undefined) await saveMailbox(req.db, ctx.secrets.secretKey, userId, outcome.id, imap, ctx.clock.now());
-    const account = (await onReconfigured(req.db, outcome.id, changes)) ? (await getAccount(req.db, userId, outcome.id))! : outcome;
-    await resumeForUsableAccount({ ...ctx, db: req.db, events: req.events }, userId);
+    const account = (await onReconfigured(req.db, outcome.id, given)) ? (await getAccount(req.db, userId, outcome.id))! : outcome;
+    const campaigns = { ...ctx, db: req.db, events: req.events };
+    await resumeForUsableAccount(campaigns, userId);
+    await reconsiderPaused(campaigns, userId);
     req.events.emit({ type: 'engine.wake', userId });
     return presentOne(req.db, userId, account);
   });

@@ -1,3 +1,4 @@
+import { quotaExceeded } from '../../campaigns/quotas.ts';
 import type { AppContext } from '../../context.ts';
 import { getCampaign, type Campaign } from '../../db/campaigns.ts';
 import type { AppEvent } from '../../events.ts';
@@ -5,6 +6,7 @@ import type { ZodApp } from '../app.ts';
 import { requireUser } from '../auth.ts';
 import { notFound } from '../../errors.ts';
 import { idParams } from '../schemas.ts';
+import { pauseReasonOf } from '../../campaigns/autoPause.ts';
 import { openEventStream, type EventStream } from '../sse.ts';
 
 /** At most 4 progress events a second per subscriber, however fast the workers record outcomes. */
@@ -26,6 +28,7 @@ function snapshot(c: Campaign) {
     replied: c.replied,
     pending: c.total - c.sent - c.failed - c.suppressed - c.cancelled,
     resumeAt: c.resumeAt,
+    pauseReason: pauseReasonOf(c),
     startedAt: c.startedAt,
     completedAt: c.completedAt,
   };
@@ -39,6 +42,9 @@ function snapshot(c: Campaign) {
  */
 export function campaignEventRoutes(app: ZodApp, ctx: AppContext): void {
   const open = new Set<EventStream>();
+  /** Streams open per user in this process (each holds a connection and a subscription). */
+  const perUser = new Map<number, number>();
+  const maxPerUser = ctx.config.quotas.eventStreams;
   // Open streams would keep the server from closing.
   app.addHook('preClose', async () => {
     for (const stream of open) stream.end();
@@ -47,16 +53,19 @@ export function campaignEventRoutes(app: ZodApp, ctx: AppContext): void {
   const description =
     'A text/event-stream of `status` (the status changed) and `progress` (the counters moved; at most 4 a second) events, each ' +
     'carrying {id, status, total, sent, failed, suppressed, cancelled, bounced, softBounced, complained, replied, pending, resumeAt, ' +
-    'startedAt, completedAt} as JSON; both ' +
+    'pauseReason, startedAt, completedAt} as JSON; both ' +
     'are sent once on connect, and a comment line every 15 s keeps the connection open.';
   app.get('/api/v1/campaigns/:id/events', { schema: { params: idParams, description }, config: { dbScope: 'per-query' } }, async (req, reply) => {
     const userId = requireUser(req.caller);
     const campaignId = req.params.id;
     const first = await getCampaign(req.db, userId, campaignId);
     if (!first) throw notFound('campaign');
+    const streams = perUser.get(userId) ?? 0;
+    if (streams >= maxPerUser) throw quotaExceeded('eventStreams', maxPerUser);
 
     const stream = openEventStream(reply);
     open.add(stream);
+    perUser.set(userId, streams + 1);
     let lastStatus = first.status;
     stream.send('status', snapshot(first));
     stream.send('progress', snapshot(first));
@@ -100,6 +109,9 @@ export function campaignEventRoutes(app: ZodApp, ctx: AppContext): void {
       unsubscribe();
       clearTimeout(progressTimer);
       open.delete(stream);
+      const left = perUser.get(userId)! - 1;
+      if (left > 0) perUser.set(userId, left);
+      else perUser.delete(userId);
     });
   });
 }

@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import { csvLine } from '../../campaigns/csvWriter.ts';
 import type { AppContext } from '../../context.ts';
 import type { Queryable } from '../../db/database.ts';
 import { getCampaign } from '../../db/campaigns.ts';
@@ -26,17 +27,7 @@ const CSV_COLUMNS = [
   'repliedAt',
 ] as const;
 
-/**
- * A CSV field, quoted when needed. A value that a spreadsheet would run as a formula (an SMTP reply
- * or an address starting with = + - @) gets a leading apostrophe.
- */
-export function csvField(value: unknown): string {
-  let s = value === null || value === undefined ? '' : value instanceof Date ? value.toISOString() : String(value);
-  if (/^[=+\-@\t\r]/.test(s)) s = `'${s}`;
-  return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
-}
-
-const csvLine = (row: OutcomeRow) => CSV_COLUMNS.map((c) => csvField(row[c])).join(',') + '\r\n';
+const outcomeLine = (row: OutcomeRow) => csvLine(CSV_COLUMNS.map((c) => row[c]));
 
 /** Reports on one campaign beyond its counters: which accounts sent it, and every recipient's outcome. */
 export function campaignReportRoutes(app: ZodApp, _ctx: AppContext): void {
@@ -57,11 +48,11 @@ export function campaignReportRoutes(app: ZodApp, _ctx: AppContext): void {
     const userId = requireUser(req.caller);
     const campaign = await ownCampaign(req.db, userId, req.params.id);
     async function* lines() {
-      yield CSV_COLUMNS.join(',') + '\r\n';
+      yield csvLine(CSV_COLUMNS);
       for (let after = 0; ; ) {
         const rows = await outcomePage(req.db, userId, campaign.id, after, EXPORT_PAGE);
         if (rows.length === 0) return;
-        yield rows.map(csvLine).join('');
+        yield rows.map(outcomeLine).join('');
         after = rows.at(-1)!.id;
       }
     }

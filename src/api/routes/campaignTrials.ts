@@ -8,7 +8,7 @@ import { findListContact } from '../../db/contacts.ts';
 import { invalid, notFound } from '../../errors.ts';
 import type { ZodApp } from '../app.ts';
 import { requireUser } from '../auth.ts';
-import { email, id, idParams } from '../schemas.ts';
+import { contactAttributes, contactName, email, id, idParams } from '../schemas.ts';
 
 /**
  * Trying a campaign before sending it: a preview rendered for one contact, and one real test message
@@ -22,7 +22,7 @@ const previewBody = z
     email: email.optional(),
     /** Or values given here, for an address on no list. */
     contact: z
-      .object({ email, name: z.string().max(200).optional(), attributes: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional() })
+      .object({ email, name: contactName.optional(), attributes: contactAttributes.optional() })
       .strict()
       .optional(),
   })
@@ -55,7 +55,8 @@ export function campaignTrialRoutes(app: ZodApp, ctx: AppContext): void {
     return { to: { email: recipient.email, name: recipient.name }, ...previewMessage(ctx, userId, campaign, recipient) };
   });
 
-  app.post('/api/v1/campaigns/:id/test', { schema: { params: idParams, body: testBody } }, async (req) => {
+  // Per query: the SMTP conversation (and an OAuth2 token request) must hold no database connection (the reservation commits first).
+  app.post('/api/v1/campaigns/:id/test', { schema: { params: idParams, body: testBody }, config: { dbScope: 'per-query' } }, async (req) => {
     const userId = requireUser(req.caller);
     const campaign = await campaignOf(req.db, userId, req.params.id);
     return sendTestMessage({ ...ctx, db: req.db }, userId, campaign, req.body.email, req.body.accountId);

@@ -1,28 +1,31 @@
 import { z } from 'zod';
+import { pauseReasonOf } from '../../campaigns/autoPause.ts';
 import { pauseCampaign, resumeCampaign, startCampaign, stopCampaign, updateCampaign } from '../../campaigns/lifecycle.ts';
+import { claimQuota } from '../../campaigns/quotas.ts';
 import { compileCampaign, TemplateError, type CampaignContent } from '../../campaigns/template.ts';
 import type { AppContext } from '../../context.ts';
 import type { Queryable } from '../../db/database.ts';
-import { existingListIds } from '../../db/lists.ts';
+import { countListContacts, existingListIds } from '../../db/lists.ts';
+import { forecastCampaign } from '../../sendingPolicy/forecast.ts';
 import { countRunningCampaigns, getCampaign, insertCampaign, listCampaigns, type Campaign } from '../../db/campaigns.ts';
 import { listMessages } from '../../db/messages.ts';
 import type { ZodApp } from '../app.ts';
 import { requireUser } from '../auth.ts';
 import { AppError, invalid, notFound } from '../../errors.ts';
 import { MESSAGE_STATUSES } from '../../states.ts';
-import { email, headerSafe, id, idParams, noBody, page, pageQuery } from '../schemas.ts';
+import { displayName, displayText, email, headerSafe, id, idParams, noBody, page, pageQuery, timezone } from '../schemas.ts';
 
 /** A user running this many campaigns at once is warned: they share the same accounts' quota. */
 export const MANY_CAMPAIGNS_WARNING_AT = 5;
 const MAX_BODY_CHARS = 1_000_000;
 
 const campaignShape = {
-  name: z.string().trim().min(1).max(200),
+  name: displayName,
   listIds: z.array(id).min(1).max(100),
   subject: headerSafe(998).pipe(z.string().trim().min(1)),
   html: z.string().max(MAX_BODY_CHARS),
   text: z.string().max(MAX_BODY_CHARS),
-  fromName: headerSafe(200),
+  fromName: displayText(200),
   replyTo: email.refine((s) => !/[\r\n\0<>]/.test(s), 'must be a plain email address'),
   scheduledAt: z.iso.datetime({ offset: true }),
 };
@@ -51,6 +54,8 @@ const patchBody = z
   })
   .partial()
   .strict();
+
+const forecastQuery = z.object({ timezone: timezone.default('UTC') }).strict();
 
 const messagesQuery = pageQuery.extend({ status: z.enum(MESSAGE_STATUSES).optional() }).strict();
 
@@ -84,6 +89,7 @@ function present(c: Campaign, runningCampaigns: number) {
     pending: c.total - c.sent - c.failed - c.suppressed - c.cancelled,
     possiblyDelivered: c.possiblyDelivered,
     resumeAt: c.resumeAt,
+    pauseReason: pauseReasonOf(c),
     scheduledAt: c.scheduledAt,
     startedAt: c.startedAt,
     completedAt: c.completedAt,
@@ -119,6 +125,7 @@ export function campaignRoutes(app: ZodApp, ctx: AppContext): void {
     const userId = requireUser(req.caller);
     const b = req.body;
     assertCompiles({ subject: b.subject, html: b.html ?? null, text: b.text ?? null });
+    await claimQuota(req.db, 'campaigns', userId, ctx.config.quotas.campaigns);
     const campaign = await insertCampaign(
       req.db,
       userId,
@@ -179,6 +186,19 @@ export function campaignRoutes(app: ZodApp, ctx: AppContext): void {
       return show(req.db, campaign);
     });
   }
+
+  app.get('/api/v1/campaigns/:id/forecast', { schema: { params: idParams, querystring: forecastQuery } }, async (req) => {
+    const userId = requireUser(req.caller);
+    const campaign = await getCampaign(req.db, userId, req.params.id);
+    if (!campaign) throw notFound('campaign');
+    if (campaign.status === 'completed' || campaign.status === 'stopped') return { finishAt: campaign.completedAt, days: [] };
+    const now = ctx.clock.now();
+    const notStarted = campaign.status === 'draft' || campaign.status === 'scheduled';
+    // Before the start its queue is not built: every contact of its lists is counted (duplicates and suppressions too).
+    const pending = notStarted ? await countListContacts(req.db, userId, campaign.listIds) : campaign.total - campaign.sent - campaign.failed - campaign.suppressed - campaign.cancelled;
+    const from = campaign.scheduledAt && campaign.scheduledAt > now ? campaign.scheduledAt : now;
+    return forecastCampaign(req.db, userId, { id: campaign.id, pending }, from, req.query.timezone);
+  });
 
   app.get('/api/v1/campaigns/:id/messages', { schema: { params: idParams, querystring: messagesQuery } }, async (req) => {
     const userId = requireUser(req.caller);

@@ -1,3 +1,4 @@
+import { claimQuota } from '../../campaigns/quotas.ts';
 import type { AppContext } from '../../context.ts';
 import type { Queryable } from '../../db/database.ts';
 import { insertApiKey, listApiKeys, revokeApiKey, type ApiKey } from '../../db/apiKeys.ts';
@@ -20,7 +21,9 @@ export async function issueKey(db: Queryable, userId: number, now: Date): Promis
 /** A user's own API keys: more of them (one per script or machine), and revocation. */
 export function keyRoutes(app: ZodApp, ctx: AppContext): void {
   app.post('/api/v1/me/keys', { schema: { body: noBody } }, async (req, reply) => {
-    const key = await issueKey(req.db, requireUser(req.caller), ctx.clock.now());
+    const userId = requireUser(req.caller);
+    await claimQuota(req.db, 'apiKeys', userId, ctx.config.quotas.apiKeys);
+    const key = await issueKey(req.db, userId, ctx.clock.now());
     return reply.status(201).send(key);
   });
 

@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { csvContacts, importContacts, jsonContacts } from '../../campaigns/contactImport.ts';
+import { claimQuota } from '../../campaigns/quotas.ts';
 import type { AppContext } from '../../context.ts';
 import { getList, insertList, listLists } from '../../db/lists.ts';
 import type { ZodApp } from '../app.ts';
@@ -16,7 +17,9 @@ const jsonImportBody = z.object({ contacts: z.array(z.unknown()) }).strict();
 
 export function listRoutes(app: ZodApp, ctx: AppContext): void {
   app.post('/api/v1/lists', { schema: { body: createListBody } }, async (req, reply) => {
-    const list = await insertList(req.db, requireUser(req.caller), req.body.name, ctx.clock.now());
+    const userId = requireUser(req.caller);
+    await claimQuota(req.db, 'lists', userId, ctx.config.quotas.lists);
+    const list = await insertList(req.db, userId, req.body.name, ctx.clock.now());
     return reply.status(201).send(list);
   });
 
@@ -37,12 +40,12 @@ export function listRoutes(app: ZodApp, ctx: AppContext): void {
     const scoped = plugin.withTypeProvider<ZodTypeProvider>();
     scoped.addContentTypeParser('text/csv', (_req, payload, done) => done(null, payload));
 
-    scoped.post('/api/v1/lists/:id/contacts', { schema: { params: idParams }, config: { dbScope: 'per-query' } }, async (req) => {
+    scoped.post('/api/v1/lists/:id/contacts', { schema: { params: idParams }, config: { dbScope: 'per-query', upload: 'stream' } }, async (req) => {
       const userId = requireUser(req.caller);
       const list = await getList(req.db, userId, req.params.id);
       if (!list) throw notFound('list');
       const now = ctx.clock.now();
-      if (req.body instanceof Readable) return importContacts(req.db, userId, list.id, csvContacts(req.body), now);
+      if (req.body instanceof Readable) return importContacts(req.db, userId, list.id, csvContacts(req.body), now, ctx.config.quotas.contacts);
       // Fastify reads text/plain as a string: most likely a CSV sent with the wrong type.
       if (typeof req.body === 'string') {
         throw new AppError(415, 'unsupported_media_type', 'send contacts as application/json or text/csv');
@@ -52,7 +55,7 @@ export function listRoutes(app: ZodApp, ctx: AppContext): void {
         const issue = body.error.issues[0]!;
         throw invalid(issue.path.join('.') || 'body', issue.message);
       }
-      return importContacts(req.db, userId, list.id, jsonContacts(body.data.contacts), now);
+      return importContacts(req.db, userId, list.id, jsonContacts(body.data.contacts), now, ctx.config.quotas.contacts);
     });
   });
 }

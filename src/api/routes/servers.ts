@@ -1,10 +1,12 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import type { AppContext } from '../../context.ts';
-import { deleteServer, getServer, insertServer, listServers, updateServer } from '../../db/smtpServers.ts';
+import { deleteServer, getServer, insertServer, listServers, updateServer, type SmtpServer } from '../../db/smtpServers.ts';
+import { onServerMoved } from '../../engine/accountHealth.ts';
+import { hostLiteral } from '../../net/egressPolicy.ts';
 import type { ZodApp } from '../app.ts';
 import { requireUser } from '../auth.ts';
-import { conflict, notFound } from '../../errors.ts';
+import { conflict, invalid, notFound } from '../../errors.ts';
 import { SECURITY_MODES } from '../../states.ts';
 import { displayName, idParams, page, pageQuery } from '../schemas.ts';
 
@@ -30,10 +32,25 @@ const createServerBody = z
   .strict();
 const patchServerBody = z.object(serverShape).partial().strict();
 
+/** The host as compared: an address in its normal form, a name without case or trailing dot. */
+const hostKey = (host: string) => hostLiteral(host) ?? host.toLowerCase().replace(/\.$/, '');
+
+/** Whether a change sends the server's connections somewhere else (see onServerMoved). */
+const moved = (before: SmtpServer, after: SmtpServer) =>
+  hostKey(before.host) !== hostKey(after.host) || before.port !== after.port || before.security !== after.security;
+
 export function serverRoutes(app: ZodApp, ctx: AppContext): void {
+  /** A host that is an address the egress policy refuses (API.md "Operators"); names are checked when connecting. */
+  const assertHostAllowed = (host: string | undefined) => {
+    const literal = host === undefined ? undefined : hostLiteral(host);
+    if (literal !== undefined && !ctx.config.smtpEgress.allows(literal)) {
+      throw invalid('host', `${host} is an address this installation allows no SMTP connections to (its operator's MAILPILOT_SMTP_DENY / MAILPILOT_SMTP_ALLOW)`);
+    }
+  };
 
   app.post('/api/v1/smtp-servers', { schema: { body: createServerBody } }, async (req, reply) => {
     const userId = requireUser(req.caller);
+    assertHostAllowed(req.body.host);
     const server = await insertServer(req.db, userId, req.body, ctx.clock.now());
     req.events.emit({ type: 'engine.wake', userId });
     return reply.status(201).send(server);
@@ -53,10 +70,13 @@ export function serverRoutes(app: ZodApp, ctx: AppContext): void {
 
   app.patch('/api/v1/smtp-servers/:id', { schema: { params: idParams, body: patchServerBody } }, async (req) => {
     const userId = requireUser(req.caller);
-    const server = await updateServer(req.db, userId, req.params.id, req.body);
-    if (!server) throw notFound('SMTP server');
+    assertHostAllowed(req.body.host);
+    const before = await getServer(req.db, userId, req.params.id);
+    const server = before && (await updateServer(req.db, userId, req.params.id, req.body));
+    if (!before || !server) throw notFound('SMTP server');
+    const passwordsCleared = moved(before, server) ? await onServerMoved(req.db, userId, server.id) : [];
     req.events.emit({ type: 'engine.wake', userId });
-    return server;
+    return { ...server, passwordsCleared };
   });
 
   app.delete('/api/v1/smtp-servers/:id', { schema: { params: idParams } }, async (req, reply) => {

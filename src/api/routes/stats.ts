@@ -1,7 +1,7 @@
 import type { AppContext } from '../../context.ts';
 import { healthView } from '../../db/accountHealth.ts';
 import { accountSummaries, campaignLoad, loadPerUser } from '../../db/stats.ts';
-import { readUsage } from '../../db/usage.ts';
+import { readAccountUsage } from '../../sendingPolicy/accountUsage.ts';
 import type { ZodApp } from '../app.ts';
 
 /**
@@ -14,7 +14,7 @@ export function statsRoutes(app: ZodApp, ctx: AppContext): void {
     const now = ctx.clock.now();
     const load = await campaignLoad(req.db, userId);
     const summaries = await accountSummaries(req.db, userId);
-    const usage = await readUsage(req.db, summaries.map((a) => a.id), now);
+    const usage = await readAccountUsage(req.db, summaries.map((a) => a.id), now);
     const accounts = summaries.map((a) => {
       const u = usage.get(a.id);
       return {

@@ -25,7 +25,7 @@ export function suppressionFileRoutes(app: ZodApp, ctx: AppContext): void {
   app.register(async (plugin) => {
     const scoped = plugin.withTypeProvider<ZodTypeProvider>();
     scoped.addContentTypeParser('text/csv', (_req, payload, done) => done(null, payload));
-    scoped.post('/api/v1/suppressions/import', { schema: { querystring: importQuery }, config: { dbScope: 'per-query' } }, async (req) => {
+    scoped.post('/api/v1/suppressions/import', { schema: { querystring: importQuery }, config: { dbScope: 'per-query', upload: 'stream' } }, async (req) => {
       const userId = requireUser(req.caller);
       if (!(req.body instanceof Readable)) throw new AppError(415, 'unsupported_media_type', 'send the suppressions as text/csv');
       return importSuppressions(req.db, userId, req.body, req.query.reason, ctx.clock.now());

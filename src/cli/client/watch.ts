@@ -1,12 +1,12 @@
 import cliProgress from 'cli-progress';
-import { estimateFinish, type AccountQuota } from '../../web/lib/eta.js';
+import { estimateFinish, PAUSE_REASON_TEXT, type ForecastView } from '../../web/lib/eta.js';
 import { formatCountdown, formatDuration, formatNumber, formatRate, percentDone } from '../../web/lib/format.js';
 import { RateMeter } from '../../web/lib/rate.js';
 import type { ApiClient } from './http.ts';
 
-/** How often the campaign is read, and how often its user's accounts (for the quota in the ETA). */
+/** How often the campaign is read, and how often its forecast (the sending policy's part of the ETA). */
 const POLL_MS = 500;
-const ACCOUNTS_EVERY_MS = 5_000;
+const FORECAST_EVERY_MS = 5_000;
 /** Without a terminal, a progress line is printed this often (and on every status change). */
 const PLAIN_LINE_EVERY_MS = 5_000;
 
@@ -23,6 +23,7 @@ export interface CampaignView {
   cancelled: number;
   pending: number;
   resumeAt: string | null;
+  pauseReason?: string | null;
   warnings: string[];
 }
 
@@ -32,15 +33,17 @@ export interface WatchOptions {
   out: NodeJS.WriteStream;
 }
 
-/** "running · 85/s · ETA 3m 12s" — what the campaign is doing and when it should be done. */
-export function describeProgress(c: CampaignView, perSecond: number | null, accounts: AccountQuota[], nowMs: number): string {
+/** "running · 85/s · ETA 3m 12s" — what the campaign is doing, why it waits and when it should be done. */
+export function describeProgress(c: CampaignView, perSecond: number | null, forecast: ForecastView | null, nowMs: number): string {
   if (c.status === 'paused_limits' && c.resumeAt) {
-    return `paused at the accounts' limits, resumes in ${formatCountdown(Date.parse(c.resumeAt) - nowMs)}`;
+    const why = PAUSE_REASON_TEXT[c.pauseReason ?? 'limits'] ?? PAUSE_REASON_TEXT.limits;
+    const finish = forecast?.finishAt ? `, finishes about ${new Date(forecast.finishAt).toISOString()}` : '';
+    return `paused ${why}, resumes in ${formatCountdown(Date.parse(c.resumeAt) - nowMs)}${finish}`;
   }
   if (c.status !== 'running') return c.status;
-  const eta = accounts.length > 0 ? estimateFinish({ pending: c.pending, perSecond, accounts, now: nowMs }) : null;
-  const etaText = eta ? `ETA ${formatDuration(eta.at.getTime() - nowMs)}${eta.limitedBy === 'quota' ? ' (quota)' : ''}` : 'ETA –';
-  return perSecond === null ? 'running · measuring the rate' : `running · ${formatRate(perSecond)} · ${etaText}`;
+  const eta = estimateFinish({ pending: c.pending, perSecond, forecast, now: nowMs });
+  const etaText = eta ? `ETA ${formatDuration(eta.at.getTime() - nowMs)}${eta.limitedBy === 'policy' ? ' (sending policy)' : ''}` : 'no account can send';
+  return perSecond === null && !forecast ? 'running · measuring the rate' : `running · ${perSecond === null ? 'measuring' : formatRate(perSecond)} · ${etaText}`;
 }
 
 function plainLine(c: CampaignView, state: string): string {
@@ -71,8 +74,8 @@ export async function watchCampaign(client: ApiClient, id: number, opts: WatchOp
         cliProgress.Presets.shades_classic,
       )
     : undefined;
-  let accounts: AccountQuota[] = [];
-  let accountsReadAt = -Infinity;
+  let forecast: ForecastView | null = null;
+  let forecastReadAt = -Infinity;
   let lastLineAt = -Infinity;
   let last: CampaignView | undefined;
   let barStarted = false;
@@ -91,11 +94,11 @@ export async function watchCampaign(client: ApiClient, id: number, opts: WatchOp
       const now = Date.now();
       if (c.status === 'running') rate.add(now, c.sent + c.failed);
       else rate.reset();
-      if (now - accountsReadAt >= ACCOUNTS_EVERY_MS && !FINAL_STATES.has(c.status)) {
-        accounts = (await client.request<{ items: AccountQuota[] }>('GET', '/api/v1/smtp-accounts?limit=1000')).items;
-        accountsReadAt = now;
+      if (now - forecastReadAt >= FORECAST_EVERY_MS && !FINAL_STATES.has(c.status)) {
+        forecast = await client.request<ForecastView>('GET', `/api/v1/campaigns/${id}/forecast`);
+        forecastReadAt = now;
       }
-      const state = describeProgress(c, rate.perSecond(), accounts, now);
+      const state = describeProgress(c, rate.perSecond(), forecast, now);
       const changed = !last || last.status !== c.status || last.sent !== c.sent || last.failed !== c.failed || last.pending !== c.pending;
       if (opts.json) {
         if (changed) opts.out.write(JSON.stringify(c) + '\n');

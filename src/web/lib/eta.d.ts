@@ -1,13 +1,13 @@
-export interface AccountQuota {
-  active?: boolean;
-  timezone?: string;
-  health?: { state: string };
-  usage: { sentThisHour: number; sentToday: number; hourlyLimit: number; dailyLimit: number };
+export interface ForecastView {
+  finishAt: string | null;
+  days?: { date: string; sends: number }[];
 }
 
 export declare function estimateFinish(input: {
   pending: number;
   perSecond: number | null;
-  accounts: AccountQuota[];
+  forecast: ForecastView | null;
   now: Date | number;
-}): { at: Date; limitedBy: 'rate' | 'quota' } | null;
+}): { at: Date; limitedBy: 'rate' | 'policy' } | null;
+
+export declare const PAUSE_REASON_TEXT: Record<string, string>;

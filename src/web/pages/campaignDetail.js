@@ -1,11 +1,10 @@
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { Badge, CampaignActions, CampaignProgress, ErrorNote, LiveLine, Warnings } from '../components.js';
 import { html } from '../html.js';
-import { FINAL, useCampaigns, useLiveCampaigns, usePolled } from '../hooks.js';
+import { FINAL, useCampaigns, useForecast, useLiveCampaigns, usePolled } from '../hooks.js';
 import { formatNumber } from '../lib/format.js';
 
 const FAILED_PAGE = 50;
-const ACCOUNTS_EVERY_MS = 15_000;
 
 const when = (iso) => (iso ? new Date(iso).toLocaleString() : '–');
 
@@ -24,6 +23,34 @@ function Counters({ c }) {
     ['Replies', c.replied ?? 0],
   ];
   return html`<dl class="counters">${items.map(([label, n]) => html`<div><dt>${label}</dt><dd>${formatNumber(n)}</dd></div>`)}</dl>`;
+}
+
+/**
+ * Sends expected per day under the sending policy, and the finish time (the server's forecast). Last
+ * on the page, so its rows coming and going move nothing else.
+ */
+function ForecastPanel({ c, forecast }) {
+  if (FINAL.has(c.status)) return null;
+  return html`
+    <section class="panel" aria-labelledby="forecast-title">
+      <h2 id="forecast-title">Forecast</h2>
+      <p>
+        ${!forecast
+          ? 'Forecasting…'
+          : forecast.finishAt
+            ? html`Finishes about <strong>${when(forecast.finishAt)}</strong>`
+            : 'No account can finish it under the current rules.'}
+      </p>
+      ${forecast &&
+      forecast.days.length > 0 &&
+      html`<table class="responsive">
+        <thead><tr><th>Day (UTC)</th><th class="num">Sends</th></tr></thead>
+        <tbody>
+          ${forecast.days.map((d) => html`<tr><td data-label="Day">${d.date}</td><td data-label="Sends" class="num">${formatNumber(d.sends)}</td></tr>`)}
+        </tbody>
+      </table>`}
+    </section>
+  `;
 }
 
 /** Re-read the account share this often while the campaign runs. */
@@ -137,7 +164,7 @@ export function CampaignDetailPage({ api, id }) {
   const c = campaigns.get(id);
   // Followed live until it ends, paused ones included: a resume from elsewhere shows up at once.
   useLiveCampaigns(api, c && !FINAL.has(c.status) ? [id] : [], apply);
-  const [accounts] = usePolled(() => api.all('/smtp-accounts'), ACCOUNTS_EVERY_MS, [api]);
+  const forecast = useForecast(api, c);
 
   if (error) return html`<p><a href="#/campaigns">← Campaigns</a></p><${ErrorNote} error=${error} />`;
   if (!c) return html`<p class="muted">Loading…</p>`;
@@ -151,7 +178,7 @@ export function CampaignDetailPage({ api, id }) {
         </div>
         <p class="muted">Subject: ${c.subject}</p>
         <${CampaignProgress} c=${c} />
-        <${LiveLine} c=${c} rate=${rateOf(c.id)} accounts=${accounts} />
+        <${LiveLine} c=${c} rate=${rateOf(c.id)} forecast=${forecast} />
         <${Warnings} warnings=${c.warnings} />
         <${CampaignActions} api=${api} c=${c} onChange=${apply} />
       </section>
@@ -161,6 +188,7 @@ export function CampaignDetailPage({ api, id }) {
       </section>
       <${AccountShare} api=${api} c=${c} />
       <${FailedMessages} api=${api} id=${id} failed=${c.failed} />
+      <${ForecastPanel} c=${c} forecast=${forecast} />
     </div>
   `;
 }

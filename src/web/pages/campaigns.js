@@ -1,16 +1,15 @@
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { Badge, CampaignActions, CampaignProgress, ErrorNote, LiveLine, Warnings } from '../components.js';
 import { html } from '../html.js';
-import { LIVE_STATES, useCampaigns, useLiveCampaigns, usePolled } from '../hooks.js';
+import { LIVE_STATES, useCampaigns, useForecast, useLiveCampaigns } from '../hooks.js';
 
 /** The list is read again this often, to show campaigns created or changed elsewhere. */
 const LIST_EVERY_MS = 10_000;
-/** The accounts' usage feeds the ETAs. */
-const ACCOUNTS_EVERY_MS = 15_000;
 /** Campaigns beyond this many running at once are updated by the list reads only. */
 const MAX_LIVE = 20;
 
-export function CampaignCard({ api, c, rate, accounts, onChange }) {
+export function CampaignCard({ api, c, rate, onChange }) {
+  const forecast = useForecast(api, c);
   return html`
     <article class="panel" aria-labelledby=${`campaign-${c.id}`}>
       <div class="card-head">
@@ -18,7 +17,7 @@ export function CampaignCard({ api, c, rate, accounts, onChange }) {
         <${Badge} state=${c.status} />
       </div>
       <${CampaignProgress} c=${c} />
-      <${LiveLine} c=${c} rate=${rate} accounts=${accounts} />
+      <${LiveLine} c=${c} rate=${rate} forecast=${forecast} />
       <${Warnings} warnings=${c.warnings} />
       <${CampaignActions} api=${api} c=${c} onChange=${onChange} />
     </article>
@@ -46,7 +45,6 @@ export function CampaignsPage({ api }) {
     return () => clearInterval(timer);
   }, [readList]);
 
-  const [accounts] = usePolled(() => api.all('/smtp-accounts'), ACCOUNTS_EVERY_MS, [api]);
   const newestFirst = [...campaigns.values()].sort((a, b) => b.id - a.id);
   const live = newestFirst.filter((c) => LIVE_STATES.has(c.status)).slice(0, MAX_LIVE).map((c) => c.id);
   useLiveCampaigns(api, live, apply);
@@ -60,7 +58,7 @@ export function CampaignsPage({ api }) {
     ${loaded && newestFirst.length === 0 && html`<p class="empty">No campaigns yet. Create one to send to your lists.</p>`}
     <div class="cards">
       ${newestFirst.map(
-        (c) => html`<${CampaignCard} key=${c.id} api=${api} c=${c} rate=${rateOf(c.id)} accounts=${accounts} onChange=${apply} />`,
+        (c) => html`<${CampaignCard} key=${c.id} api=${api} c=${c} rate=${rateOf(c.id)} onChange=${apply} />`,
       )}
     </div>
   `;

@@ -1,0 +1,85 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * An SMTP listener on an address that is not this host's loopback: inside a network namespace made
+ * for the test, reached over a veth pair on a /30 of 198.18.0.0/15 (RFC 2544, for tests). It offers
+ * AUTH without TLS and records every AUTH it is given.
+ */
+export interface RemoteAuthListener {
+  host: string;
+  port: number;
+  auths: { username: string; password: string }[];
+  messages: number;
+  close(): Promise<void>;
+}
+
+const LISTENER = fileURLToPath(new URL('./authListener.mjs', import.meta.url));
+
+function ip(args: string[]): void {
+  execFileSync('ip', args, { stdio: 'pipe', timeout: 10_000 });
+}
+
+/** Undefined, with a notice on the console, when network namespaces cannot be made here (no root, no `ip`). */
+export async function startRemoteAuthListener(): Promise<RemoteAuthListener | undefined> {
+  const id = randomBytes(3).toString('hex');
+  const ns = `mp-auth-${id}`;
+  const [outer, inner] = [`mpa${id}o`, `mpa${id}i`];
+  const subnet = randomBytes(2);
+  const base = `198.${18 + (subnet[0]! & 1)}.${subnet[1]}`;
+  const third = ((subnet[0]! >> 1) & 63) * 4;
+  const [ours, theirs] = [`${base}.${third + 1}`, `${base}.${third + 2}`];
+  const remove = () => {
+    try {
+      ip(['netns', 'del', ns]);
+    } catch {
+      // never made
+    }
+  };
+  let child: ChildProcess;
+  try {
+    ip(['netns', 'add', ns]);
+    ip(['link', 'add', outer, 'type', 'veth', 'peer', 'name', inner]);
+    ip(['link', 'set', inner, 'netns', ns]);
+    ip(['addr', 'add', `${ours}/30`, 'dev', outer]);
+    ip(['link', 'set', outer, 'up']);
+    ip(['-n', ns, 'addr', 'add', `${theirs}/30`, 'dev', inner]);
+    ip(['-n', ns, 'link', 'set', inner, 'up']);
+    ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+    child = spawn('ip', ['netns', 'exec', ns, process.execPath, LISTENER, theirs, '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  } catch (err) {
+    remove();
+    console.warn(`NOTICE: the tests that need a non-loopback SMTP peer are SKIPPED: no network namespace could be made (${(err as Error).message.split('\n')[0]}).`);
+    return undefined;
+  }
+  const listener: RemoteAuthListener = {
+    host: theirs,
+    port: 0,
+    auths: [],
+    messages: 0,
+    close: async () => {
+      child.kill();
+      await new Promise((r) => child.once('exit', r));
+      remove();
+    },
+  };
+  const ready = new Promise<number>((resolve, reject) => {
+    child.once('exit', () => reject(new Error('the listener in the namespace exited')));
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const event = JSON.parse(line) as { ready?: number; auth?: { username: string; password: string }; message?: true };
+      if (event.ready) resolve(event.ready);
+      if (event.auth) listener.auths.push(event.auth);
+      if (event.message) listener.messages++;
+    });
+  });
+  try {
+    listener.port = await ready;
+  } catch (err) {
+    remove();
+    console.warn(`NOTICE: the tests that need a non-loopback SMTP peer are SKIPPED: ${(err as Error).message}.`);
+    return undefined;
+  }
+  return listener;
+}
