@@ -147,7 +147,8 @@ describe.each(databaseKinds)('bounces, complaints and replies at the inbound SMT
 
   it('refuses addresses that are not its VERP addresses, or forged ones, at RCPT', async () => {
     const real = sent.get('r4@rcpt.test')!.mailFrom;
-    const forged = real.replace(/[0-9a-f](@)/, (c, at) => `${c === '0' ? '1' : '0'}${at}`);
+    // The MAC's last hex digit changed to another: one in sixteen MACs ends in 0, so never to a fixed digit.
+    const forged = real.replace(/([0-9a-f])@/, (_match, digit: string) => `${digit === '0' ? '1' : '0'}@`);
     expect(await deliver(port, `postmaster@${BOUNCE_DOMAIN}`, dsn(original('r4@rcpt.test'), { to: 'x@y' }))).toEqual({ ok: false, code: 550 });
     expect(await deliver(port, forged, dsn(original('r4@rcpt.test'), { to: forged }))).toEqual({ ok: false, code: 550 });
     expect(await message('r4@rcpt.test')).toMatchObject({ status: 'sent', bounce: null });

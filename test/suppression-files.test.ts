@@ -37,7 +37,7 @@ describe.each(databaseKinds)('suppression lists as CSV files (%s)', (kind) => {
       added: 3,
       existing: 1,
       invalid: [
-        { row: 4, email: 'carl@example.com', reason: 'reason: must be one of unsubscribed, hard_bounce, manual, complaint' },
+        { row: 4, email: 'carl@example.com', reason: 'reason: must be one of unsubscribed, hard_bounce, manual, complaint, bounce' },
         { row: 5, email: 'dora@example.com', reason: 'created_at: must be a past ISO 8601 time' },
         { row: 6, email: 'not-an-address', reason: 'email: not a valid email address' },
         { row: 7, email: '"eve, the second"@example.com', reason: 'email: not a valid email address' },

@@ -284,9 +284,7 @@ export class AccountWorker {
     this.inflight--;
     this.book.count(outcome.kind, latencyMs);
     const now = this.ctx.clock.now();
-    const record = (o: Omit<RecordedOutcome, 'id'>) =>
-      // Only an SMTP attempt counts as a send of the account (a message that could not be composed is no attempt).
-      this.book.record({ id: msg.id, ...o, ...(o.charged && q.attemptedAt ? { attemptedAt: q.attemptedAt, holdId: q.holdId } : {}) });
+    const record = (o: Omit<RecordedOutcome, 'id'>) => this.record(q, o);
     switch (outcome.kind) {
       case 'sent':
         record({ status: 'sent', charged: 1, sentAt: now });
@@ -324,11 +322,16 @@ export class AccountWorker {
     this.wake.notify();
   }
 
+  /** One message's transition; a charged SMTP attempt also counts as a send of the account (a message that could not be composed is no attempt). */
+  private record(q: Queued, o: Omit<RecordedOutcome, 'id'>): void {
+    this.book.record({ id: q.msg.id, ...o, ...(o.charged && q.attemptedAt ? { attemptedAt: q.attemptedAt, holdId: q.holdId } : {}) });
+  }
+
   /** Temporary trouble with the message: it is charged an attempt and retried later, or fails after its last. */
   private retryLater(q: Queued, error: string, maxAttempts = MAX_ATTEMPTS): void {
-    const { attempts, id } = q.msg;
-    if (attempts + 1 >= maxAttempts) this.book.record({ id, status: 'failed', charged: 1, error });
-    else this.book.record({ id, status: 'pending', charged: 1, error, nextAttemptAt: retryAt(this.ctx.clock.now(), attempts + 1) });
+    const { attempts } = q.msg;
+    if (attempts + 1 >= maxAttempts) this.record(q, { status: 'failed', charged: 1, error });
+    else this.record(q, { status: 'pending', charged: 1, error, nextAttemptAt: retryAt(this.ctx.clock.now(), attempts + 1) });
   }
 
   /**
