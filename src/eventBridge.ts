@@ -5,8 +5,8 @@ import type { AppEvent, Events } from './events.ts';
 import type { Logger } from './log.ts';
 
 const CHANNEL = 'mailpilot_events';
-/** What other processes need: engines act on status changes and wake-ups, SSE streams show progress. */
-const SHARED: ReadonlySet<AppEvent['type']> = new Set(['campaign.status', 'campaign.progress', 'engine.wake']);
+/** What other processes need: engines act on status changes, account changes and wake-ups, SSE streams show progress. */
+const SHARED: ReadonlySet<AppEvent['type']> = new Set(['campaign.status', 'campaign.progress', 'account.changed', 'engine.wake']);
 // PostgreSQL refuses NOTIFY payloads of 8000 bytes or more.
 const MAX_PAYLOAD_CHARS = 7_000;
 
@@ -17,7 +17,7 @@ interface Envelope {
 
 /**
  * Carries events between processes that share one PostgreSQL server (LISTEN/NOTIFY), so a pause,
- * a stop or a new campaign reaches the engine of every process within moments, and every process
+ * a stop, an account switched off or a new campaign reaches the engine of every process within moments, and every process
  * keeps the same Events interface. Events raised in one tick go out together, in order, in one
  * notification where they fit. The embedded database serves one process: nothing to bridge.
  * Returns the function that stops bridging.

@@ -10,6 +10,11 @@ export type AppEvent =
   | { type: 'campaign.progress'; userId: number; campaignId: number }
   /** What a worker's last batch of sends came to, by outcome kind (see smtp/classify.ts), for metrics. */
   | { type: 'account.outcomes'; userId: number; accountId: number; counts: Record<string, number>; latenciesMs: number[] }
+  /**
+   * These accounts of the user were switched off, deleted, paused or reconfigured: their workers
+   * (in every process) start no new send and hand their claimed messages back.
+   */
+  | { type: 'account.changed'; userId: number; accountIds: number[] }
   /** Accounts, campaigns or quota of a user changed: the scheduler looks again. */
   | { type: 'engine.wake'; userId: number }
   /**

@@ -29,8 +29,11 @@ export type PauseReason = (typeof PAUSE_REASONS)[number];
 export const MESSAGE_STATUSES = ['pending', 'sending', 'sent', 'failed', 'suppressed', 'cancelled'] as const;
 export type MessageStatus = (typeof MESSAGE_STATUSES)[number];
 
-/** Account health (src/engine/accountHealth.ts owns every change of it). */
-export const HEALTH_STATES = ['healthy', 'throttled', 'exhausted', 'disabled'] as const;
+/**
+ * Account health (src/engine/accountHealth.ts owns every change of it). `paused`: its bounce or
+ * complaint rate passed its user's threshold (src/engine/rateGuard.ts); only its user lifts it.
+ */
+export const HEALTH_STATES = ['healthy', 'throttled', 'exhausted', 'disabled', 'paused'] as const;
 export type HealthState = (typeof HEALTH_STATES)[number];
 /** The states an account leaves by itself when its `health_until` has passed. */
 export const BACK_OFF_HEALTH_STATES = ['throttled', 'exhausted'] as const satisfies readonly HealthState[];

@@ -25,7 +25,7 @@ describe.each(databaseKinds)('campaign status events go out only once the change
     // The only account is switched off: no account could send, so the campaign waits with a reason.
     await must(t, apiKey, 'PATCH', `/api/v1/smtp-accounts/${accountId}`, { active: false });
     await pauseIfStuck(t.mp.ctx, userId);
-    expect(await must(t, apiKey, 'GET', `/api/v1/campaigns/${id}`)).toMatchObject({ status: 'paused' });
+    expect(await must(t, apiKey, 'GET', `/api/v1/campaigns/${id}`)).toMatchObject({ status: 'paused_limits', pauseReason: 'account_health', resumeAt: null });
 
     // What a listener (an engine, an event stream) reads when the event reaches it, from outside the request.
     const seen: Promise<string>[] = [];

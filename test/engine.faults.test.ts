@@ -203,9 +203,9 @@ describe.each(databaseKinds)('the engine survives SMTP failures (%s)', (kind) =>
     const listId = await addList(t, apiKey, 30, 'solo.test');
     const id = await createCampaign(t, apiKey, [listId]);
     await must(t, apiKey, 'POST', `/api/v1/campaigns/${id}/start`);
-    const paused = await waitForCampaign(t, apiKey, id, (x) => x.status === 'paused');
+    const paused = await waitForCampaign(t, apiKey, id, (x) => x.status === 'paused_limits');
     expect(paused.warnings.join(' ')).toMatch(/solo@faults\.test.*535/);
-    expect(paused).toMatchObject({ sent: 0, pending: 30, resumeAt: null });
+    expect(paused).toMatchObject({ sent: 0, pending: 30, resumeAt: null, pauseReason: 'account_health' });
     expect(p.messages).toHaveLength(0);
 
     const fixed = await must(t, apiKey, 'PATCH', `/api/v1/smtp-accounts/${solo}`, { password: 'new-password' });

@@ -166,7 +166,7 @@ describe.each(databaseKinds)('OAuth2 (XOAUTH2) accounts (%s)', (kind) => {
       endpoint.revoke();
       const cid = await createCampaign(t, key, [listId]);
       await must(t, key, 'POST', `/api/v1/campaigns/${cid}/start`);
-      const paused = await waitForCampaign(t, key, cid, (c) => c.status === 'paused');
+      const paused = await waitForCampaign(t, key, cid, (c) => c.status === 'paused_limits' && c.pauseReason === 'account_health' && c.resumeAt === null);
       expect(paused.warnings.join(' ')).toMatch(/news@oauth\.test \(the OAuth2 consent was revoked/);
       await must(t, key, 'PATCH', `/api/v1/smtp-accounts/${spareId}`, { active: true });
       const done = await waitForCampaign(t, key, cid, (c) => c.status === 'completed');

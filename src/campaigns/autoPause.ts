@@ -1,5 +1,5 @@
-import { countAccountsThatCouldSend, couldEverSend, userAccountStates, type UserAccountState } from '../db/accountHealth.ts';
-import { campaignsInStatus, reschedulePaused, resumeEnginePaused, runningCampaignIds, setCampaignStatus, type Campaign } from '../db/campaigns.ts';
+import { couldEverSend, userAccountStates, type UserAccountState } from '../db/accountHealth.ts';
+import { campaignsInStatus, reschedulePaused, runningCampaignIds, setCampaignStatus, type Campaign } from '../db/campaigns.ts';
 import { hasDueMessages } from '../db/messages.ts';
 import { readFacts } from '../sendingPolicy/facts.ts';
 import { decide } from '../sendingPolicy/policy.ts';
@@ -11,11 +11,13 @@ import { announce, type CampaignContext } from './statusEvents.ts';
  * running campaign still has due messages, its running campaigns wait as paused_limits with
  * resumeAt = the earliest moment the sending policy (src/sendingPolicy/policy.ts) lets any account
  * that could send start a send, and pauseReason = the rule that holds that account back; the
- * scheduler resumes them then. When no account could ever send again (all switched off or disabled), they are paused
- * with the reason instead, and resume as soon as one can (resumeForUsableAccount).
+ * scheduler resumes them then. When no account could ever send again by itself (all switched off,
+ * disabled or paused for their bounce rate), they wait as paused_limits without a resumeAt, with
+ * pauseReason account_health (or bounce_rate when an account switched on is paused for its rate),
+ * and resume as soon as one can (reconsiderPaused, on every change of the user's accounts).
  *
- *   running ──every account at a limit──► paused_limits ──resumeAt──► running
- *   running ──no account could send──► paused (with a reason) ──an account is usable again──► running
+ *   running ──every account at a limit──► paused_limits (resumeAt) ──resumeAt──► running
+ *   running ──no account could send──► paused_limits (no resumeAt) ──an account is usable again──► running
  *   running ──messages keep failing for one local reason──► paused (with the reason) ──its user resumes it──► running
  */
 
@@ -31,16 +33,22 @@ export async function pauseIfStuck(ctx: CampaignContext, userId: number): Promis
   const next = await nextSend(ctx, accounts, now);
   if (next === 'now') return undefined;
   if (next === 'never') {
-    await pauseForLimits(ctx, userId, null, 'account_health', `no SMTP account can send; these need attention: ${attentionOf(accounts) || 'none configured'}`);
+    await pauseForLimits(ctx, userId, null, stuckReason(accounts), `no SMTP account can send; these need attention: ${attentionOf(accounts) || 'none configured'}`);
     return undefined;
   }
   await pauseForLimits(ctx, userId, next.at, next.reason, waitingWords(next.reason, accounts));
   return next.at;
 }
 
+/** Why no account can send: one switched on is paused for its bounce or complaint rate, or something else needs attention. */
+function stuckReason(accounts: UserAccountState[]): PauseReason {
+  return accounts.some((a) => a.active && a.health === 'paused') ? 'bounce_rate' : 'account_health';
+}
+
 /**
- * The user's accounts or their rules changed (a time zone, a limit, a window, a cap): campaigns
- * waiting as paused_limits wait for the moment the new rules give, or resume at once.
+ * The user's accounts or their rules changed (switched on, resumed, a new account or password, a
+ * time zone, a limit, a window, a cap): campaigns waiting as paused_limits wait for the moment the
+ * new rules give, or resume at once.
  */
 export async function reconsiderPaused(ctx: CampaignContext, userId: number): Promise<void> {
   const waiting = await campaignsInStatus(ctx.db, userId, 'paused_limits');
@@ -97,10 +105,7 @@ function needsAttention(a: UserAccountState): string {
   return `${a.email} (${a.healthReason ?? a.health})`;
 }
 
-/**
- * running → paused_limits until `resumeAt`; with no `resumeAt` (no account will regain quota by
- * itself) running → paused, keeping the reason so resumeForUsableAccount can tell it from a manual pause.
- */
+/** running → paused_limits until `resumeAt`, or with no `resumeAt` until an account can send again (reconsiderPaused). */
 export async function pauseForLimits(
   ctx: CampaignContext,
   userId: number,
@@ -110,8 +115,7 @@ export async function pauseForLimits(
 ): Promise<Campaign[]> {
   const paused: Campaign[] = [];
   for (const id of await runningCampaignIds(ctx.db, userId)) {
-    const to = resumeAt ? 'paused_limits' : 'paused';
-    const c = await setCampaignStatus(ctx.db, { id, userId }, ['running'], to, { resumeAt, pauseReason: reason, pauseCode: code });
+    const c = await setCampaignStatus(ctx.db, { id, userId }, ['running'], 'paused_limits', { resumeAt, pauseReason: reason, pauseCode: code });
     if (c) paused.push(announce(ctx.events, c));
   }
   return paused;
@@ -126,7 +130,7 @@ export async function resumeFromLimits(ctx: CampaignContext, campaign: Campaign)
 /**
  * running (or waiting for quota) → paused, because its messages keep failing for the same local
  * reason (their content: see engine/localFailures.ts). Only its user resumes it, once they have
- * fixed the cause: an account becoming usable does not (resumeForUsableAccount).
+ * fixed the cause: an account becoming usable does not (reconsiderPaused).
  */
 export async function pauseForRepeatedFailures(ctx: CampaignContext, userId: number, campaignId: number, reason: string): Promise<void> {
   const c = await setCampaignStatus(ctx.db, { id: campaignId, userId }, ['running', 'paused_limits'], 'paused', {
@@ -134,17 +138,6 @@ export async function pauseForRepeatedFailures(ctx: CampaignContext, userId: num
     pauseCode: 'repeated_failures',
   });
   if (c) announce(ctx.events, c);
-}
-
-/**
- * One of the user's accounts may be able to send again (re-enabled, a new password, a new account):
- * campaigns the engine paused because no account could send carry on.
- */
-export async function resumeForUsableAccount(ctx: CampaignContext, userId: number): Promise<void> {
-  if ((await countAccountsThatCouldSend(ctx.db, userId)) === 0) return;
-  const resumed = await resumeEnginePaused(ctx.db, userId);
-  for (const c of resumed) announce(ctx.events, c);
-  if (resumed.length > 0) await pauseIfStuck(ctx, userId);
 }
 
 /** Why the engine holds a campaign back (API.md pauseReason), while it does; null otherwise. */

@@ -65,6 +65,7 @@ export async function sendTestMessage(
   const auth: AccountCredentials = { username, password, xoauth2: oauth ? accountAccessTokens(ctx).source(account.id, oauth) : undefined };
   if (!account.active) throw conflict('account_inactive', 'this SMTP account or its server is switched off');
   if (view.health === 'disabled') throw conflict('account_disabled', `this SMTP account is disabled: ${view.healthReason ?? 'see its health'}`);
+  if (view.health === 'paused') throw conflict('account_paused', `this SMTP account is paused: ${view.healthReason ?? 'see its health'}`);
 
   const contact = await findListContact(ctx.db, userId, campaign.listIds, to);
   const recipient = { email: to, name: contact?.name ?? null, attributes: contact?.attributes ?? {} };

@@ -6,8 +6,12 @@ import type { Queryable } from './database.ts';
  * and so do the two rules the rest of the code asks about an account. Only src/engine/accountHealth.ts
  * changes health (the engine's replies, a user's reconfiguration); everything else reads.
  *
- * - **could ever send**: switched on by its user, on a server switched on, and not disabled. A
- *   throttle or an exhausted quota ends by itself, so such an account still could.
+ * - **could ever send**: switched on by its user, on a server switched on, and neither disabled nor
+ *   paused (a bounce or complaint rate: see engine/rateGuard.ts). A throttle or an exhausted quota
+ *   ends by itself, so such an account still could.
+ *
+ * A paused account stays paused until its user resumes it: no disable, throttle, exhaustion or
+ * reset writes over it.
  * - **can send now**: could ever send, and not in a back-off whose `health_until` is still ahead.
  */
 
@@ -32,14 +36,14 @@ export interface LearnedLimits {
 const BACK_OFF = sqlList(BACK_OFF_HEALTH_STATES);
 
 /** SQL for "could ever send" over `smtp_accounts a JOIN smtp_servers s`. */
-export const COULD_EVER_SEND_SQL = `(a.active AND s.active AND a.health <> 'disabled')`;
+export const COULD_EVER_SEND_SQL = `(a.active AND s.active AND a.health NOT IN ('disabled', 'paused'))`;
 
 /** SQL for "can send now" over `smtp_accounts a JOIN smtp_servers s`; `now` is a parameter such as `$1`. */
 export const canSendNowSql = (now: string) =>
   `(a.active AND s.active AND (a.health = 'healthy' OR (a.health IN (${BACK_OFF}) AND a.health_until <= ${now})))`;
 
 export function couldEverSend(h: Pick<HealthFacts, 'active' | 'health'>): boolean {
-  return h.active && h.health !== 'disabled';
+  return h.active && h.health !== 'disabled' && h.health !== 'paused';
 }
 
 /** The end of a back-off still in force, if any. */
@@ -80,7 +84,7 @@ export function learnedView(l: LearnedLimits, now: Date): Pick<HealthView, 'maxC
 export function healthView(h: HealthFacts, now: Date): HealthView {
   const reason = h.healthReason ?? undefined;
   if (!h.active) return { state: 'disabled', reason: h.health === 'disabled' && reason ? reason : 'deactivated by the user' };
-  if (h.health === 'disabled') return { state: 'disabled', reason };
+  if (h.health === 'disabled' || h.health === 'paused') return { state: h.health, reason };
   const until = backOffUntil(h, now);
   if (until) return { state: h.health, until, reason };
   return { state: 'healthy' };
@@ -88,7 +92,10 @@ export function healthView(h: HealthFacts, now: Date): HealthView {
 
 /** Disables the account until its user changes it (see engine/accountHealth.ts onReconfigured). */
 export async function disableAccount(db: Queryable, accountId: number, reason: string): Promise<void> {
-  await db.query(`UPDATE smtp_accounts SET health = 'disabled', health_until = NULL, health_reason = $2 WHERE id = $1`, [accountId, reason]);
+  await db.query(`UPDATE smtp_accounts SET health = 'disabled', health_until = NULL, health_reason = $2 WHERE id = $1 AND health <> 'paused'`, [
+    accountId,
+    reason,
+  ]);
 }
 
 /**
@@ -110,7 +117,7 @@ export async function throttleAccount(
             recovery_rate = CASE WHEN $6::boolean THEN $7::real ELSE recovery_rate END,
             recovery_until = CASE WHEN $6::boolean THEN backoff.until + make_interval(secs => $8::float8 / 1000) ELSE recovery_until END
        FROM backoff
-      WHERE a.id = $1 RETURNING a.health_until AS until`,
+      WHERE a.id = $1 AND a.health <> 'paused' RETURNING a.health_until AS until`,
     [accountId, p.now, p.baseMs, p.maxMs, p.reason, p.recovery !== null, p.recovery?.rate ?? null, p.recovery?.forMs ?? 0],
   );
   return row?.until ?? p.now;
@@ -119,7 +126,7 @@ export async function throttleAccount(
 /** Marks the account out of quota until `until`. */
 export async function exhaustAccount(db: Queryable, accountId: number, until: Date, reason: string): Promise<Date> {
   const [row] = await db.query<{ until: Date }>(
-    `UPDATE smtp_accounts SET health = 'exhausted', health_until = $2, health_reason = $3 WHERE id = $1 RETURNING health_until AS until`,
+    `UPDATE smtp_accounts SET health = 'exhausted', health_until = $2, health_reason = $3 WHERE id = $1 AND health <> 'paused' RETURNING health_until AS until`,
     [accountId, until, reason],
   );
   return row?.until ?? until;
@@ -139,13 +146,38 @@ export async function clearThrottleStrikes(db: Queryable, accountId: number): Pr
   await db.query('UPDATE smtp_accounts SET throttle_strikes = 0 WHERE id = $1 AND throttle_strikes > 0', [accountId]);
 }
 
-/** Forgets whatever failed before, and what the server taught: the account is healthy again. */
+/** Forgets whatever failed before, and what the server taught: the account is healthy again (unless paused). */
 export async function resetHealth(db: Queryable, accountId: number): Promise<void> {
   await db.query(
-    `UPDATE smtp_accounts SET health = 'healthy', health_until = NULL, health_reason = NULL, connection_cap = NULL, recovery_rate = NULL, recovery_until = NULL
+    `UPDATE smtp_accounts SET connection_cap = NULL, recovery_rate = NULL, recovery_until = NULL,
+            health = CASE WHEN health = 'paused' THEN health ELSE 'healthy' END,
+            health_until = CASE WHEN health = 'paused' THEN health_until END,
+            health_reason = CASE WHEN health = 'paused' THEN health_reason END
       WHERE id = $1`,
     [accountId],
   );
+}
+
+/** Pauses the account for its bounce or complaint rate. Returns false when it was paused already (or is gone). */
+export async function pauseAccount(db: Queryable, accountId: number, reason: string): Promise<boolean> {
+  const rows = await db.query(
+    `UPDATE smtp_accounts SET health = 'paused', health_until = NULL, health_reason = $2 WHERE id = $1 AND health <> 'paused' RETURNING id`,
+    [accountId, reason],
+  );
+  return rows.length > 0;
+}
+
+/**
+ * Lifts the pause of one of the user's accounts: healthy again, and the rate guard counts only the
+ * sends from `now` on. Returns false when the account was not paused.
+ */
+export async function resumePausedAccount(db: Queryable, userId: number, accountId: number, now: Date): Promise<boolean> {
+  const rows = await db.query(
+    `UPDATE smtp_accounts SET health = 'healthy', health_until = NULL, health_reason = NULL, rate_guard_since = $3
+      WHERE id = $1 AND user_id = $2 AND health = 'paused' RETURNING id`,
+    [accountId, userId, now],
+  );
+  return rows.length > 0;
 }
 
 /** An account of a user with what decides whether it can send, for the automatic pause. */

@@ -210,19 +210,6 @@ export async function campaignsDue(db: Queryable, status: 'scheduled' | 'paused_
   );
 }
 
-/**
- * Back to running: the user's campaigns the engine paused because no account could send (a
- * manual pause has no pause_code, and one for repeated failures another, so those stay paused).
- */
-export async function resumeEnginePaused(db: Queryable, userId: number): Promise<Campaign[]> {
-  return db.query<Campaign>(
-    `UPDATE campaigns SET status = 'running', pause_reason = NULL, pause_code = NULL
-      WHERE user_id = $1 AND status = 'paused' AND pause_code = 'account_health'
-      RETURNING ${CAMPAIGN_COLUMNS}`,
-    [userId],
-  );
-}
-
 /** Keeps the first reply that blamed the sender's domain authentication, per campaign. */
 export async function noteSenderWarnings(db: Queryable, warnings: Map<number, string>): Promise<void> {
   if (warnings.size === 0) return;

@@ -1,7 +1,7 @@
 import { decryptSecret, encryptSecret } from '../secrets.ts';
 import { dkimKey, type DkimKey } from '../smtp/dkim.ts';
 import type { Queryable } from './database.ts';
-import { sqlList, UNFINISHED_CAMPAIGN_STATUSES, type HealthState } from '../states.ts';
+import type { HealthState } from '../states.ts';
 import type { LimitWindowKind } from '../sendingPolicy/limitWindows.ts';
 import type { Warmup } from '../sendingPolicy/policy.ts';
 import type { PresetName } from '../sendingPolicy/presets.ts';
@@ -329,15 +329,25 @@ export async function clearServerPasswords(db: Queryable, userId: number, server
   return { cleared: rows.filter((r) => r.had).map((r) => r.id), others: rows.filter((r) => !r.had).map((r) => r.id) };
 }
 
-/** Removes an account unless its user has a campaign that may still send through it. */
-export async function deleteAccount(db: Queryable, userId: number, id: number): Promise<'deleted' | 'not_found' | 'in_use'> {
-  const [row] = await db.query<{ inUse: boolean }>(
-    `WITH target AS (SELECT id FROM smtp_accounts WHERE id = $1 AND user_id = $2),
-          busy AS (SELECT EXISTS (SELECT 1 FROM campaigns WHERE user_id = $2 AND status IN (${sqlList(UNFINISHED_CAMPAIGN_STATUSES)})) AS busy),
-          gone AS (DELETE FROM smtp_accounts a USING target, busy WHERE a.id = target.id AND NOT busy.busy RETURNING a.id)
-     SELECT busy.busy AS "inUse" FROM target, busy`,
+/**
+ * Removes an account no worker holds (no lease, no message of it in flight): 'sending' when one
+ * still does, so its messages are never left behind under an account that is gone.
+ */
+export async function deleteAccount(db: Queryable, userId: number, id: number): Promise<'deleted' | 'not_found' | 'sending'> {
+  const [row] = await db.query<{ busy: boolean }>(
+    `WITH target AS (
+       SELECT a.id, (a.lease_owner IS NOT NULL OR EXISTS (SELECT 1 FROM messages m WHERE m.account_id = a.id AND m.status = 'sending')) AS busy
+         FROM smtp_accounts a WHERE a.id = $1 AND a.user_id = $2),
+          gone AS (DELETE FROM smtp_accounts a USING target WHERE a.id = target.id AND NOT target.busy AND a.lease_owner IS NULL RETURNING a.id)
+     SELECT NOT EXISTS (SELECT 1 FROM gone) AS busy FROM target`,
     [id, userId],
   );
   if (!row) return 'not_found';
-  return row.inUse ? 'in_use' : 'deleted';
+  return row.busy ? 'sending' : 'deleted';
+}
+
+/** The user's accounts on one of its servers, in id order. */
+export async function accountIdsOnServer(db: Queryable, userId: number, serverId: number): Promise<number[]> {
+  const rows = await db.query<{ id: number }>('SELECT id FROM smtp_accounts WHERE user_id = $1 AND server_id = $2 ORDER BY id', [userId, serverId]);
+  return rows.map((r) => r.id);
 }

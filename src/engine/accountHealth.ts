@@ -1,5 +1,14 @@
 import type { AppContext } from '../context.ts';
-import { clearThrottleStrikes, disableAccount, exhaustAccount, lowerConnectionCap, resetHealth, throttleAccount } from '../db/accountHealth.ts';
+import {
+  clearThrottleStrikes,
+  disableAccount,
+  exhaustAccount,
+  lowerConnectionCap,
+  pauseAccount,
+  resetHealth,
+  resumePausedAccount,
+  throttleAccount,
+} from '../db/accountHealth.ts';
 import type { Queryable } from '../db/database.ts';
 import { clearServerPasswords } from '../db/smtpAccounts.ts';
 import { retryTransient } from '../db/transient.ts';
@@ -37,7 +46,9 @@ export const EXCHANGE_CONNECTIONS = 3;
  *   healthy ──credentials, basic auth or OAuth2 consent refused──► disabled ──the user reconfigures it──► healthy
  *   healthy ──egress policy or AUTH without TLS refused──► disabled ──the user reconfigures it──► healthy
  *   any ──its server moved, password cleared──► disabled ──the password given again──► healthy
+ *   any ──bounce or complaint rate past its user's threshold──► paused ──its user resumes it──► healthy
  *
+ * Nothing but its user's resume leaves `paused`: no reply, reset or reconfiguration writes over it.
  * A successful send resets the run of throttles, so the next throttle backs off from the base.
  * Beside the state, what the server teaches stays on the account: fewer connections (432 4.3.2).
  */
@@ -154,4 +165,23 @@ export async function onServerMoved(db: Queryable, userId: number, serverId: num
   for (const id of cleared) await disableAccount(db, id, PASSWORD_CLEARED_REASON);
   for (const id of others) await resetHealth(db, id);
   return cleared;
+}
+
+/**
+ * The account's bounce or complaint rate passed its user's threshold (engine/rateGuard.ts): it is
+ * paused with `reason`, and its worker, in whichever process, starts no new send. Returns false
+ * when it was paused already.
+ */
+export async function onRateExceeded(ctx: AppContext, account: { id: number; userId: number }, reason: string): Promise<boolean> {
+  const paused = await retryTransient(() => pauseAccount(ctx.db, account.id, reason));
+  if (!paused) return false;
+  ctx.log.warn({ accountId: account.id, reason }, 'account paused for its bounce or complaint rate');
+  ctx.events.emit({ type: 'account.changed', userId: account.userId, accountIds: [account.id] });
+  ctx.events.emit({ type: 'engine.wake', userId: account.userId });
+  return true;
+}
+
+/** Its user lifts the pause (PATCH {resume: true}): the rate guard counts from `now`. Returns whether it was paused. */
+export async function onResumed(db: Queryable, userId: number, accountId: number, now: Date): Promise<boolean> {
+  return resumePausedAccount(db, userId, accountId, now);
 }

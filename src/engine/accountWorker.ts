@@ -36,7 +36,8 @@ export interface WorkerShared {
   localFailures: LocalFailures;
 }
 
-export type ExitReason = 'no_quota' | 'no_work' | 'lease_lost' | 'account_problem' | 'shutdown' | 'rebalance' | 'error';
+/** `reconfigured`: its user switched the account (or its server) off, deleted, paused or changed it. */
+export type ExitReason = 'no_quota' | 'no_work' | 'lease_lost' | 'account_problem' | 'shutdown' | 'rebalance' | 'reconfigured' | 'error';
 
 /**
  * Where a worker is in its life:
@@ -80,7 +81,9 @@ interface Queued {
  * One account's sending loop (promise 1): reserve quota, claim that many messages round-robin over
  * the user's running campaigns, send them over the account's SMTP sessions, record outcomes in
  * batches, give back what was not spent, release the account. Ends when the account has no quota
- * or no work left, when the server blames the account, when told to stop, or when its lease can no
+ * or no work left, when the server blames the account, when told to stop or its account changes
+ * (switched off, deleted, paused: no new send starts, claimed messages go back uncharged, sends in
+ * flight finish), or when its lease can no
  * longer be trusted (then at once: sends in flight are cut, so no two processes ever send through
  * one account).
  *
@@ -163,7 +166,13 @@ export class AccountWorker {
   }
 
   async run(): Promise<ExitReason> {
-    const unsubscribe = this.ctx.events.on((e) => this.onEvent(e), { type: 'campaign.status', userId: this.account.userId });
+    const { userId } = this.account;
+    const offStatus = this.ctx.events.on((e) => this.onEvent(e), { type: 'campaign.status', userId });
+    const offAccount = this.ctx.events.on((e) => this.onEvent(e), { type: 'account.changed', userId });
+    const unsubscribe = () => {
+      offStatus();
+      offAccount();
+    };
     this.lease.start();
     try {
       while (this.state.name === 'sending' || this.state.name === 'draining') {
@@ -219,6 +228,7 @@ export class AccountWorker {
   }
 
   private onEvent(e: AppEvent): void {
+    if (e.type === 'account.changed' && e.accountIds.includes(this.account.id)) this.halt('reconfigured');
     if (e.type !== 'campaign.status') return;
     if (this.statuses.onEvent(e.campaignId, e.status)) this.wake.notify();
   }

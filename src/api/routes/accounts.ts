@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { reconsiderPaused, resumeForUsableAccount } from '../../campaigns/autoPause.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { reconsiderPaused } from '../../campaigns/autoPause.ts';
 import type { AppContext } from '../../context.ts';
 import { healthView, learnedView } from '../../db/accountHealth.ts';
 import { mailboxViews, saveMailbox } from '../../db/accountMailboxes.ts';
@@ -14,7 +15,7 @@ import {
   type OAuthSettings,
   type SmtpAccount,
 } from '../../db/smtpAccounts.ts';
-import { onReconfigured } from '../../engine/accountHealth.ts';
+import { onReconfigured, onResumed } from '../../engine/accountHealth.ts';
 import { dkimKeyProblem } from '../../smtp/dkim.ts';
 import type { ZodApp } from '../app.ts';
 import { requireUser } from '../auth.ts';
@@ -176,7 +177,19 @@ const createAccountBody = z
     }
   })
   .refine(gapsInOrder, { message: 'must not be less than minGapSeconds', path: ['maxGapSeconds'] });
-const patchAccountBody = z.object(accountShape).partial().strict().refine(gapsInOrder, { message: 'must not be less than minGapSeconds', path: ['maxGapSeconds'] });
+const patchAccountBody = z
+  .object({
+    ...accountShape,
+    /** Lifts a pause for the bounce or complaint rate (health `paused`); only `true` means anything. */
+    resume: z.literal(true, { error: 'must be true (it lifts a pause for the bounce or complaint rate)' }),
+  })
+  .partial()
+  .strict()
+  .refine(gapsInOrder, { message: 'must not be less than minGapSeconds', path: ['maxGapSeconds'] });
+
+/** A deleted account's worker gets this long to finish its sends in flight (checked every DELETE_POLL_MS). */
+const DELETE_WAIT_MS = 10_000;
+const DELETE_POLL_MS = 100;
 
 const unknownServer = () => invalid('serverId', 'no such SMTP server');
 
@@ -257,7 +270,7 @@ export function accountRoutes(app: ZodApp, ctx: AppContext): void {
     const account = await insertAccount(req.db, ctx.secrets.secretKey, userId, fields, ctx.clock.now());
     if (!account) throw unknownServer();
     if (imap) await saveMailbox(req.db, ctx.secrets.secretKey, userId, account.id, imap, ctx.clock.now());
-    await resumeForUsableAccount({ ...ctx, db: req.db, events: req.events }, userId);
+    await reconsiderPaused({ ...ctx, db: req.db, events: req.events }, userId);
     req.events.emit({ type: 'engine.wake', userId });
     return reply.status(201).send(await presentOne(req.db, userId, account));
   });
@@ -281,28 +294,44 @@ export function accountRoutes(app: ZodApp, ctx: AppContext): void {
     assertOneAuth(req.body);
     await assertTimezone(req.db, req.body.timezone);
     await assertPasswordFollows(req.db, userId, req.params.id, req.body);
-    const { imap, ...given } = req.body;
+    const { imap, resume, ...given } = req.body;
     const changes = { ...given, ...presetFill(given.preset, given), auth: oauthSettings(given.auth) };
     const outcome = await updateAccount(req.db, ctx.secrets.secretKey, userId, req.params.id, changes);
     if (outcome === 'not_found') throw notFound('SMTP account');
     if (outcome === 'bad_server') throw unknownServer();
     if (imap !== undefined) await saveMailbox(req.db, ctx.secrets.secretKey, userId, outcome.id, imap, ctx.clock.now());
-    const account = (await onReconfigured(req.db, outcome.id, given)) ? (await getAccount(req.db, userId, outcome.id))! : outcome;
-    const campaigns = { ...ctx, db: req.db, events: req.events };
-    await resumeForUsableAccount(campaigns, userId);
-    await reconsiderPaused(campaigns, userId);
+    const resumed = resume === true && (await onResumed(req.db, userId, outcome.id, ctx.clock.now()));
+    const reset = await onReconfigured(req.db, outcome.id, given);
+    const account = reset || resumed ? (await getAccount(req.db, userId, outcome.id))! : outcome;
+    await reconsiderPaused({ ...ctx, db: req.db, events: req.events }, userId);
+    // Its worker, in whichever process, stops before its next send; a new one starts with the new settings if it may still send.
+    req.events.emit({ type: 'account.changed', userId, accountIds: [outcome.id] });
     req.events.emit({ type: 'engine.wake', userId });
     return presentOne(req.db, userId, account);
   });
 
-  app.delete('/api/v1/smtp-accounts/:id', { schema: { params: idParams } }, async (req, reply) => {
+  /**
+   * An account that is sending is switched off first (committed at once: per-query scope), so its
+   * worker stops before its next send and hands its claimed messages back; it is deleted once the
+   * worker has let go. Its campaigns' remaining messages wait for the user's other accounts.
+   */
+  app.delete('/api/v1/smtp-accounts/:id', { schema: { params: idParams }, config: { dbScope: 'per-query' } }, async (req, reply) => {
     const userId = requireUser(req.caller);
-    const outcome = await deleteAccount(req.db, userId, req.params.id);
+    const id = req.params.id;
+    let outcome = await deleteAccount(req.db, userId, id);
     if (outcome === 'not_found') throw notFound('SMTP account');
-    if (outcome === 'in_use') {
-      throw conflict('account_in_use', 'a scheduled, running or paused campaign may still send through this account: stop it first');
+    if (outcome === 'sending') {
+      await updateAccount(req.db, ctx.secrets.secretKey, userId, id, { active: false });
+      req.events.emit({ type: 'account.changed', userId, accountIds: [id] });
+      for (const deadline = performance.now() + DELETE_WAIT_MS; outcome === 'sending' && performance.now() < deadline; ) {
+        await sleep(DELETE_POLL_MS);
+        outcome = await deleteAccount(req.db, userId, id);
+      }
     }
     req.events.emit({ type: 'engine.wake', userId });
+    if (outcome === 'sending') {
+      throw conflict('account_sending', `the account is switched off, but its worker is still finishing the sends in flight after ${DELETE_WAIT_MS / 1000} s: delete it again in a moment`);
+    }
     return reply.status(204).send();
   });
 }

@@ -1,6 +1,8 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { reconsiderPaused } from '../../campaigns/autoPause.ts';
 import type { AppContext } from '../../context.ts';
+import { accountIdsOnServer } from '../../db/smtpAccounts.ts';
 import { deleteServer, getServer, insertServer, listServers, updateServer, type SmtpServer } from '../../db/smtpServers.ts';
 import { onServerMoved } from '../../engine/accountHealth.ts';
 import { hostLiteral } from '../../net/egressPolicy.ts';
@@ -75,6 +77,10 @@ export function serverRoutes(app: ZodApp, ctx: AppContext): void {
     const server = before && (await updateServer(req.db, userId, req.params.id, req.body));
     if (!before || !server) throw notFound('SMTP server');
     const passwordsCleared = moved(before, server) ? await onServerMoved(req.db, userId, server.id) : [];
+    if (server.active && !before.active) await reconsiderPaused({ ...ctx, db: req.db, events: req.events }, userId);
+    // The workers of its accounts, in whichever process, stop before their next send; new ones start on the new settings if they may.
+    const accountIds = await accountIdsOnServer(req.db, userId, server.id);
+    if (accountIds.length > 0) req.events.emit({ type: 'account.changed', userId, accountIds });
     req.events.emit({ type: 'engine.wake', userId });
     return { ...server, passwordsCleared };
   });
