@@ -7,7 +7,7 @@ import { startTestMailPilot, type TestMailPilot } from './helpers/mailpilot.ts';
 const CONTRACT: Record<string, string[]> = {
   '/healthz': ['get'],
   '/api/v1/users': ['post'],
-  '/api/v1/me': ['get'],
+  '/api/v1/me': ['get', 'patch'],
   '/api/v1/me/keys': ['get', 'post'],
   '/api/v1/me/keys/{id}': ['delete'],
   '/api/v1/smtp-servers': ['get', 'post'],

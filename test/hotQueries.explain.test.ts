@@ -5,7 +5,8 @@ import { userAccountStates } from '../src/db/accountHealth.ts';
 import { findLaunchCandidates, idleUsersWithWork } from '../src/db/engineAccounts.ts';
 import { claimMessages, hasDueMessages, listMessages, materialiseQueue, recordOutcomes, recoverAccountMessages } from '../src/db/messages.ts';
 import { readPolicyConfigs, readTallies } from '../src/db/usage.ts';
-import { accountReportCounts, lockReportedMessage, recordBounce } from '../src/db/deliveryReports.ts';
+import { lockReportedMessage, recordBounce } from '../src/db/deliveryReports.ts';
+import { countReported, recentSends } from '../src/db/rateGuard.ts';
 import { databaseKinds, freshDatabase, type TestDatabase } from './helpers/db.ts';
 
 const MESSAGES = 200_000;
@@ -17,9 +18,11 @@ interface PlanNode {
   Plans?: PlanNode[];
 }
 
-function seqScansOfMessages(node: PlanNode): string[] {
-  const own = node['Node Type'] === 'Seq Scan' && node['Relation Name'] === 'messages' ? ['Seq Scan on messages'] : [];
-  return own.concat((node.Plans ?? []).flatMap(seqScansOfMessages));
+/** Sequential scans of the big tables: messages, and smtp_usage (a row per account per minute it sent). */
+function seqScansOfBigTables(node: PlanNode): string[] {
+  const relation = node['Relation Name'];
+  const own = node['Node Type'] === 'Seq Scan' && (relation === 'messages' || relation === 'smtp_usage') ? [`Seq Scan on ${relation}`] : [];
+  return own.concat((node.Plans ?? []).flatMap(seqScansOfBigTables));
 }
 
 /** Records every statement a data-layer function runs, so the test explains the real SQL. */
@@ -37,7 +40,7 @@ function recorder(db: Queryable): { q: Queryable; statements: { sql: string; par
   };
 }
 
-describe.each(databaseKinds)('hot queries use indexes on a 200k-message table (%s)', (kind) => {
+describe.each(databaseKinds)('hot queries use indexes on a 200k-message table and 288k usage rows (%s)', (kind) => {
   let t: TestDatabase;
   const ids = { user: 0, list: 0, campaign: 0, account: 0, firstMessage: 0 };
 
@@ -74,6 +77,12 @@ describe.each(databaseKinds)('hot queries use indexes on a 200k-message table (%
     // Most of the campaign is done, as mid-way through a big send: finished rows must not be scanned.
     await db.query(`UPDATE messages SET status = 'sent', account_id = $2 WHERE campaign_id = $1 AND id % 10 <> 0`, [ids.campaign, ids.account]);
     await db.query(`UPDATE smtp_accounts SET lease_owner = 'me', lease_expires_at = $1`, [new Date(NOW.getTime() + 30_000)]);
+    // Ten accounts that each sent in every minute of the last 20 days.
+    await db.query(
+      `INSERT INTO smtp_usage (account_id, minute_start, sent, hard_bounced)
+       SELECT a.id, $1::timestamptz - g * interval '1 minute', 3, (g % 50 = 0)::int FROM smtp_accounts a, generate_series(1, 28800) g`,
+      [NOW],
+    );
     await db.exec('ANALYZE');
     const [first] = await db.query<{ id: number }>('SELECT min(id) AS id FROM messages');
     ids.firstMessage = first!.id;
@@ -89,7 +98,19 @@ describe.each(databaseKinds)('hot queries use indexes on a 200k-message table (%
       'outcome write + counters',
       (q) =>
         recordOutcomes(q, 'me', [
-          { id: ids.firstMessage + 9, accountId: ids.account, status: 'sent', charged: 1, attemptedAt: NOW, holdId: 1, error: null, sentAt: NOW, nextAttemptAt: null, possiblyDelivered: false },
+          {
+            id: ids.firstMessage + 9,
+            accountId: ids.account,
+            status: 'sent',
+            charged: 1,
+            attemptedAt: NOW,
+            holdId: 1,
+            error: null,
+            sentAt: NOW,
+            nextAttemptAt: null,
+            possiblyDelivered: false,
+            hardBounce: false,
+          },
         ]),
     ],
     ['sending policy rules', (q) => readPolicyConfigs(q, [ids.account], NOW)],
@@ -119,7 +140,8 @@ describe.each(databaseKinds)('hot queries use indexes on a 200k-message table (%
           'bounced',
         ),
     ],
-    ['report: an account’s bounces and complaints', (q) => accountReportCounts(q, ids.account, NOW)],
+    ['rate guard: an account’s newest sends, bounces and complaints', (q) => recentSends(q, ids.account, { hardBounces: 200, complaints: 2000 })],
+    ['rate guard: a reported bounce counted', (q) => countReported(q, ids.account, NOW, 'hard_bounce')],
   ];
 
   it.each(hot)('%s', async (_name, run) => {
@@ -129,7 +151,7 @@ describe.each(databaseKinds)('hot queries use indexes on a 200k-message table (%
     for (const { sql, params } of statements) {
       const [row] = await t.db.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(`EXPLAIN (FORMAT JSON) ${sql}`, params);
       const plan = row!['QUERY PLAN'][0].Plan;
-      expect(seqScansOfMessages(plan), sql).toEqual([]);
+      expect(seqScansOfBigTables(plan), sql).toEqual([]);
     }
   });
 });

@@ -17,6 +17,7 @@ const rows = (from: number, n: number): AccountOutcomeRow[] =>
     sentAt: new Date(),
     nextAttemptAt: null,
     possiblyDelivered: false,
+    hardBounce: false,
   }));
 
 describe.each(databaseKinds)('the outcome writer brakes sending (%s)', (kind) => {

@@ -69,13 +69,3 @@ export async function recordReply(tx: Queryable, m: ReportedMessage, at: Date): 
   await tx.query('UPDATE messages SET replied_at = $2 WHERE id = $1', [m.id, at]);
   await tx.query('UPDATE campaigns SET replied = replied + 1 WHERE id = $1', [m.campaignId]);
 }
-
-/** Hard bounces and complaints among an account's sends since `since` (index messages_account_reports). */
-export async function accountReportCounts(db: Queryable, accountId: number, since: Date): Promise<{ hardBounces: number; complaints: number }> {
-  const [row] = await db.query<{ hardBounces: number; complaints: number }>(
-    `SELECT count(*) FILTER (WHERE bounce_type = 'hard') AS "hardBounces", count(*) FILTER (WHERE complained_at IS NOT NULL) AS complaints
-       FROM messages WHERE account_id = $1 AND sent_at >= $2 AND (bounce_type = 'hard' OR complained_at IS NOT NULL)`,
-    [accountId, since],
-  );
-  return row!;
-}

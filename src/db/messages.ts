@@ -168,6 +168,8 @@ export interface Outcome {
   nextAttemptAt: Date | null;
   /** Sent, but the reply to the final dot was lost: counted in the campaign's possiblyDelivered too. */
   possiblyDelivered: boolean;
+  /** Failed as a hard bounce during the SMTP conversation (5.1.x): counted in its account's usage for the rate guard. */
+  hardBounce: boolean;
 }
 
 export interface CampaignCounters {
@@ -202,8 +204,8 @@ export async function recordOutcomes(db: Queryable, owner: string, outcomes: Acc
               sent_at = u.sent_at, next_attempt_at = u.next_attempt_at,
               account_id = CASE WHEN u.status = 'pending' AND c.status <> 'stopped' THEN NULL ELSE m.account_id END
          FROM unnest($2::bigint[], $3::int[], $4::text[], $5::int[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::bool[],
-                     $10::timestamptz[], $11::bigint[])
-              AS u(id, account_id, status, charged, error, sent_at, next_attempt_at, possibly_delivered, attempted_at, hold_id),
+                     $10::timestamptz[], $11::bigint[], $12::bool[])
+              AS u(id, account_id, status, charged, error, sent_at, next_attempt_at, possibly_delivered, attempted_at, hold_id, hard_bounce),
               campaigns c, smtp_accounts a
         -- Rows are found by primary key. Written as "IS NOT DISTINCT FROM", the status and account
         -- test cannot steer the planner (which takes 'sending' rows for rare) to an index on status,
@@ -212,14 +214,14 @@ export async function recordOutcomes(db: Queryable, owner: string, outcomes: Acc
         WHERE m.id = u.id AND c.id = m.campaign_id
           AND (m.status, m.account_id) IS NOT DISTINCT FROM ('sending', u.account_id)
           AND a.id = u.account_id AND a.lease_owner = $1
-       RETURNING m.campaign_id, m.status, m.email, c.user_id, u.possibly_delivered, u.charged, u.account_id, u.attempted_at, u.hold_id, a.timezone
+       RETURNING m.campaign_id, m.status, m.email, c.user_id, u.possibly_delivered, u.charged, u.account_id, u.attempted_at, u.hold_id, u.hard_bounce, a.timezone
      ), attempts AS (
        -- Each SMTP attempt is a send of its account at the minute it started, spent from its hold.
-       SELECT account_id, hold_id, attempted_at, timezone, user_id, email FROM updated WHERE charged = 1 AND attempted_at IS NOT NULL
+       SELECT account_id, hold_id, attempted_at, timezone, user_id, email, hard_bounce FROM updated WHERE charged = 1 AND attempted_at IS NOT NULL
      ), counted AS (
-       INSERT INTO smtp_usage AS s (account_id, minute_start, sent)
-       SELECT account_id, date_trunc('minute', attempted_at), count(*) FROM attempts GROUP BY 1, 2
-       ON CONFLICT ON CONSTRAINT smtp_usage_pkey DO UPDATE SET sent = s.sent + excluded.sent
+       INSERT INTO smtp_usage AS s (account_id, minute_start, sent, hard_bounced)
+       SELECT account_id, date_trunc('minute', attempted_at), count(*), count(*) FILTER (WHERE hard_bounce) FROM attempts GROUP BY 1, 2
+       ON CONFLICT ON CONSTRAINT smtp_usage_pkey DO UPDATE SET sent = s.sent + excluded.sent, hard_bounced = s.hard_bounced + excluded.hard_bounced
      ), spent AS (
        UPDATE send_holds h SET remaining = greatest(0, h.remaining - x.n)
          FROM (SELECT hold_id, count(*) AS n FROM attempts WHERE hold_id IS NOT NULL GROUP BY hold_id) x
@@ -258,6 +260,7 @@ export async function recordOutcomes(db: Queryable, owner: string, outcomes: Acc
       outcomes.map((o) => o.possiblyDelivered),
       outcomes.map((o) => o.attemptedAt),
       outcomes.map((o) => o.holdId),
+      outcomes.map((o) => o.hardBounce),
     ],
     { prepared: 'mp_record_outcomes' },
   );

@@ -172,7 +172,7 @@ export async function onServerMoved(db: Queryable, userId: number, serverId: num
  * paused with `reason`, and its worker, in whichever process, starts no new send. Returns false
  * when it was paused already.
  */
-export async function onRateExceeded(ctx: AppContext, account: { id: number; userId: number }, reason: string): Promise<boolean> {
+export async function onRateExceeded(ctx: Pick<AppContext, 'db' | 'events' | 'log'>, account: { id: number; userId: number }, reason: string): Promise<boolean> {
   const paused = await retryTransient(() => pauseAccount(ctx.db, account.id, reason));
   if (!paused) return false;
   ctx.log.warn({ accountId: account.id, reason }, 'account paused for its bounce or complaint rate');

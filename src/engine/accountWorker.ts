@@ -313,7 +313,7 @@ export class AccountWorker {
         this.retryLater(q, outcome.error, outcome.maxAttempts);
         break;
       case 'failed':
-        record({ status: 'failed', charged: 1, error: outcome.error });
+        record({ status: 'failed', charged: 1, error: outcome.error, hardBounce: outcome.cause === 'hard_bounce' });
         if (outcome.cause === 'hard_bounce') this.book.bounce(msg.email);
         if (outcome.cause === 'sender_config') this.book.senderWarning(msg.campaignId, outcome.error);
         if (outcome.cause === 'protocol') this.ctx.log.error({ accountId: this.account.id, reply: outcome.error }, 'the SMTP server rejected what MailPilot said');

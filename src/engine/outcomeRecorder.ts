@@ -3,6 +3,7 @@ import { noteSenderWarnings } from '../db/campaigns.ts';
 import type { Outcome } from '../db/messages.ts';
 import { addSuppressions } from '../db/suppressions.ts';
 import { retryTransient } from '../db/transient.ts';
+import { checkRateGuard } from './rateGuard.ts';
 import type { OutcomeWriter } from './outcomeWriter.ts';
 
 /** Outcomes are written in batches of this many, or after this long. */
@@ -38,7 +39,17 @@ export class OutcomeRecorder {
   ) {}
 
   record(o: RecordedOutcome): void {
-    this.outcomes.push({ charged: 0, attemptedAt: null, holdId: null, error: null, sentAt: null, nextAttemptAt: null, possiblyDelivered: false, ...o });
+    this.outcomes.push({
+      charged: 0,
+      attemptedAt: null,
+      holdId: null,
+      error: null,
+      sentAt: null,
+      nextAttemptAt: null,
+      possiblyDelivered: false,
+      hardBounce: false,
+      ...o,
+    });
     if (this.outcomes.length >= FLUSH_BATCH) void this.flush();
     else this.flushTimer ??= setTimeout(() => void this.flush(), FLUSH_INTERVAL_MS);
   }
@@ -95,6 +106,11 @@ export class OutcomeRecorder {
       this.complete = false;
       ctx.log.error({ err, accountId: account.id, messages: batch.length }, 'recording outcomes failed');
       this.onFailure();
+      return;
+    }
+    // Hard bounces have just been counted: the account may now be past its user's threshold.
+    if (batch.some((o) => o.hardBounce)) {
+      await checkRateGuard(ctx, account).catch((err) => ctx.log.warn({ err, accountId: account.id }, 'the bounce and complaint rate guard could not look at the account'));
     }
   }
 }

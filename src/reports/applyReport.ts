@@ -1,7 +1,9 @@
 import type { AppContext } from '../context.ts';
 import { lockReportedMessage, recordBounce, recordComplaint, recordReply, type ReportedMessage } from '../db/deliveryReports.ts';
+import { countReported } from '../db/rateGuard.ts';
 import { addSuppressions } from '../db/suppressions.ts';
 import { tenantScope } from '../db/tenantScope.ts';
+import { checkRateGuard } from '../engine/rateGuard.ts';
 import type { MessageReportKind } from '../events.ts';
 import type { ReadReport } from './readReport.ts';
 import type { ReportTarget } from './reportTargets.ts';
@@ -14,6 +16,9 @@ import type { ReportTarget } from './reportTargets.ts';
  * - soft bounce: recorded on the message, counted in `softBounced`;
  * - complaint: recorded, counted in `complained`, the address suppressed with reason `complaint`;
  * - reply (from a person): `repliedAt`, counted in `replied`.
+ *
+ * A hard bounce or complaint also counts against its account's rate (at the minute the message was
+ * sent), and the rate guard then looks at that account (engine/rateGuard.ts).
  *
  * Each runs in one transaction of the message's user's tenant scope: row-level security lets it
  * see and change only that user's rows, whatever the report claims. Every effect happens once per
@@ -34,7 +39,7 @@ export function isApplicable(report: ReadReport): report is ApplicableReport {
   return report.kind === 'bounce' || report.kind === 'complaint' || report.kind === 'reply';
 }
 
-export async function applyReport(ctx: Pick<AppContext, 'db' | 'clock' | 'events'>, target: ReportTarget, report: ApplicableReport): Promise<ApplyResult> {
+export async function applyReport(ctx: Pick<AppContext, 'db' | 'clock' | 'events' | 'log'>, target: ReportTarget, report: ApplicableReport): Promise<ApplyResult> {
   const now = ctx.clock.now();
   const outcome = await tenantScope(ctx.db, target.userId).transaction(async (tx): Promise<ApplyResult> => {
     const m = await lockReportedMessage(tx, target.userId, target.messageId);
@@ -50,12 +55,14 @@ export async function applyReport(ctx: Pick<AppContext, 'db' | 'clock' | 'events
       const reason = `bounced after it was accepted: ${[b.status, b.diagnostic].filter(Boolean).join(' ') || 'no reason given'}`;
       await recordBounce(tx, m, { ...b, at: now }, reason);
       if (b.type === 'hard') await addSuppressions(tx, target.userId, [m.email], 'bounce', now);
+      if (b.type === 'hard' && m.accountId !== null) await countReported(tx, m.accountId, m.sentAt, 'hard_bounce');
       return { result: 'applied', kind, message: m };
     }
     if (report.kind === 'complaint') {
       if (m.complainedAt) return { result: 'duplicate', kind: 'complaint', message: m };
       await recordComplaint(tx, m, now);
       await addSuppressions(tx, target.userId, [m.email], 'complaint', now);
+      if (m.accountId !== null) await countReported(tx, m.accountId, m.sentAt, 'complaint');
       return { result: 'applied', kind: 'complaint', message: m };
     }
     if (m.repliedAt) return { result: 'duplicate', kind: 'reply', message: m };
@@ -66,6 +73,10 @@ export async function applyReport(ctx: Pick<AppContext, 'db' | 'clock' | 'events
     const { message: m, kind } = outcome;
     ctx.events.emit({ type: 'message.report', userId: target.userId, accountId: m.accountId, campaignId: m.campaignId, messageId: m.id, kind });
     ctx.events.emit({ type: 'campaign.progress', userId: target.userId, campaignId: m.campaignId });
+    if (m.accountId !== null && (kind === 'hard_bounce' || kind === 'complaint')) {
+      const account = { id: m.accountId, userId: target.userId };
+      await checkRateGuard(ctx, account).catch((err) => ctx.log.warn({ err, accountId: account.id }, 'the bounce and complaint rate guard could not look at the account'));
+    }
   }
   return outcome;
 }

@@ -14,7 +14,7 @@ import type { VerpClaim } from './verp.ts';
  * so the caller can try again later).
  */
 export async function takeInMessage(
-  ctx: Pick<AppContext, 'db' | 'clock' | 'events' | 'secrets'>,
+  ctx: Pick<AppContext, 'db' | 'clock' | 'events' | 'secrets' | 'log'>,
   log: ThrottledLog,
   raw: Buffer,
   from: { source: 'smtp'; delivery: VerpClaim; mailFrom: string } | { source: 'imap'; ownerId: number; accountId: number },

@@ -21,3 +21,6 @@ ALTER TABLE users ADD COLUMN rate_guard jsonb NOT NULL DEFAULT
 
 -- A campaign no account could send for waits as paused_limits without a resumeAt (it was 'paused').
 UPDATE campaigns SET status = 'paused_limits', resume_at = NULL WHERE status = 'paused' AND pause_code = 'account_health';
+
+-- The rate guard counts in smtp_usage (above), so nothing reads reported messages by account.
+DROP INDEX messages_account_reports;
