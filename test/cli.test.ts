@@ -77,6 +77,13 @@ describe.each(databaseKinds)('the CLI drives a campaign from the command line, w
     const usage = await runCli(['smtp', 'accounts'], { env: as(key) });
     expect(usage.stdout).toContain('news@cli.test\thour 40/100\tday 40/1000\thealthy');
 
+    // An account paused for its bounce rate shows why, and `smtp resume-account` lifts the pause.
+    const reason = '12 hard bounces in the last 200 sends (6.0%, above 5%): check the list, then PATCH {"resume": true}';
+    await t.mp.ctx.db.query(`UPDATE smtp_accounts SET health = 'paused', health_reason = $2 WHERE id = $1`, [account.id, reason]);
+    expect((await runCli(['smtp', 'accounts'], { env: as(key) })).stdout).toContain(`\tpaused (${reason})`);
+    const resumed = await runCli(['smtp', 'resume-account', '--account', String(account.id)], { env: as(key) });
+    expect(resumed).toMatchObject({ code: 0, stdout: `SMTP account ${account.id} (news@cli.test): healthy.\n` });
+
     // A stopped campaign ends the watch with its own exit code.
     const second = await json(['campaigns', 'create', '--name', 'Stopped', '--list', String(list.id), '--subject', 's', '--text', 't'], key);
     await json(['campaigns', 'stop', String(second.id)], key);

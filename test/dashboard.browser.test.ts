@@ -108,8 +108,16 @@ describe.skipIf(!chromiumPath).each(databaseKinds)('the dashboard in headless Ch
     // Live counters, rates and bars changed for many seconds without moving the page around.
     expect(await page.evaluate(() => (window as any).__layoutShift)).toBeLessThan(0.05);
 
-    // Switch the fast account off from its card, and add one with a small hourly limit from the form.
+    // An account paused for its bounce rate shows why, and its Resume button lifts the pause.
+    const reason = '12 hard bounces in the last 200 sends (6.0%, above 5%): check the list, then PATCH {"resume": true}';
+    await t.mp.ctx.db.query(`UPDATE smtp_accounts SET health = 'paused', health_reason = $2 WHERE id = $1`, [fastAccount, reason]);
     await page.getByRole('link', { name: 'SMTP accounts' }).click();
+    await page.getByText(reason).waitFor();
+    await page.getByRole('button', { name: 'Resume fast@browser.test' }).click();
+    await page.getByRole('button', { name: 'Resume fast@browser.test' }).waitFor({ state: 'detached' });
+    expect((await must(t, apiKey, 'GET', `/api/v1/smtp-accounts/${fastAccount}`)).health).toEqual({ state: 'healthy' });
+
+    // Switch the fast account off from its card, and add one with a small hourly limit from the form.
     await page.getByRole('button', { name: 'Disable fast@browser.test' }).click();
     await page.getByRole('button', { name: 'Enable fast@browser.test' }).waitFor();
     expect((await must(t, apiKey, 'GET', `/api/v1/smtp-accounts/${fastAccount}`)).active).toBe(false);

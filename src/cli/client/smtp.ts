@@ -44,7 +44,7 @@ function usageText(a: any): string {
   return `${a.id}\t${a.email}\thour ${a.usage.sentThisHour}/${limit(a.usage.hourlyLimit)}\tday ${a.usage.sentToday}/${limit(a.usage.effectiveDailyLimit ?? a.usage.dailyLimit)}\t${health}${next}`;
 }
 
-/** `smtp add-server`, `smtp add-account`, `smtp accounts`. */
+/** `smtp add-server`, `smtp add-account`, `smtp accounts`, `smtp resume-account`. */
 export function registerSmtpCommands(program: Command): void {
   const smtp = program.command('smtp').description('SMTP servers and the accounts that send through them');
 
@@ -117,6 +117,17 @@ export function registerSmtpCommands(program: Command): void {
       clientAction(async ({ client, print }) => {
         const accounts = await client.request('GET', '/api/v1/smtp-accounts?limit=1000');
         print(accounts, accounts.items.length ? accounts.items.map(usageText).join('\n') : 'No SMTP accounts yet.');
+      }),
+    );
+
+  smtp
+    .command('resume-account')
+    .description('lift the pause of an account paused for its bounce or complaint rate (check the list first)')
+    .requiredOption('--account <id>', 'id of the SMTP account', positiveInt('--account'))
+    .action(
+      clientAction(async ({ client, print }, o: { account: number }) => {
+        const account = await client.request('PATCH', `/api/v1/smtp-accounts/${o.account}`, { resume: true });
+        print(account, `SMTP account ${account.id} (${account.email}): ${account.health.state}.`);
       }),
     );
 }

@@ -35,11 +35,11 @@ function MailboxLine({ imap }) {
 function AccountCard({ api, a, server, onChange }) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState(null);
-  const toggle = async () => {
+  const change = async (body) => {
     setBusy(true);
     setError(null);
     try {
-      await api.patch(`/smtp-accounts/${a.id}`, { active: !a.active });
+      await api.patch(`/smtp-accounts/${a.id}`, body);
       await onChange();
     } catch (err) {
       setError(err);
@@ -47,6 +47,9 @@ function AccountCard({ api, a, server, onChange }) {
       setBusy(false);
     }
   };
+  const toggle = () => change({ active: !a.active });
+  // A pause for the bounce or complaint rate is lifted only on purpose (README, "Bounce and complaint rate guard").
+  const resume = () => change({ resume: true });
   const h = a.health;
   const rolling = a.limitWindow === 'rolling';
   const warming = a.warmup && a.usage.effectiveDailyLimit !== a.usage.dailyLimit;
@@ -83,6 +86,8 @@ function AccountCard({ api, a, server, onChange }) {
       ${a.usage.nextSendAt && html`<p class="hint">Next send at ${new Date(a.usage.nextSendAt).toLocaleString()}</p>`}
       ${policy && html`<p class="hint">${policy}</p>`}
       <div class="actions">
+        ${h.state === 'paused' &&
+        html`<button class="primary" disabled=${busy} aria-label=${`Resume ${a.email}`} onClick=${resume}>Resume</button>`}
         <button class=${a.active ? 'danger' : 'primary'} disabled=${busy} aria-label=${`${a.active ? 'Disable' : 'Enable'} ${a.email}`} onClick=${toggle}>
           ${a.active ? 'Disable' : 'Enable'}
         </button>
