@@ -4,6 +4,7 @@ import { formatCountdown, formatDuration, formatRate, percentDone } from '../src
 import { RateMeter } from '../src/web/lib/rate.js';
 import { createSseParser } from '../src/web/lib/sse.js';
 import { subscribeCampaign } from '../src/web/live.js';
+import { describeProgress } from '../src/cli/client/watch.ts';
 
 const at = (iso: string) => new Date(iso).getTime();
 
@@ -118,5 +119,22 @@ describe('live campaign updates (src/web/live.js)', () => {
     stop();
     expect(streams).toBe(1);
     expect(seen.map((c) => c.sent)).toEqual([1, 2]);
+  });
+});
+
+describe('the CLI progress line of a campaign that waits', () => {
+  const base = { id: 1, name: 'c', status: 'paused_limits', total: 10, sent: 2, failed: 0, suppressed: 0, cancelled: 0, pending: 8, warnings: [] };
+  const now = at('2026-03-02T10:00:00Z');
+
+  it('counts down to resumeAt when a limit holds it back', () => {
+    expect(describeProgress({ ...base, resumeAt: '2026-03-02T10:05:00Z', pauseReason: 'limits' }, null, null, now)).toBe(
+      'paused at its accounts’ limits, resumes in 5:00',
+    );
+  });
+
+  it('says it waits for an account when none will send by itself (resumeAt null)', () => {
+    expect(describeProgress({ ...base, resumeAt: null, pauseReason: 'bounce_rate' }, null, null, now)).toBe(
+      'waiting (paused for the bounce or complaint rate) until an SMTP account can send',
+    );
   });
 });

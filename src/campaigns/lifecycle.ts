@@ -44,7 +44,10 @@ export async function startCampaign(ctx: CampaignContext, userId: number, id: nu
       throw conflict('invalid_state', `cannot start a campaign that is ${campaign.status}`);
     }
     if ((await countAccountsThatCouldSend(tx, userId)) === 0) {
-      throw conflict('no_smtp_accounts', 'add an active SMTP account (POST /api/v1/smtp-accounts) before starting a campaign');
+      throw conflict(
+        'no_smtp_accounts',
+        'add an active SMTP account (POST /api/v1/smtp-accounts), or switch one on or resume a paused one, before starting a campaign',
+      );
     }
     const counts = await materialiseQueue(tx, userId, id, campaign.listIds);
     await setCampaignTotals(tx, id, counts);

@@ -67,11 +67,14 @@ export async function recentSends(
   return { hardBounces: { sends: row!.hbSends, bad: row!.hardBounces }, complaints: { sends: row!.cSends, bad: row!.complaints } };
 }
 
-/** A hard bounce or complaint reported after the send, counted at the minute its message was sent. */
+/**
+ * A hard bounce or complaint reported after the send, counted at the minute its message was sent
+ * (nowhere when its account has been deleted since).
+ */
 export async function countReported(db: Queryable, accountId: number, sentAt: Date, kind: 'hard_bounce' | 'complaint'): Promise<void> {
   await db.query(
     `INSERT INTO smtp_usage AS u (account_id, minute_start, sent, hard_bounced, complained)
-     VALUES ($1, date_trunc('minute', $2::timestamptz), 0, $3, $4)
+     SELECT a.id, date_trunc('minute', $2::timestamptz), 0, $3, $4 FROM smtp_accounts a WHERE a.id = $1
      ON CONFLICT ON CONSTRAINT smtp_usage_pkey DO UPDATE SET hard_bounced = u.hard_bounced + excluded.hard_bounced, complained = u.complained + excluded.complained`,
     [accountId, sentAt, kind === 'hard_bounce' ? 1 : 0, kind === 'complaint' ? 1 : 0],
   );

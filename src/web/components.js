@@ -81,6 +81,9 @@ export function LiveLine({ c, rate, forecast }) {
   if (c.status === 'paused_limits' && c.resumeAt) {
     const why = PAUSE_REASON_TEXT[c.pauseReason];
     content = html`<${Countdown} at=${c.resumeAt} label="Resumes in" />${why ? html` <span class="muted">· ${why}</span>` : null}`;
+  } else if (c.status === 'paused_limits') {
+    // No account will send again by itself: the warnings say which need attention.
+    content = html`<span>Waiting until an SMTP account can send</span> <span class="muted">· ${PAUSE_REASON_TEXT[c.pauseReason] ?? ''}</span>`;
   } else if (c.status === 'running') {
     const eta = estimateFinish({ pending: c.pending, perSecond: rate, forecast, now: Date.now() });
     const etaText =

@@ -40,6 +40,10 @@ export function describeProgress(c: CampaignView, perSecond: number | null, fore
     const finish = forecast?.finishAt ? `, finishes about ${new Date(forecast.finishAt).toISOString()}` : '';
     return `paused ${why}, resumes in ${formatCountdown(Date.parse(c.resumeAt) - nowMs)}${finish}`;
   }
+  if (c.status === 'paused_limits') {
+    // No account will send again by itself (resumeAt null): the warnings say which need attention.
+    return `waiting (${PAUSE_REASON_TEXT[c.pauseReason ?? 'account_health'] ?? 'no account can send'}) until an SMTP account can send`;
+  }
   if (c.status !== 'running') return c.status;
   const eta = estimateFinish({ pending: c.pending, perSecond, forecast, now: nowMs });
   const etaText = eta ? `ETA ${formatDuration(eta.at.getTime() - nowMs)}${eta.limitedBy === 'policy' ? ' (sending policy)' : ''}` : 'no account can send';
