@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeClock } from '../src/clock.ts';
+import { pauseAccount } from '../src/db/accountHealth.ts';
+import { onReconfigured, onSendOutcome } from '../src/engine/accountHealth.ts';
 import { rateVerdict } from '../src/engine/rateGuard.ts';
 import { databaseKinds } from './helpers/db.ts';
 import { addList, addServer, createCampaign, must, waitForCampaign } from './helpers/fixtures.ts';
@@ -98,6 +100,61 @@ describe.each(databaseKinds)('the bounce and complaint rate guard (%s)', (kind) 
     expect(completed.sent + completed.failed).toBe(RECIPIENTS);
     expect((await must(t, apiKey, 'GET', `/api/v1/smtp-accounts/${account.id}`)).health).toEqual({ state: 'healthy' });
   }, 120_000);
+
+  it('with another account that can send, the paused one stops and the other carries the campaign through', async () => {
+    t = await startTestMailPilot(kind);
+    peer = await startSmtpPeer({
+      onRcpt: (address, session) =>
+        session.envelope.mailFrom && session.envelope.mailFrom.address === 'bad@guard.test' && recipientNumber(address) % 2 === 0 ? UNKNOWN_USER : undefined,
+    });
+    const { apiKey } = await t.createUser();
+    const serverId = await addServer(t, apiKey, peer.port);
+    const bad = await must(t, apiKey, 'POST', '/api/v1/smtp-accounts', { serverId, email: 'bad@guard.test', hourlyLimit: 0, dailyLimit: 0 });
+    const good = await must(t, apiKey, 'POST', '/api/v1/smtp-accounts', { serverId, email: 'good@guard.test', hourlyLimit: 0, dailyLimit: 0 });
+    const RECIPIENTS = 400;
+    const campaignId = await createCampaign(t, apiKey, [await addList(t, apiKey, RECIPIENTS, 'guard.test')]);
+    await must(t, apiKey, 'POST', `/api/v1/campaigns/${campaignId}/start`);
+    const done = await waitForCampaign(t, apiKey, campaignId, (c) => c.status === 'completed', 60_000);
+    expect(done.sent + done.failed).toBe(RECIPIENTS);
+    expect((await must(t, apiKey, 'GET', `/api/v1/smtp-accounts/${bad.id}`)).health.state).toBe('paused');
+    expect((await must(t, apiKey, 'GET', `/api/v1/smtp-accounts/${good.id}`)).health).toEqual({ state: 'healthy' });
+    // Once paused, the bad account started nothing more: every message after its last one went through the good one.
+    const [last] = await t.mp.ctx.db.query<{ lastBad: number; afterByGood: number; after: number }>(
+      `WITH b AS (SELECT max(id) AS id FROM messages WHERE campaign_id = $1 AND account_id = $2)
+       SELECT b.id::int AS "lastBad",
+              (SELECT count(*)::int FROM messages m WHERE m.campaign_id = $1 AND m.id > b.id AND m.account_id = $3) AS "afterByGood",
+              (SELECT count(*)::int FROM messages m WHERE m.campaign_id = $1 AND m.id > b.id) AS after
+         FROM b`,
+      [campaignId, bad.id, good.id],
+    );
+    expect(last!.after).toBeGreaterThan(0);
+    expect(last!.afterByGood).toBe(last!.after);
+  }, 120_000);
+
+  it('a paused account stays paused whatever its server says or its user changes, and sends no test message, until resumed', async () => {
+    t = await startTestMailPilot(kind, { engine: false });
+    const { id: userId, apiKey } = await t.createUser();
+    const serverId = await addServer(t, apiKey, 2525);
+    const account = await must(t, apiKey, 'POST', '/api/v1/smtp-accounts', { serverId, email: 'news@guard.test', hourlyLimit: 0, dailyLimit: 0 });
+    const reason = '12 hard bounces in the last 200 sends (6.0%, above 5%): check the list, then PATCH {"resume": true}';
+    await pauseAccount(t.mp.ctx.db, account.id, reason);
+    const who = { id: account.id, userId };
+    await onSendOutcome(t.mp.ctx, who, { kind: 'account_disabled', error: '535 5.7.8 no', cause: 'credentials' });
+    await onSendOutcome(t.mp.ctx, who, { kind: 'account_throttled', error: '454 Throttling failure', slowDown: true });
+    await onSendOutcome(t.mp.ctx, who, { kind: 'account_exhausted', error: '550 5.4.5 quota' });
+    await onReconfigured(t.mp.ctx.db, account.id, { active: true, password: 'new' });
+    await must(t, apiKey, 'PATCH', `/api/v1/smtp-accounts/${account.id}`, { active: false });
+    await must(t, apiKey, 'PATCH', `/api/v1/smtp-accounts/${account.id}`, { active: true, username: 'someone' });
+    expect((await must(t, apiKey, 'GET', `/api/v1/smtp-accounts/${account.id}`)).health).toEqual({ state: 'paused', reason });
+
+    const campaignId = await createCampaign(t, apiKey, [await addList(t, apiKey, 1, 'guard.test')]);
+    const trial = await t.api('POST', `/api/v1/campaigns/${campaignId}/test`, { key: apiKey, body: { email: 'me@guard.test', accountId: account.id } });
+    expect(trial).toMatchObject({ status: 409, body: { error: { code: 'account_paused', message: `this SMTP account is paused: ${reason}` } } });
+
+    const bad = await t.api('PATCH', `/api/v1/smtp-accounts/${account.id}`, { key: apiKey, body: { resume: false } });
+    expect(bad).toMatchObject({ status: 422, body: { error: { code: 'invalid_field', message: expect.stringMatching(/^resume: must be true/) } } });
+    expect((await must(t, apiKey, 'PATCH', `/api/v1/smtp-accounts/${account.id}`, { resume: true })).health).toEqual({ state: 'healthy' });
+  });
 
   it('bounces and complaints reported afterwards (DSN, ARF) push an account over; resume starts counting afresh', async () => {
     const clock = new FakeClock('2026-03-02T10:00:00Z');
