@@ -11,7 +11,7 @@ import { databaseKinds, freshDatabase, type TestDatabase } from './helpers/db.ts
 import { addList, addServer, createCampaign, must, waitForCampaign } from './helpers/fixtures.ts';
 import { apiClient, startTestMailPilot, type ApiClient } from './helpers/mailpilot.ts';
 import { newCluster, spawnMailPilot, stopProcess, type EngineProcess } from './helpers/processes.ts';
-import { startSmtpPeer, type SmtpPeer } from './helpers/smtpPeer.ts';
+import { startSmtpPeer, type PeerScript, type SmtpPeer } from './helpers/smtpPeer.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** The server's connections, hence the account's: at most this many sends are in flight at once. */
@@ -201,9 +201,9 @@ describe.each(databaseKinds)('switching an account or its server off, or deletin
     t = peer = undefined;
   });
 
-  const site = async (): Promise<Site> => {
+  const site = async (script: PeerScript = {}): Promise<Site> => {
     t = await startTestMailPilot(kind, { clock: systemClock });
-    peer = await startSmtpPeer();
+    peer = await startSmtpPeer(script);
     return { api: t, adminKey: t.adminKey, db: t.mp.ctx.db };
   };
 
@@ -253,5 +253,22 @@ describe.each(databaseKinds)('switching an account or its server off, or deletin
     await must(here.api, s.apiKey, 'POST', '/api/v1/smtp-accounts', { serverId: s.serverId, email: 'next@switch.test', hourlyLimit: 0, dailyLimit: 0 });
     expect(await waitForCampaign(here.api, s.apiKey, s.campaignId, (c) => c.status === 'completed', 60_000)).toMatchObject({ sent: RECIPIENTS });
     expectEachOnce(peer!, RECIPIENTS);
+  }, 90_000);
+
+  it('DELETE of an account whose send in flight outlasts 10 s: 409 account_sending, the account stays switched off; deleted once the send is done', async () => {
+    // The peer answers the final dot after 12 s: longer than DELETE waits for the worker to let go.
+    const here = await site({ dataDelayMs: 12_000 });
+    const s = await startSending(here, peer!, 3, 10);
+    await untilTrue('a send in flight', () => peer!.attempts.length >= 1);
+    const res = await here.api.api('DELETE', `/api/v1/smtp-accounts/${s.accountId}`, { key: s.apiKey });
+    expect(res).toMatchObject({ status: 409, body: { error: { code: 'account_sending', message: expect.stringMatching(/switched off.*delete it again/) } } });
+    expect(await must(here.api, s.apiKey, 'GET', `/api/v1/smtp-accounts/${s.accountId}`)).toMatchObject({ active: false });
+    const started = peer!.attempts.length;
+    expect(started).toBeLessThanOrEqual(CONNECTIONS);
+
+    await untilReleased(here.db, s);
+    expect((await here.api.api('DELETE', `/api/v1/smtp-accounts/${s.accountId}`, { key: s.apiKey })).status).toBe(204);
+    expect(peer!.messages).toHaveLength(started);
+    expect(await statusCounts(here.db, s.campaignId)).toEqual({ sent: { n: started, attempts: started }, pending: { n: 3 - started, attempts: 0 } });
   }, 90_000);
 });
