@@ -75,7 +75,7 @@ program
     }
     const { startMailPilot } = await serverSide();
     const mp = await startMailPilot({ config, api: false, engine: true });
-    mp.ctx.log.info({ owner: mp.engine!.owner }, 'MailPilot worker running');
+    mp.ctx.log.info({ owner: mp.engine!.owner, metrics: mp.metrics && `${mp.metrics.url}/metrics` }, 'MailPilot worker running');
     stopOnSignals(mp);
   });
 
