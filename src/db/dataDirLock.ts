@@ -39,7 +39,9 @@ export function lockDataDir(dir: string): () => void {
     const holder = Number.parseInt(readFileSync(path, 'utf8'), 10);
     if (Number.isInteger(holder) && alive(holder)) {
       const who = holder === process.pid ? 'this process' : `process ${holder}`;
-      throw new DataDirInUse(`the embedded database in ${dir} is open in ${who} (a running mailpilot serve?): stop it first`);
+      throw new DataDirInUse(
+        `the embedded database in ${dir} is open in ${who} (a running mailpilot serve?): stop it first (if no MailPilot runs, delete ${path})`,
+      );
     }
     unlinkSync(path);
   }

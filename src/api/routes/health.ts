@@ -16,10 +16,16 @@ export function healthRoutes(app: ZodApp, _ctx: AppContext): void {
  */
 export function readinessRoutes(app: ZodApp, ctx: AppContext): void {
   const description = 'Readiness: 200 when the database answers and its migrations are current, 503 with the reason otherwise (no key).';
+  // Probes come every few seconds: the log gets a line when readiness changes, not one per probe.
+  let lastReason: string | undefined;
   app.get('/readyz', { schema: { description } }, async (_req, reply) => {
     const reason = await notReadyBecause(ctx);
+    if (reason !== lastReason) {
+      if (reason === undefined) ctx.log.info('ready again');
+      else ctx.log.warn({ reason }, 'not ready');
+      lastReason = reason;
+    }
     if (reason === undefined) return { ok: true };
-    ctx.log.warn({ reason }, 'not ready');
     return reply.status(503).send({ ok: false, reason });
   });
 }
