@@ -14,6 +14,12 @@ function alive(pid: number): boolean {
 }
 
 /**
+ * Lock files this process holds. A lock naming this process's id that is not among them was left
+ * by an earlier process that had the same id (a container restarted: the server is pid 1 again).
+ */
+const held = new Set<string>();
+
+/**
  * Takes `${dir}.lock`, a file holding this process's id, so that no two processes open one
  * embedded database (PGlite has no lock of its own, and two writers corrupt it) and backup or restore
  * never run under a live server. A lock left by a process that is gone (killed, crashed) is taken
@@ -26,7 +32,9 @@ export function lockDataDir(dir: string): () => void {
       const fd = openSync(path, 'wx', 0o600);
       writeSync(fd, `${process.pid}\n`);
       closeSync(fd);
+      held.add(path);
       return () => {
+        if (!held.delete(path)) return;
         try {
           if (Number(readFileSync(path, 'utf8')) === process.pid) unlinkSync(path);
         } catch {
@@ -37,8 +45,9 @@ export function lockDataDir(dir: string): () => void {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw err;
     }
     const holder = Number.parseInt(readFileSync(path, 'utf8'), 10);
-    if (Number.isInteger(holder) && alive(holder)) {
-      const who = holder === process.pid ? 'this process' : `process ${holder}`;
+    const ours = holder === process.pid;
+    if (Number.isInteger(holder) && (ours ? held.has(path) : alive(holder))) {
+      const who = ours ? 'this process' : `process ${holder}`;
       throw new DataDirInUse(
         `the embedded database in ${dir} is open in ${who} (a running mailpilot serve?): stop it first (if no MailPilot runs, delete ${path})`,
       );
