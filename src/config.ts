@@ -24,6 +24,8 @@ export interface Config {
   retentionDays: number;
   /** Where `serve` takes bounces, complaints and replies over SMTP (MAILPILOT_INBOUND_PORT/HOST); unset = nowhere. */
   inbound: { host: string; port: number } | undefined;
+  /** Where `worker` serves /metrics (MAILPILOT_METRICS_PORT/HOST); unset = nowhere (serve has it on its API port). */
+  metrics: { host: string; port: number } | undefined;
   /** What one user may hold at once (QUOTA_VARIABLES). */
   quotas: Quotas;
   /** HTTP time limits (HTTP_TIMEOUT_VARIABLES). */
@@ -130,6 +132,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (!inboundPort.success) throw new Error(`MAILPILOT_INBOUND_PORT must be a TCP port number (0-65535), got "${env.MAILPILOT_INBOUND_PORT}"`);
     inbound = { host: env.MAILPILOT_INBOUND_HOST || '127.0.0.1', port: inboundPort.data };
   }
+  let metrics: Config['metrics'];
+  if (env.MAILPILOT_METRICS_PORT) {
+    const metricsPort = portSchema.safeParse(env.MAILPILOT_METRICS_PORT);
+    if (!metricsPort.success) throw new Error(`MAILPILOT_METRICS_PORT must be a TCP port number (0-65535), got "${env.MAILPILOT_METRICS_PORT}"`);
+    metrics = { host: env.MAILPILOT_METRICS_HOST || '127.0.0.1', port: metricsPort.data };
+  }
   const plaintextAuth = plaintextAuthSchema.safeParse(env.MAILPILOT_SMTP_PLAINTEXT_AUTH || 'loopback');
   if (!plaintextAuth.success) throw new Error(`MAILPILOT_SMTP_PLAINTEXT_AUTH must be loopback or always, got "${env.MAILPILOT_SMTP_PLAINTEXT_AUTH}"`);
   const testSendSeconds = testSendSecondsSchema.safeParse(env.MAILPILOT_TEST_SEND_TIMEOUT_SECONDS || '30');
@@ -153,6 +161,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     leaseTtlMs: lease.data * 1000,
     retentionDays: retentionDays.data,
     inbound,
+    metrics,
     quotas: quotasFrom(env),
     http: httpTimeoutsFrom(env),
     smtpEgress: EgressPolicy.fromEnv(env),

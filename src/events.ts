@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { CampaignStatus } from './states.ts';
+import type { CampaignStatus, PauseReason } from './states.ts';
 
 /** What a report said about a sent message (src/reports/applyReport.ts). */
 export type MessageReportKind = 'hard_bounce' | 'soft_bounce' | 'complaint' | 'reply';
@@ -26,7 +26,17 @@ export type AppEvent =
    * An incoming message (inbound SMTP port or an account's mailbox) and what became of it, for
    * metrics. `userId` is 0 when no user is known (a refused delivery).
    */
-  | { type: 'report.received'; userId: number; source: 'smtp' | 'imap'; result: ReportReceipt };
+  | { type: 'report.received'; userId: number; source: 'smtp' | 'imap'; result: ReportReceipt }
+  /** The sending policy granted an account worker nothing, for `reason` (metrics). */
+  | { type: 'engine.reservation_refused'; userId: number; accountId: number; reason: PauseReason }
+  /** This process found an account's lease expired under another holder (a crash or a stall) and took or freed it (metrics). */
+  | { type: 'engine.lease_takeover'; userId: number; accountId: number }
+  /** A group of outcome rows landed, `lagMs` after the oldest of them was handed over (metrics). `userId` is 0: the group mixes users. */
+  | { type: 'engine.outcomes_written'; userId: 0; rows: number; lagMs: number }
+  /** An account worker's SMTP session opened, or failed to, by class (smtp/transport.ts sessionFailureClass; metrics). */
+  | { type: 'smtp.session'; userId: number; accountId: number; result: string }
+  /** A Server-Sent Event went out to a client (metrics). */
+  | { type: 'sse.delivered'; userId: number; event: string };
 
 /**
  * What became of an incoming message: `applied` changed a message, `duplicate` repeated what an

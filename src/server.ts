@@ -11,6 +11,8 @@ import { Engine } from './engine/engine.ts';
 import { bridgeEvents } from './eventBridge.ts';
 import { Events } from './events.ts';
 import { createLogger, type Logger } from './log.ts';
+import { Metrics } from './metrics.ts';
+import { startMetricsServer, type MetricsServer } from './metricsServer.ts';
 import { startInboundSmtp, type InboundSmtp } from './reports/inboundSmtp.ts';
 import { MailboxReaders } from './reports/mailboxes.ts';
 import { loadSecrets } from './secrets.ts';
@@ -25,6 +27,8 @@ export interface MailPilot {
   inbound: InboundSmtp | undefined;
   /** The readers of the accounts' mailboxes (serve). */
   mailboxes: MailboxReaders | undefined;
+  /** Where a process without the API serves /metrics (worker with MAILPILOT_METRICS_PORT). */
+  metrics: MetricsServer | undefined;
   close(): Promise<void>;
 }
 
@@ -67,6 +71,9 @@ export async function startMailPilot(opts: StartOptions): Promise<MailPilot> {
     app = await buildApp({ ...ctx, db: apiDb });
     url = await app.listen({ port: config.port, host: config.host });
   }
+  // Counting starts before the engine does, so its first sends are counted.
+  const workerMetrics = !opts.api && config.metrics ? new Metrics(ctx, { role: 'worker', cluster: false }) : undefined;
+  const metrics = workerMetrics ? await startMetricsServer(workerMetrics, ctx.secrets.adminKey, config.metrics!) : undefined;
   await engine?.start();
   const retention = opts.api ? scheduleDailyRetention(ctx) : undefined;
   // Reports come in where the API is served: the inbound port and the accounts' mailboxes.
@@ -81,9 +88,11 @@ export async function startMailPilot(opts: StartOptions): Promise<MailPilot> {
     url,
     inbound,
     mailboxes,
+    metrics,
     async close() {
       // The engine's shutdown is bounded (engine.ts SHUTDOWN_*), and need not wait for the API's.
-      await Promise.all([app?.close(), retention?.stop(), engine?.stop(), inbound?.close(), mailboxes?.stop()]);
+      await Promise.all([app?.close(), retention?.stop(), engine?.stop(), inbound?.close(), mailboxes?.stop(), metrics?.close()]);
+      workerMetrics?.close();
       await unbridge();
       stopActivityLog();
       if (apiDb !== db) await apiDb.close();

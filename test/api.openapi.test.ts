@@ -6,6 +6,7 @@ import { startTestMailPilot, type TestMailPilot } from './helpers/mailpilot.ts';
 /** Every endpoint of API.md, and the ones this implementation adds, as OpenAPI paths. */
 const CONTRACT: Record<string, string[]> = {
   '/healthz': ['get'],
+  '/readyz': ['get'],
   '/api/v1/users': ['post'],
   '/api/v1/me': ['get', 'patch'],
   '/api/v1/me/keys': ['get', 'post'],

@@ -41,7 +41,7 @@ describe('mailpilot demo runs a whole campaign by itself', () => {
     for (const a of accounts.items) expect(a.usage).toMatchObject({ hourlyLimit: 500, dailyLimit: 2000 });
     expect(accounts.items.reduce((n: number, a: any) => n + a.usage.sentThisHour, 0)).toBe(2000);
     const metrics = await fetch(`${dashboard}/metrics`, { headers: { authorization: `Bearer ${adminKey}` } });
-    expect(await metrics.text()).toMatch(/^mailpilot_campaigns\{status="completed"\} 1$/m);
+    expect(await metrics.text()).toMatch(/^mailpilot_campaigns\{status="completed",role="serve"\} 1$/m);
 
     child.kill('SIGINT');
     expect(await exited).toBe(0);

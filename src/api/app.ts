@@ -23,7 +23,7 @@ import { campaignReportRoutes } from './routes/campaignReports.ts';
 import { campaignRoutes } from './routes/campaigns.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
 import { domainCapRoutes } from './routes/domainCaps.ts';
-import { healthRoutes } from './routes/health.ts';
+import { healthRoutes, readinessRoutes } from './routes/health.ts';
 import { keyRoutes } from './routes/keys.ts';
 import { listRoutes } from './routes/lists.ts';
 import { metricsRoutes } from './routes/metrics.ts';
@@ -141,5 +141,7 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
   unsubscribeRoutes(api, ctx);
   // Metrics describe every tenant: the route checks for the admin key and reads the whole database.
   metricsRoutes(api, ctx);
+  // Readiness asks the process's own database, before any tenant is known.
+  readinessRoutes(api, ctx);
   return app;
 }

@@ -17,9 +17,9 @@ export interface EventStream {
 /**
  * Takes the response over from Fastify (which would otherwise end it when the handler returns) and
  * turns it into an event stream: headers that stop buffering and caching, heartbeats, and one
- * cleanup when either side ends it.
+ * cleanup when either side ends it. `onSent` is told the name of each event written.
  */
-export function openEventStream(reply: FastifyReply): EventStream {
+export function openEventStream(reply: FastifyReply, onSent?: (event: string) => void): EventStream {
   reply.hijack();
   const res = reply.raw;
   res.writeHead(200, {
@@ -42,7 +42,9 @@ export function openEventStream(reply: FastifyReply): EventStream {
   res.on('close', close);
   return {
     send(event, data) {
-      if (!closed) res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      if (closed) return;
+      res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      onSent?.(event);
     },
     onClose(fn) {
       if (closed) fn();

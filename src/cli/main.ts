@@ -4,6 +4,7 @@ import type { MailPilot } from '../server.ts';
 import { registerCampaignCommands } from './client/campaigns.ts';
 import { EXIT } from './client/exitCodes.ts';
 import { registerListCommands } from './client/lists.ts';
+import { registerOperationCommands } from './operations.ts';
 import { registerSmtpCommands } from './client/smtp.ts';
 import { registerUserCommands } from './client/users.ts';
 import { registerDemoCommand } from './demo.ts';
@@ -75,7 +76,7 @@ program
     }
     const { startMailPilot } = await serverSide();
     const mp = await startMailPilot({ config, api: false, engine: true });
-    mp.ctx.log.info({ owner: mp.engine!.owner }, 'MailPilot worker running');
+    mp.ctx.log.info({ owner: mp.engine!.owner, metrics: mp.metrics && `${mp.metrics.url}/metrics` }, 'MailPilot worker running');
     stopOnSignals(mp);
   });
 
@@ -155,6 +156,7 @@ registerSmtpCommands(program);
 registerListCommands(program);
 registerCampaignCommands(program);
 registerDemoCommand(program);
+registerOperationCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -3,7 +3,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { isTransientDbError } from './transient.ts';
-import { from as copyFrom } from 'pg-copy-streams';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { lockDataDir } from './dataDirLock.ts';
 
 /** Something that runs parameterised SQL: the database itself or an open transaction. */
 export interface QueryOptions {
@@ -28,6 +29,8 @@ export interface Transaction extends Queryable {
    * COPY text format (one line per row, tab-separated, backslash escapes).
    */
   copyIn(target: string, data: string): Promise<void>;
+  /** Runs `COPY (query) TO STDOUT` and returns the rows in COPY text format. */
+  copyOut(query: string): Promise<string>;
 }
 
 export interface Database extends Queryable {
@@ -83,9 +86,13 @@ export async function openDatabase(opts: { url?: string; dataDir?: string; poolS
 
 async function openPglite(dataDir: string | undefined): Promise<Database> {
   if (dataDir) mkdirSync(dataDir, { recursive: true });
+  const unlock = dataDir ? lockDataDir(dataDir) : () => undefined;
   // Loaded only here: the embedded database's code is ~45 MB of memory a server process does without.
   const { PGlite } = await import('@electric-sql/pglite');
-  const db = await PGlite.create(dataDir, { parsers: { [INT8]: parseInt8 } });
+  const db = await PGlite.create(dataDir, { parsers: { [INT8]: parseInt8 } }).catch((err: unknown) => {
+    unlock();
+    throw err;
+  });
   const query = async <T>(sql: string, params?: unknown[]) => (await db.query<T>(sql, params)).rows;
   return {
     kind: 'pglite',
@@ -110,6 +117,10 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
               await tx.query(`SELECT set_config('role', $1, true)`, [scope!.role]);
             }
           },
+          copyOut: async (query) => {
+            const result = await tx.query(`COPY (${query}) TO '/dev/blob'`);
+            return (await result.blob?.text()) ?? '';
+          },
         });
       }),
     exec: async (sql) => {
@@ -122,7 +133,10 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
     notify: async (channel, payloads) => {
       if (payloads.length > 0) await db.query(NOTIFY_SQL, [channel, payloads]);
     },
-    close: () => db.close(),
+    close: async () => {
+      await db.close();
+      unlock();
+    },
   };
 }
 
@@ -158,6 +172,11 @@ async function openPostgres(url: string, poolSize: number): Promise<Database> {
             await client.query(sql);
           },
           copyIn: (target, data) => pipeline(Readable.from([data]), client.query(copyFrom(`COPY ${target} FROM STDIN`))),
+          copyOut: async (query) => {
+            const chunks: Buffer[] = [];
+            for await (const chunk of client.query(copyTo(`COPY (${query}) TO STDOUT`))) chunks.push(chunk as Buffer);
+            return Buffer.concat(chunks).toString('utf8');
+          },
         });
         await client.query('COMMIT');
         return result;

@@ -40,15 +40,23 @@ export async function findLaunchCandidates(db: Queryable, now: Date): Promise<{ 
  * owner can claim anything. One statement for many accounts: a process starting a thousand workers
  * one transaction at a time took minutes, and the users whose accounts came first ran ahead.
  */
-export async function takeLeases(tx: Queryable, accountIds: number[], owner: string, now: Date, expiresAt: Date): Promise<SendingAccount[]> {
-  const rows = await tx.query<SendingAccount>(
+export async function takeLeases(
+  tx: Queryable,
+  accountIds: number[],
+  owner: string,
+  now: Date,
+  expiresAt: Date,
+): Promise<(SendingAccount & { takenOver: boolean })[]> {
+  // `prior` is the row as it was (the table joined to itself): an expired lease of another holder
+  // taken over, as opposed to a free account, for metrics.
+  const rows = await tx.query<SendingAccount & { takenOver: boolean }>(
     `WITH taken AS (
        UPDATE smtp_accounts a SET lease_owner = $2, lease_expires_at = $3
-         FROM smtp_servers s
-        WHERE a.id = ANY($4::int[]) AND s.id = a.server_id AND ${CAN_SEND_NOW}
+         FROM smtp_servers s, smtp_accounts prior
+        WHERE a.id = ANY($4::int[]) AND s.id = a.server_id AND prior.id = a.id AND ${CAN_SEND_NOW}
           AND (a.lease_owner IS NULL OR a.lease_expires_at < $1)
-        RETURNING a.id)
-     SELECT ${SENDING_ACCOUNT_COLUMNS}
+        RETURNING a.id, prior.lease_owner IS NOT NULL AS taken_over)
+     SELECT ${SENDING_ACCOUNT_COLUMNS}, taken.taken_over AS "takenOver"
        FROM taken JOIN smtp_accounts a ON a.id = taken.id JOIN smtp_servers s ON s.id = a.server_id`,
     [now, owner, expiresAt, accountIds],
   );
@@ -90,14 +98,20 @@ export async function releaseLease(tx: Queryable, accountId: number, owner: stri
   return released.length > 0 ? recoverAccountMessages(tx, [accountId]) : 0;
 }
 
-/** Frees a lease whose holder stopped heartbeating (or an unleased account's orphans), returning its messages to the queue. */
-export async function sweepAccount(tx: Queryable, accountId: number, now: Date): Promise<number> {
-  const freed = await tx.query(
-    `UPDATE smtp_accounts SET lease_owner = NULL, lease_expires_at = NULL
-      WHERE id = $1 AND (lease_owner IS NULL OR lease_expires_at < $2) RETURNING id`,
+/**
+ * Frees a lease whose holder stopped heartbeating (or an unleased account's orphans), returning its
+ * messages to the queue. `expired`: a holder's lease was freed (not merely orphans requeued).
+ */
+export async function sweepAccount(tx: Queryable, accountId: number, now: Date): Promise<{ requeued: number; expired: boolean; userId: number | undefined }> {
+  const [freed] = await tx.query<{ expired: boolean; userId: number }>(
+    `UPDATE smtp_accounts a SET lease_owner = NULL, lease_expires_at = NULL
+       FROM smtp_accounts prior
+      WHERE a.id = $1 AND prior.id = a.id AND (a.lease_owner IS NULL OR a.lease_expires_at < $2)
+      RETURNING prior.lease_owner IS NOT NULL AS expired, a.user_id AS "userId"`,
     [accountId, now],
   );
-  return freed.length > 0 ? recoverAccountMessages(tx, [accountId]) : 0;
+  if (!freed) return { requeued: 0, expired: false, userId: undefined };
+  return { requeued: await recoverAccountMessages(tx, [accountId]), expired: freed.expired, userId: freed.userId };
 }
 
 /** Accounts whose holder stopped heartbeating, and unleased accounts that still have 'sending' rows. */

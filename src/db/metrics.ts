@@ -1,3 +1,4 @@
+import { BACK_OFF_HEALTH_STATES, sqlList } from '../states.ts';
 import type { Queryable } from './database.ts';
 
 /**
@@ -38,4 +39,14 @@ export async function countLiveWorkers(db: Queryable, now: Date): Promise<number
 /** The active accounts, with their users. */
 export async function activeAccounts(db: Queryable): Promise<{ accountId: number; userId: number }[]> {
   return db.query('SELECT id AS "accountId", user_id AS "userId" FROM smtp_accounts WHERE active ORDER BY id');
+}
+
+/** Active accounts by health state; a back-off whose time has passed counts as healthy, as the API shows it. */
+export async function accountsByHealth(db: Queryable, now: Date): Promise<{ health: string; accounts: number }[]> {
+  return db.query(
+    `SELECT CASE WHEN health IN (${sqlList(BACK_OFF_HEALTH_STATES)}) AND health_until <= $1 THEN 'healthy' ELSE health END AS health,
+            count(*) AS accounts
+       FROM smtp_accounts WHERE active GROUP BY 1`,
+    [now],
+  );
 }

@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Database } from './database.ts';
+import type { Database, Queryable } from './database.ts';
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url));
 // Serialises migrations of several processes starting at once against one server.
@@ -48,4 +48,11 @@ export async function migrate(db: Database): Promise<string[]> {
     if (name === undefined) return applied;
     applied.push(name);
   }
+}
+
+/** Which of this code's migrations the database has not applied (by version); throws when it cannot be read. */
+export async function schemaState(db: Queryable): Promise<{ missing: number[] }> {
+  const [table] = await db.query<{ present: boolean }>(`SELECT to_regclass('schema_migrations') IS NOT NULL AS present`);
+  const done = table!.present ? new Set((await db.query<{ version: number }>('SELECT version FROM schema_migrations')).map((r) => r.version)) : new Set<number>();
+  return { missing: readMigrations().filter((m) => !done.has(m.version)).map((m) => m.version) };
 }

@@ -137,7 +137,8 @@ export class AccountWorker {
   ) {
     const { username, password, oauth } = credentials(ctx.secrets.secretKey, account);
     const xoauth2 = oauth ? shared.tokens.source(account.id, oauth) : undefined;
-    this.transport = new AccountTransport(account.server, { username, password, xoauth2 }, account.connections, transportOptions(ctx.config));
+    const onSession = (result: string) => ctx.events.emit({ type: 'smtp.session', userId: account.userId, accountId: account.id, result });
+    this.transport = new AccountTransport(account.server, { username, password, xoauth2 }, account.connections, { ...transportOptions(ctx.config), onSession });
     const recovering = account.recoveryUntil !== null && account.recoveryUntil > ctx.clock.now();
     this.recoveryEndsAt = recovering ? account.recoveryUntil!.getTime() : undefined;
     this.connectionCap = account.connections;
@@ -444,7 +445,11 @@ export class AccountWorker {
     if (campaigns.length === 0) return this.drain('no_work');
     const held = await retry(() => this.quota.reserve(this.claims.resize(), now));
     if (held.rules) this.pace.setGaps(held.rules, held.gapUntil);
-    if (held.granted === 0) return this.drain('no_quota');
+    if (held.granted === 0) {
+      const { userId, id: accountId } = this.account;
+      if (held.reason) this.ctx.events.emit({ type: 'engine.reservation_refused', userId, accountId, reason: held.reason });
+      return this.drain('no_quota');
+    }
     // A batch the policy cut short (gaps, a limit near) is all there is to claim until it is spent.
     this.claims.size = Math.min(this.claims.size, held.granted);
     const { messages: claimed, throttled } = await this.claims.claim(campaigns, held.granted, now, retry);

@@ -170,8 +170,9 @@ export class Engine {
     for (const c of await campaignsDue(ctx.db, 'paused_limits', now)) await resumeFromLimits(ctx, c);
     for (const accountId of await accountsToSweep(ctx.db, now)) {
       if (this.workers.has(accountId)) continue;
-      const requeued = await ctx.db.transaction((tx) => sweepAccount(tx, accountId, now));
+      const { requeued, expired, userId } = await ctx.db.transaction((tx) => sweepAccount(tx, accountId, now));
       if (requeued > 0) ctx.log.warn({ accountId, requeued }, 'requeued the messages of a dead worker');
+      if (expired) ctx.events.emit({ type: 'engine.lease_takeover', userId: userId!, accountId });
     }
     await settleStopped(ctx);
     await purgeHolds(ctx.db, new Date(now.getTime() - HOLDS_KEPT_MS));
@@ -205,7 +206,10 @@ export class Engine {
         for (const account of accounts) await ctx.db.transaction((tx) => releaseLease(tx, account.id, this.owner));
         return;
       }
-      for (const account of accounts) this.startWorker(account, takenAt);
+      for (const account of accounts) {
+        if (account.takenOver) ctx.events.emit({ type: 'engine.lease_takeover', userId: account.userId, accountId: account.id });
+        this.startWorker(account, takenAt);
+      }
     }
   }
 

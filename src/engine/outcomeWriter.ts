@@ -18,6 +18,8 @@ const MAX_BACKLOG = 4 * MAX_ROWS;
 interface Submission {
   rows: AccountOutcomeRow[];
   giveUp: () => boolean;
+  /** performance.now() when the rows were handed over. */
+  handedAt: number;
   resolve: () => void;
   reject: (err: unknown) => void;
 }
@@ -66,7 +68,7 @@ export class OutcomeWriter {
   write(rows: AccountOutcomeRow[], giveUp: () => boolean): Promise<void> {
     if (rows.length === 0) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      this.pending.push({ rows, giveUp, resolve, reject });
+      this.pending.push({ rows, giveUp, handedAt: performance.now(), resolve, reject });
       this.pendingRows += rows.length;
       this.schedule();
     });
@@ -105,6 +107,7 @@ export class OutcomeWriter {
         () => group.every((s) => s.giveUp()),
       );
       for (const s of group) s.resolve();
+      this.ctx.events.emit({ type: 'engine.outcomes_written', userId: 0, rows, lagMs: performance.now() - group[0]!.handedAt });
       this.upkeep.messagesDone(rows);
       for (const c of counters) this.ctx.events.emit({ type: 'campaign.progress', userId: c.userId, campaignId: c.id });
       finished = counters.filter((c) => c.sent + c.failed + c.suppressed + c.cancelled >= c.total).map((c) => c.id);

@@ -45,6 +45,18 @@ export interface TransportOptions {
   resolve: HostResolver;
   plaintextAuth: PlaintextAuth;
   timeouts: SessionTimeouts;
+  /** Told once per session: `opened` (greeted, TLS and login done), or the class of its failure (sessionResult). */
+  onSession?: (result: string) => void;
+}
+
+/**
+ * A failed session open by class, for metrics: the local problem (egress_denied, unresolved,
+ * not_smtp, timed_out, plaintext_auth), the disabled cause (credentials, oauth_revoked, ...) or the
+ * outcome kind (session_ended, account_throttled, ...). A bounded set: no server text.
+ */
+export function sessionFailureClass(outcome: TransportOutcome): string {
+  if (outcome.problem) return outcome.problem;
+  return outcome.kind === 'account_disabled' ? outcome.cause : outcome.kind;
 }
 
 /** The transport settings of this installation (config.ts), with the given timeouts. */
@@ -430,6 +442,8 @@ export class AccountTransport {
   private open(): Session {
     const session = new Session(this.server, this.credentials, this.options, (s) => this.forget(s));
     this.sessions.add(session);
+    const { onSession } = this.options;
+    if (onSession) session.ready.then(() => onSession('opened'), (err: Error) => onSession(sessionFailureClass(session.outcomeOf(err, false))));
     return session;
   }
 

@@ -34,7 +34,7 @@ export interface EngineProcess extends ApiClient {
   kill(signal: NodeJS.Signals): void;
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
@@ -43,7 +43,7 @@ async function freePort(): Promise<number> {
 }
 
 /** Runs `node bin/mailpilot.js serve|worker` as its own process against the cluster's database, as a user would. */
-export async function spawnMailPilot(kind: 'serve' | 'worker', cluster: Cluster): Promise<EngineProcess> {
+export async function spawnMailPilot(kind: 'serve' | 'worker', cluster: Cluster, env: Record<string, string> = {}): Promise<EngineProcess> {
   const port = kind === 'serve' ? await freePort() : 0;
   const child = spawn(process.execPath, ['bin/mailpilot.js', kind], {
     cwd: REPO_ROOT,
@@ -58,6 +58,7 @@ export async function spawnMailPilot(kind: 'serve' | 'worker', cluster: Cluster)
       MAILPILOT_SECRET_KEY: cluster.secretKey,
       MAILPILOT_LEASE_SECONDS: String(cluster.leaseSeconds),
       LOG_LEVEL: 'info',
+      ...env,
     },
   });
   let output = '';

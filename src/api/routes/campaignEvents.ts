@@ -63,7 +63,7 @@ export function campaignEventRoutes(app: ZodApp, ctx: AppContext): void {
     const streams = perUser.get(userId) ?? 0;
     if (streams >= maxPerUser) throw quotaExceeded('eventStreams', maxPerUser);
 
-    const stream = openEventStream(reply);
+    const stream = openEventStream(reply, (event) => ctx.events.emit({ type: 'sse.delivered', userId, event }));
     open.add(stream);
     perUser.set(userId, streams + 1);
     let lastStatus = first.status;

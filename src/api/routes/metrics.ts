@@ -4,11 +4,11 @@ import type { ZodApp } from '../app.ts';
 import { authenticate, requireAdmin } from '../auth.ts';
 
 /**
- * GET /metrics in the Prometheus text format. It describes every tenant's accounts and campaigns,
+ * GET /metrics in the Prometheus text format: this process's counters and the cluster's gauges. It describes every tenant's accounts and campaigns,
  * so it takes the admin key like the other system-wide readings (tenants are walls).
  */
 export function metricsRoutes(app: ZodApp, ctx: AppContext): void {
-  const metrics = new Metrics(ctx);
+  const metrics = new Metrics(ctx, { role: 'serve', cluster: true });
   app.addHook('onClose', async () => metrics.close());
 
   const description = 'Prometheus metrics of the whole system (text format); needs the admin key.';
