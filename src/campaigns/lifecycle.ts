@@ -46,7 +46,7 @@ export async function startCampaign(ctx: CampaignContext, userId: number, id: nu
     if ((await countAccountsThatCouldSend(tx, userId)) === 0) {
       throw conflict('no_smtp_accounts', 'add an active SMTP account (POST /api/v1/smtp-accounts) before starting a campaign');
     }
-    const counts = await materialiseQueue(tx, userId, id, campaign.listIds);
+    const counts = await materialiseQueue(tx, userId, id, campaign.listIds, campaign.skipUndeliverable);
     await setCampaignTotals(tx, id, counts);
     const running = await setCampaignStatus(tx, { id, userId }, ['draft', 'scheduled'], 'running', { startedAt: now });
     const [completed] = await completeFinished(tx, [id], now);
