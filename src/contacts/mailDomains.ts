@@ -90,7 +90,7 @@ export class MailDomains {
   private async resolve(domain: string): Promise<MailDomain> {
     try {
       const mx = await this.resolver.resolveMx(domain);
-      if (mx.length === 1 && mx[0]!.exchange === '' && mx[0]!.priority === 0) return 'none';
+      if (mx.length === 1 && (mx[0]!.exchange === '' || mx[0]!.exchange === '.') && mx[0]!.priority === 0) return 'none';
       if (mx.length > 0) return 'mx';
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
