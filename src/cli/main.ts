@@ -4,6 +4,7 @@ import type { MailPilot } from '../server.ts';
 import { registerCampaignCommands } from './client/campaigns.ts';
 import { EXIT } from './client/exitCodes.ts';
 import { registerListCommands } from './client/lists.ts';
+import { registerContactCommands } from './client/contacts.ts';
 import { registerSmtpCommands } from './client/smtp.ts';
 import { registerUserCommands } from './client/users.ts';
 import { registerDemoCommand } from './demo.ts';
@@ -153,6 +154,7 @@ program
 registerUserCommands(program);
 registerSmtpCommands(program);
 registerListCommands(program);
+registerContactCommands(program);
 registerCampaignCommands(program);
 registerDemoCommand(program);
 
