@@ -36,6 +36,7 @@ const PROBES: Probe[] = [
   },
   { method: 'GET', route: '/api/v1/lists/{id}', path: (v) => `/api/v1/lists/${v.listId}`, status: 404 },
   { method: 'DELETE', route: '/api/v1/lists/{id}', path: (v) => `/api/v1/lists/${v.listId}`, status: 404 },
+  { method: 'POST', route: '/api/v1/lists/{id}/verify', path: (v) => `/api/v1/lists/${v.listId}/verify`, status: 404 },
   { method: 'GET', route: '/api/v1/lists/{id}/contacts/{contactId}', path: (v) => `/api/v1/lists/${v.listId}/contacts/${v.contactId}`, status: 404 },
   {
     method: 'PATCH',

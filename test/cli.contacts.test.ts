@@ -70,6 +70,9 @@ describe.each(databaseKinds)('mailpilot contacts and lists (%s)', (kind) => {
     expect(await cli('contacts', 'erase', 'ann@cli.test')).toMatchObject({ erasedContacts: 1, suppressed: true });
     expect(await cli('contacts', 'export', 'ann@cli.test')).toMatchObject({ contacts: [], messages: [], suppression: { reason: 'erased' } });
 
+    expect(await cli('lists', 'verify', String(fromSheet.listId))).toEqual({ verified: 0, deliverable: 0, undeliverable: 0, risky: 0, unknown: 0 });
+    await must(t, apiKey, 'POST', `/api/v1/lists/${fromSheet.listId}/contacts`, { contacts: [{ email: 'cat@cli.test' }, { email: 'dog@gone.test' }] });
+    expect(await cli('lists', 'verify', String(fromSheet.listId))).toEqual({ verified: 2, deliverable: 1, undeliverable: 1, risky: 0, unknown: 0 });
     expect(await cli('lists', 'delete', String(fromSheet.listId))).toEqual({ id: fromSheet.listId, deleted: true });
     const again = await runCli(['lists', 'delete', String(fromSheet.listId)], { env });
     expect(again).toMatchObject({ code: 5, stderr: expect.stringContaining('list not found') });

@@ -98,6 +98,18 @@ describe.each(databaseKinds)('address verification (%s)', (kind) => {
     expect((await t.api('POST', `/api/v1/lists/${listId}/contacts?verify=yes`, { key, body: 'email\n', contentType: 'text/csv' })).status).toBe(422);
   });
 
+  it('verifies a whole list a page at a time', async () => {
+    const { listId } = await listOf(t, key, ['one@mx.test', 'two@nxdomain.test', 'info@aonly.test', 'four@mx.test', 'five@mailinator.com']);
+    const first = await must(t, key, 'POST', `/api/v1/lists/${listId}/verify?limit=2`);
+    expect(first).toEqual({ verified: 2, deliverable: 1, undeliverable: 1, risky: 0, unknown: 0, next: expect.any(Number) });
+    const rest = await must(t, key, 'POST', `/api/v1/lists/${listId}/verify?limit=10&after=${first.next}`);
+    expect(rest).toEqual({ verified: 3, deliverable: 1, undeliverable: 0, risky: 2, unknown: 0, next: null });
+    const stored = await t.mp.ctx.db.query<{ s: string }>(`SELECT verification->>'status' AS s FROM contacts WHERE list_id = $1 ORDER BY id`, [listId]);
+    expect(stored.map((r) => r.s)).toEqual(['deliverable', 'undeliverable', 'risky', 'deliverable', 'risky']);
+    expect((await t.api('POST', `/api/v1/lists/${listId}/verify?limit=10001`, { key })).status).toBe(422);
+    expect((await t.api('POST', '/api/v1/lists/999999/verify', { key })).status).toBe(404);
+  });
+
   it('skips undeliverable addresses in a campaign that asks to, counted as skipped with the reason', async () => {
     const server = await addServer(t, key, peer.port);
     await addAccount(t, key, server, 'news@shop.test');

@@ -76,7 +76,7 @@ export async function importContacts(
   const write = async (chunk: Chunk) => {
     if (verifier) {
       // The chunk's lookups started as its rows were read; they are waited for here, at most the verifier's bound.
-      await verifier.settle();
+      await verifier.settle(chunk.contacts.map((c) => c.email));
       chunk.lines = chunk.contacts.map((c) => contactCopyLine({ ...c, verification: verifier.verify(c.email, now) }));
       chunk.contacts = [];
     }

@@ -70,26 +70,28 @@ export async function verifyAddress(domains: MailDomains, email: string, now: Da
  * Verification of many addresses in a stream (an import): lookups start as addresses are read
  * (`prefetch`), and `settle` waits for those of a batch at most `maxWaitMs` — a domain still
  * unanswered by then is `unknown` for this batch, so a slow or dead DNS server delays each batch by
- * that much at worst, never more.
+ * that much at worst, never more. Lookups go on meanwhile and fill the cache for later batches.
  */
 export class BatchVerifier {
-  private readonly started = new Map<string, Promise<MailDomain>>();
-
   constructor(private readonly domains: MailDomains, private readonly maxWaitMs: number) {}
 
   prefetch(email: string): void {
     const domain = domainOf(email);
-    if (this.domains.cached(domain) !== undefined || this.started.has(domain)) return;
-    this.started.set(domain, this.domains.lookup(domain));
+    if (this.domains.cached(domain) === undefined) void this.domains.lookup(domain);
   }
 
-  /** Waits for the lookups started so far (bounded), then forgets them. */
-  async settle(): Promise<void> {
-    if (this.started.size === 0) return;
+  /** Waits (bounded) for the domains of these addresses; answers only when all are in the cache or the time is up. */
+  async settle(emails: string[]): Promise<void> {
+    const pending = new Set<string>();
+    for (const email of emails) {
+      const domain = domainOf(email);
+      if (this.domains.cached(domain) === undefined) pending.add(domain);
+    }
+    if (pending.size === 0) return;
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.all(this.started.values()), new Promise((resolve) => (timer = setTimeout(resolve, this.maxWaitMs)))]);
+    const lookups = Promise.all([...pending].map((d) => this.domains.lookup(d)));
+    await Promise.race([lookups, new Promise((resolve) => (timer = setTimeout(resolve, this.maxWaitMs)))]);
     clearTimeout(timer);
-    this.started.clear();
   }
 
   verify(email: string, now: Date): Verification {

@@ -260,3 +260,22 @@ export async function deleteList(db: Queryable, userId: number, listId: number):
   await db.query('DELETE FROM lists WHERE id = $2 AND user_id = $1', [userId, listId]);
   return 'deleted';
 }
+
+/** Up to `limit` contacts of one of the user's lists after id `after`, in id order (id and address only). */
+export async function contactAddresses(db: Queryable, userId: number, listId: number, after: number, limit: number): Promise<{ id: number; email: string }[]> {
+  return db.query<{ id: number; email: string }>(
+    'SELECT id, email FROM contacts WHERE list_id = $2 AND user_id = $1 AND id > $3 ORDER BY id LIMIT $4',
+    [userId, listId, after, limit],
+  );
+}
+
+/** Keeps the verifications of many contacts of one list, in one statement. */
+export async function setVerifications(db: Queryable, userId: number, listId: number, results: { id: number; verification: object }[]): Promise<void> {
+  if (results.length === 0) return;
+  await db.query(
+    `UPDATE contacts c SET verification = v.verification
+       FROM jsonb_to_recordset($3::jsonb) AS v(id integer, verification jsonb)
+      WHERE c.id = v.id AND c.list_id = $2 AND c.user_id = $1`,
+    [userId, listId, JSON.stringify(results)],
+  );
+}

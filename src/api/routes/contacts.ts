@@ -1,20 +1,26 @@
 import { z } from 'zod';
 import { checkEmail } from '../../campaigns/emailAddress.ts';
 import { announce } from '../../campaigns/statusEvents.ts';
-import { verifyAddress } from '../../contacts/verification.ts';
-import type { MailDomains } from '../../contacts/mailDomains.ts';
+import { BatchVerifier, verifyAddress, type VerificationStatus } from '../../contacts/verification.ts';
+import { LOOKUP_TIMEOUT_MS, type MailDomains } from '../../contacts/mailDomains.ts';
 import type { AppContext } from '../../context.ts';
-import { findContacts, getContact, setVerification, updateContact, deleteContact, type Contact } from '../../db/contacts.ts';
+import { contactAddresses, findContacts, getContact, setVerification, setVerifications, updateContact, deleteContact, type Contact } from '../../db/contacts.ts';
+import { getList } from '../../db/lists.ts';
 import { eraseAddress, heldMessages } from '../../db/dataProtection.ts';
 import { findSuppression } from '../../db/suppressions.ts';
 import type { ZodApp } from '../app.ts';
 import { requireUser } from '../auth.ts';
 import { conflict, invalid, notFound } from '../../errors.ts';
-import { contactAttributes, contactName, email, idText, noBody } from '../schemas.ts';
+import { contactAttributes, contactName, email, idParams, idText, noBody } from '../schemas.ts';
 
 const contactParams = z.object({ id: idText, contactId: idText }).strict();
 const emailQuery = z.object({ email }).strict();
 const eraseBody = z.object({ email }).strict();
+/** A page of a list's contacts to verify: at most MAX_VERIFIED_PER_REQUEST, so one request's DNS work is bounded. */
+const MAX_VERIFIED_PER_REQUEST = 10_000;
+const verifyListQuery = z
+  .object({ after: z.coerce.number().int().min(0).optional(), limit: z.coerce.number().int().min(1).max(MAX_VERIFIED_PER_REQUEST).default(1000) })
+  .strict();
 /** Any field; `name: null` clears the name, `attributes` replaces them all. */
 const patchBody = z.object({ email, name: contactName.nullable(), attributes: contactAttributes }).partial().strict();
 
@@ -76,6 +82,22 @@ export function contactRoutes(app: ZodApp, ctx: AppContext, mailDomains: MailDom
     const verification = await verifyAddress(mailDomains, contact.email, ctx.clock.now());
     await setVerification(req.db, userId, contact.id, verification);
     return present({ ...contact, verification });
+  });
+
+  // A list's contacts, a page at a time: `next` is the `after` of the following page, null after the last.
+  app.post('/api/v1/lists/:id/verify', { schema: { params: idParams, querystring: verifyListQuery, body: noBody } }, async (req) => {
+    const userId = requireUser(req.caller);
+    if (!(await getList(req.db, userId, req.params.id))) throw notFound('list');
+    const page = await contactAddresses(req.db, userId, req.params.id, req.query.after ?? 0, req.query.limit);
+    const verifier = new BatchVerifier(mailDomains, LOOKUP_TIMEOUT_MS);
+    for (const c of page) verifier.prefetch(c.email);
+    await verifier.settle(page.map((c) => c.email));
+    const now = ctx.clock.now();
+    const results = page.map((c) => ({ id: c.id, verification: verifier.verify(c.email, now) }));
+    await setVerifications(req.db, userId, req.params.id, results);
+    const counts: Record<VerificationStatus, number> = { deliverable: 0, undeliverable: 0, risky: 0, unknown: 0 };
+    for (const r of results) counts[r.verification.status]++;
+    return { verified: results.length, ...counts, next: results.length === req.query.limit ? page.at(-1)!.id : null };
   });
 
   app.get('/api/v1/contacts', { schema: { querystring: emailQuery } }, async (req) => {

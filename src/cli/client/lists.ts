@@ -3,7 +3,7 @@ import { describeImport, importListFile } from '../listImport.ts';
 import { clientAction, positiveInt } from './command.ts';
 import { ApiCallError, ApiClient } from './http.ts';
 
-/** `lists create`, `lists show`, `lists delete`, `lists import FILE.csv|FILE.xlsx`. */
+/** `lists create`, `lists show`, `lists delete`, `lists verify`, `lists import FILE.csv|FILE.xlsx`. */
 export function registerListCommands(program: Command): void {
   const lists = program.command('lists').description('contact lists');
 
@@ -42,6 +42,23 @@ export function registerListCommands(program: Command): void {
       clientAction(async ({ client, print }, id: number) => {
         await client.request('DELETE', `/api/v1/lists/${id}`);
         print({ id, deleted: true }, `List ${id} deleted.`);
+      }),
+    );
+
+  lists
+    .command('verify')
+    .description('verify every address of a list (syntax, mail domain, disposable, role), a page at a time')
+    .argument('<id>', 'id of the list', positiveInt('id'))
+    .action(
+      clientAction(async ({ client, print }, id: number) => {
+        const total = { verified: 0, deliverable: 0, undeliverable: 0, risky: 0, unknown: 0 };
+        for (let after = 0; ; ) {
+          const page = await client.request('POST', `/api/v1/lists/${id}/verify?limit=10000&after=${after}`);
+          for (const k of Object.keys(total) as (keyof typeof total)[]) total[k] += page[k];
+          if (page.next === null) break;
+          after = page.next;
+        }
+        print(total, `List ${id}: ${total.verified} verified: ${total.deliverable} deliverable, ${total.undeliverable} undeliverable, ${total.risky} risky, ${total.unknown} unknown.`);
       }),
     );
 
