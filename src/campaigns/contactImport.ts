@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { invalid, notFound } from '../errors.ts';
-import { contactCopyLine, mergeContacts, newImportId, type ContactInput } from '../db/contacts.ts';
+import { contactCopyHead, contactCopyLine, mergeContacts, newImportId, verifiedCopyLine, type ContactInput } from '../db/contacts.ts';
 import type { Database } from '../db/database.ts';
 import { csvRecords, namedColumns } from './csvRecords.ts';
 import type { Decoding } from './textDecoding.ts';
@@ -76,9 +76,9 @@ export async function importContacts(
   const write = async (chunk: Chunk) => {
     if (verifier) {
       // The chunk's lookups started as its rows were read; they are waited for here, at most the verifier's bound.
-      await verifier.settle(chunk.contacts.map((c) => c.email));
-      chunk.lines = chunk.contacts.map((c) => contactCopyLine({ ...c, verification: verifier.verify(c.email, now) }));
-      chunk.contacts = [];
+      await verifier.settle(chunk.unverified.map((c) => c.email));
+      chunk.lines = chunk.unverified.map((c) => verifiedCopyLine(c.head, verifier.verifiedJson(c.email, now)));
+      chunk.unverified = [];
     }
     const written = await mergeContacts(db, userId, listId, importId, chunk.lines.join(''), chunk.rows.size, now, {
       caps: { count: MAX_ATTRIBUTES, total: MAX_ATTRIBUTES_TOTAL },
@@ -109,15 +109,17 @@ export async function importContacts(
         result.duplicates++;
         continue;
       }
-      const line = contactCopyLine(checked);
       chunk.rows.set(key, raw.row);
       if (verifier) {
         verifier.prefetch(checked.email);
-        chunk.contacts.push(checked);
+        const head = contactCopyHead(checked);
+        chunk.unverified.push({ email: checked.email, head });
+        chunk.bytes += head.length;
       } else {
+        const line = contactCopyLine(checked);
         chunk.lines.push(line);
+        chunk.bytes += line.length;
       }
-      chunk.bytes += line.length;
       if (chunk.rows.size >= CHUNK_ROWS || chunk.bytes >= CHUNK_BYTES) {
         await writing;
         writing = write(chunk);
@@ -139,12 +141,12 @@ interface Chunk {
   /** Lower-cased address → its row number. */
   rows: Map<string, number>;
   lines: string[];
-  /** When verifying: the contacts, whose lines are made once their domains are looked up. */
-  contacts: ContactInput[];
+  /** When verifying: the contacts' lines up to their verification, completed once their domains are looked up. */
+  unverified: { email: string; head: string }[];
   bytes: number;
 }
 
-const newChunk = (): Chunk => ({ rows: new Map(), lines: [], contacts: [], bytes: 0 });
+const newChunk = (): Chunk => ({ rows: new Map(), lines: [], unverified: [], bytes: 0 });
 
 /** The rows of a JSON import body's `contacts` array. */
 export function jsonContacts(contacts: unknown[]): RawContact[] {

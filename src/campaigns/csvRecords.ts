@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { CsvError, parse } from 'csv-parse';
 import { AppError, invalid } from '../errors.ts';
 import { utf8Chunks, type Decoding } from './textDecoding.ts';
@@ -86,8 +86,12 @@ export async function* csvRecords(
   decoding: Decoding = { charset: undefined, warnings: [] },
 ): AsyncGenerator<Record<string, string | undefined>> {
   let sawHeader = false;
-  // Not destroyed when the loop stops early: the request must stay open for the answer (see finally).
-  const text = utf8Chunks(input.iterator({ destroyOnReturn: false }), decoding);
+  // The request is piped, not iterated: iterating would destroy it when the loop stops early, and
+  // it must stay open for the answer (see finally). An aborted upload's error still reaches the loop.
+  const through = new PassThrough();
+  input.on('error', (err) => through.destroy(err));
+  input.pipe(through);
+  const text = utf8Chunks(through, decoding);
   const stop = new AbortController();
   let row = 0;
   let parser: ReturnType<typeof parse> | undefined;
@@ -148,9 +152,8 @@ export async function* csvRecords(
     if (pumped) await pumped;
     await text.return(undefined);
     // What was not read is read and dropped, so the answer goes out on a connection that stays
-    // usable (the request's time limits still apply to the client sending it). The iterator lets
-    // go of the stream on the next tick; resuming before that would leave it paused.
-    await new Promise((resolve) => setImmediate(resolve));
+    // usable (the request's time limits still apply to the client sending it).
+    input.unpipe(through);
     input.resume();
   }
   if (!sawHeader) throw missingEmailColumn([]);

@@ -6,8 +6,6 @@ export interface ContactInput {
   email: string;
   name: string | null;
   attributes: Record<string, string | number | boolean>;
-  /** The address's verification (contacts/verification.ts); absent keeps what the contact has. */
-  verification?: object;
 }
 
 /** A number that marks the rows one import writes (see contacts.import_id in 002_list_counts.sql). */
@@ -26,10 +24,21 @@ const copyValue = (value: string | null) => {
   return COPY_SPECIAL.test(value) ? value.replace(COPY_SPECIALS, (c) => COPY_ESCAPES[c]!) : value;
 };
 
-/** One contact as a line of the COPY data that mergeContacts loads. */
+/**
+ * One contact as a line of the COPY data that mergeContacts loads, without a verification (the
+ * contact keeps the one it has), or, from contactCopyHead, with one (JSON, contacts/verification.ts).
+ */
 export function contactCopyLine(c: ContactInput): string {
-  const verification = c.verification === undefined ? null : JSON.stringify(c.verification);
-  return `${copyValue(c.email)}\t${copyValue(c.name)}\t${copyValue(JSON.stringify(c.attributes))}\t${copyValue(verification)}\n`;
+  return `${contactCopyHead(c)}\\N\n`;
+}
+
+/** A COPY line up to its verification: completed by verifiedCopyLine once the verification is known. */
+export function contactCopyHead(c: ContactInput): string {
+  return `${copyValue(c.email)}\t${copyValue(c.name)}\t${copyValue(JSON.stringify(c.attributes))}\t`;
+}
+
+export function verifiedCopyLine(head: string, verificationJson: string): string {
+  return `${head}${copyValue(verificationJson)}\n`;
 }
 
 /** What one contact may hold in all (see campaigns/contactData.ts): checked again when attributes merge. */
@@ -50,7 +59,7 @@ class OverQuota extends Error {}
 /**
  * Adds contacts to one of the user's lists, or updates those already on it (a new name replaces the
  * old, attributes merge), in one transaction: the rows are bulk-loaded with COPY into a temporary
- * table, then merged with one set-based statement. `lines` come from contactCopyLine, each address
+ * table, then merged with one set-based statement. `lines` come from contactCopyLine (or verifiedCopyLine), each address
  * once (case-insensitively), `rows` of them. A contact this same import already wrote is left alone
  * and counted in neither `added` nor `updated`: the caller counts it as a duplicate. A contact whose merged
  * attributes would pass `caps` is left as it was and its address returned in `overCaps`. Nothing is
