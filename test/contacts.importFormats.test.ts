@@ -1,6 +1,9 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import ExcelJS from 'exceljs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { XLSX_CONTENT_TYPE } from '../src/campaigns/xlsxRecords.ts';
+import { XLSX_CONTENT_TYPE } from '../src/campaigns/contactFileTypes.ts';
 import { databaseKinds } from './helpers/db.ts';
 import { startTestMailPilot, type TestMailPilot } from './helpers/mailpilot.ts';
 
@@ -153,6 +156,21 @@ describe.each(databaseKinds)('contact files as people have them (%s)', (kind) =>
       { email: 'ann@example.com', name: 'Ann Lee', attributes: { Score: '2' } },
     ]);
   });
+
+  it("refuses, with 413 and before any row, a workbook whose table of texts would not fit in a server's heap", async () => {
+    const listId = await newList();
+    // 400,000 distinct addresses and names: 28 MB of shared strings, past the 24 MiB cap, in a 7 MB file.
+    const file = join(mkdtempSync(join(tmpdir(), 'mailpilot-xlsx-')), 'big.xlsx');
+    const wb = new ExcelJS.stream.xlsx.WorkbookWriter({ filename: file, useSharedStrings: true });
+    const sheet = wb.addWorksheet('Contacts');
+    sheet.addRow(['email', 'name']).commit();
+    for (let i = 0; i < 400_000; i++) sheet.addRow([`person${i}@example${i % 100}.com`, `Person ${i}`]).commit();
+    await wb.commit();
+    const res = await upload(listId, readFileSync(file), XLSX_CONTENT_TYPE);
+    rmSync(file);
+    expect(res).toMatchObject({ status: 413, body: { error: { code: 'file_too_large', message: expect.stringContaining('larger than 24 MiB') } } });
+    expect(await contactsOf(listId)).toEqual([]);
+  }, 120_000);
 
   it('refuses an .xlsx without an email column (listing its columns), one too wide, and one that is no workbook', async () => {
     const listId = await newList();

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import contentType from 'content-type';
 import { contactColumns, csvContacts, importContacts, jsonContacts, recordContacts } from '../../campaigns/contactImport.ts';
 import { checkedCharset, type Decoding } from '../../campaigns/textDecoding.ts';
-import { XLSX_CONTENT_TYPE, xlsxRecords } from '../../campaigns/xlsxRecords.ts';
+import { XLSX_CONTENT_TYPE } from '../../campaigns/contactFileTypes.ts';
 import { claimQuota } from '../../campaigns/quotas.ts';
 import type { AppContext } from '../../context.ts';
 import { getList, insertList, listLists } from '../../db/lists.ts';
@@ -78,6 +78,8 @@ export function listRoutes(app: ZodApp, ctx: AppContext, mailDomains: MailDomain
       if (req.body instanceof Readable) {
         const type = parsedContentType(req.headers['content-type']);
         if (type.type === XLSX_CONTENT_TYPE) {
+          // Loaded on the first spreadsheet: exceljs and its zip and XML readers cost every process memory otherwise.
+          const { xlsxRecords } = await import('../../campaigns/xlsxRecords.ts');
           return importContacts(req.db, userId, list.id, recordContacts(xlsxRecords(req.body, contactColumns)), now, ctx.config.quotas.contacts, { verifier });
         }
         const decoding: Decoding = { charset: checkedCharset(type.parameters.charset), warnings: [] };
