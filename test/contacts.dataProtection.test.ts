@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeClock } from '../src/clock.ts';
+import { recordBounce } from '../src/db/deliveryReports.ts';
 import { databaseKinds } from './helpers/db.ts';
 import { addAccount, addServer, createCampaign, must, waitForCampaign } from './helpers/fixtures.ts';
 import { startTestMailPilot, type TestMailPilot } from './helpers/mailpilot.ts';
@@ -98,9 +99,26 @@ describe.each(databaseKinds)('export and erasure of an address (%s)', (kind) => 
       [(await must(t, alice.apiKey, 'GET', '/api/v1/me')).id],
     );
     expect(rawHits!.n).toBe(0);
+    // A bounce that arrives after the erasure is counted, but its text (which quotes the address) is not kept.
+    const [erasedMessage] = await t.mp.ctx.db.query<{ id: number }>('SELECT id FROM messages WHERE campaign_id = $1', [one]);
+    await t.mp.ctx.db.transaction((tx) =>
+      recordBounce(
+        tx,
+        { id: erasedMessage!.id, campaignId: one, accountId: null, email: '', status: 'sent', sentAt: null, bounceType: 'soft', complainedAt: null, repliedAt: null },
+        { type: 'hard', status: '5.1.1', diagnostic: '550 5.1.1 <Target@gdpr.test>: no such user', at: new Date('2026-03-02T11:00:00Z') },
+        'bounced: 550 5.1.1 <Target@gdpr.test>: no such user',
+      ),
+    );
+    expect((await t.mp.ctx.db.query('SELECT status, bounce_type, bounce_diagnostic, last_error FROM messages WHERE id = $1', [erasedMessage!.id]))[0]).toEqual({
+      status: 'failed',
+      bounce_type: 'hard',
+      bounce_diagnostic: null,
+      last_error: null,
+    });
+    expect(await must(t, alice.apiKey, 'GET', `/api/v1/campaigns/${one}`)).toMatchObject({ total: 1, sent: 0, failed: 1, bounced: 1 });
     // Counters still add up: the waiting message counts as suppressed, and that finished the campaign.
     expect(await must(t, alice.apiKey, 'GET', `/api/v1/campaigns/${two}`)).toMatchObject({ status: 'completed', total: 2, sent: 1, suppressed: 1, pending: 0 });
-    expect(await must(t, alice.apiKey, 'GET', `/api/v1/campaigns/${one}`)).toMatchObject({ status: 'completed', total: 1, sent: 1, pending: 0 });
+    expect(await must(t, alice.apiKey, 'GET', `/api/v1/campaigns/${one}`)).toMatchObject({ status: 'completed', total: 1, failed: 1, pending: 0 });
     expect((await must(t, alice.apiKey, 'GET', `/api/v1/lists/${first}`)).contactCount).toBe(0);
     expect((await must(t, alice.apiKey, 'GET', `/api/v1/lists/${second}`)).contactCount).toBe(1);
 

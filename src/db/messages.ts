@@ -216,7 +216,8 @@ export async function recordOutcomes(db: Queryable, owner: string, outcomes: Acc
     `WITH updated AS (
        UPDATE messages m
           SET status = CASE WHEN u.status = 'pending' AND c.status = 'stopped' THEN 'cancelled' ELSE u.status END,
-              attempts = m.attempts + u.charged, last_error = coalesce(u.error, m.last_error),
+              -- An address erased while its message was in flight (dataProtection.ts) gets no reply text, which may quote it.
+              attempts = m.attempts + u.charged, last_error = CASE WHEN m.email = '' THEN NULL ELSE coalesce(u.error, m.last_error) END,
               sent_at = u.sent_at, next_attempt_at = u.next_attempt_at,
               account_id = CASE WHEN u.status = 'pending' AND c.status <> 'stopped' THEN NULL ELSE m.account_id END
          FROM unnest($2::bigint[], $3::int[], $4::text[], $5::int[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::bool[],
