@@ -44,9 +44,10 @@ export type Security = (typeof SECURITY_MODES)[number];
 
 /**
  * Why an address is on a user's suppression list: `hard_bounce` refused during the SMTP conversation,
- * `bounce` a hard bounce reported afterwards (a DSN), `complaint` an ARF report.
+ * `bounce` a hard bounce reported afterwards (a DSN), `complaint` an ARF report, `erased` a
+ * data-protection erasure (POST /api/v1/contacts/erase).
  */
-export const SUPPRESSION_REASONS = ['unsubscribed', 'hard_bounce', 'manual', 'complaint', 'bounce'] as const;
+export const SUPPRESSION_REASONS = ['unsubscribed', 'hard_bounce', 'manual', 'complaint', 'bounce', 'erased'] as const;
 export type SuppressionReason = (typeof SUPPRESSION_REASONS)[number];
 
 /** A bounce that came back after the message was accepted: hard (the address is bad) or soft (temporary). */

@@ -100,6 +100,7 @@ describe.each(databaseKinds)('lists and contact imports (%s)', (kind) => {
         { row: 10, email: null, reason: 'email: missing' },
       ],
       invalidCount: 7,
+      warnings: [],
     });
     expect(await contactsOf(listId)).toEqual([
       { email: 'Ann@example.com', name: 'Ann', attributes: { city: 'Paris', vip: true, score: 7 } },
@@ -115,7 +116,7 @@ describe.each(databaseKinds)('lists and contact imports (%s)', (kind) => {
       { email: 'new@example.com' },
       { email: 'bob@EXAMPLE.com', attributes: { plan: 'free' } },
     ]);
-    expect(again.body).toEqual({ added: 1, updated: 2, duplicates: 0, invalid: [], invalidCount: 0 });
+    expect(again.body).toEqual({ added: 1, updated: 2, duplicates: 0, invalid: [], invalidCount: 0, warnings: [] });
     expect(await contactsOf(listId)).toEqual([
       { email: 'Ann@example.com', name: 'Ann B.', attributes: { city: 'Lyon', vip: true, score: 7, plan: 'pro' } },
       { email: 'bob@example.com', name: null, attributes: { plan: 'free' } },
@@ -165,6 +166,7 @@ describe.each(databaseKinds)('lists and contact imports (%s)', (kind) => {
         { row: 7, email: '', reason: 'email: missing' },
       ],
       invalidCount: 2,
+      warnings: [],
     });
     expect(await contactsOf(listId)).toEqual([
       { email: 'kept@example.com', name: 'Kept', attributes: { city: 'Oslo', tier: 1, City: 'Bergen', Plan: 'gold' } },
@@ -177,14 +179,17 @@ describe.each(databaseKinds)('lists and contact imports (%s)', (kind) => {
     expect((await t.api('GET', `/api/v1/lists/${listId}`, { key: alice.apiKey })).body.contactCount).toBe(5);
   });
 
-  it('refuses a CSV without an email column with 422, writing nothing', async () => {
+  it('refuses a CSV without an email column with 422 listing the columns it saw, writing nothing', async () => {
     const listId = await createList(alice.apiKey);
-    for (const csv of ['name,city\nAnn,Paris\n', '', 'mail\n']) {
-      const res = await importCsv(alice.apiKey, listId, csv);
-      expect(res, JSON.stringify(csv)).toMatchObject({
-        status: 422,
-        body: { error: { code: 'invalid_field', message: 'email: the CSV needs an email column' } },
-      });
+    const needs = 'email: the file needs an email column (named email, e-mail or email address, in any case); ';
+    for (const [csv, saw] of [
+      ['name,city\nAnn,Paris\n', 'its columns are: "name", "city"'],
+      ['Name;Adresse;Ville\nAnn;x@example.com;Paris\n', 'its columns are: "Name", "Adresse", "Ville"'],
+      ['', 'it has no header row'],
+      ['mail\n', 'its columns are: "mail"'],
+    ]) {
+      const res = await importCsv(alice.apiKey, listId, csv!);
+      expect(res, JSON.stringify(csv)).toMatchObject({ status: 422, body: { error: { code: 'invalid_field', message: needs + saw } } });
     }
     expect(await contactsOf(listId)).toEqual([]);
   });

@@ -37,7 +37,7 @@ describe.each(databaseKinds)('suppression lists as CSV files (%s)', (kind) => {
       added: 3,
       existing: 1,
       invalid: [
-        { row: 4, email: 'carl@example.com', reason: 'reason: must be one of unsubscribed, hard_bounce, manual, complaint, bounce' },
+        { row: 4, email: 'carl@example.com', reason: 'reason: must be one of unsubscribed, hard_bounce, manual, complaint, bounce, erased' },
         { row: 5, email: 'dora@example.com', reason: 'created_at: must be a past ISO 8601 time' },
         { row: 6, email: 'not-an-address', reason: 'email: not a valid email address' },
         { row: 7, email: '"eve, the second"@example.com', reason: 'email: not a valid email address' },
@@ -94,7 +94,7 @@ describe.each(databaseKinds)('suppression lists as CSV files (%s)', (kind) => {
     const { apiKey } = await t.createUser();
     expect(await importCsv(apiKey, 'address,reason\na@b.test,manual\n')).toMatchObject({
       status: 422,
-      body: { error: { message: 'email: the CSV needs an email column' } },
+      body: { error: { message: 'email: the file needs an email column (named email, e-mail or email address, in any case); its columns are: "address", "reason"' } },
     });
     expect((await importCsv(apiKey, 'email\n"a@b.test\n')).status).toBe(400);
     expect((await importCsv(apiKey, 'email\na@b.test\n', '', 'text/plain')).status).toBe(415);

@@ -78,7 +78,7 @@ describe.each(databaseKinds)('what one user may hold is capped (%s)', (kind) => 
     const header = (n: number) => ['email', ...Array.from({ length: n }, (_, i) => `c${i}`)].join(',');
     const row = (n: number) => ['wide@rcpt.test', ...Array.from({ length: n }, () => '1')].join(',');
     const huge = await importCsv(apiKey, listId, `${header(100_000)}\n${row(100_000)}\n`);
-    expect(huge).toMatchObject({ status: 422, body: { error: { message: `header: 100001 columns; a CSV file may have at most ${MAX_CSV_COLUMNS}` } } });
+    expect(huge).toMatchObject({ status: 422, body: { error: { message: `header: 100001 columns; a file may have at most ${MAX_CSV_COLUMNS}` } } });
     const wide = await importCsv(apiKey, listId, `${header(MAX_ATTRIBUTES + 1)}\n${row(MAX_ATTRIBUTES + 1)}\n`);
     expect(wide).toMatchObject({ status: 422, body: { error: { message: `header: ${MAX_ATTRIBUTES + 1} attribute columns; a contact holds at most ${MAX_ATTRIBUTES} attributes` } } });
     expect(await contactsOf(listId)).toEqual([]);

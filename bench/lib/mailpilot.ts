@@ -122,7 +122,7 @@ interface ProcessOptions {
 }
 
 /** `mailpilot serve`: migrates the database, then serves the API and runs the engine. */
-export async function startMailPilot(opts: Omit<ProcessOptions, 'secretKey'> & { port: number }): Promise<MailPilotServer> {
+export async function startMailPilot(opts: Omit<ProcessOptions, 'secretKey'> & { port: number; env?: Record<string, string> }): Promise<MailPilotServer> {
   const adminKey = randomBytes(24).toString('hex');
   const secretKey = randomBytes(32).toString('hex');
   const { proc, running } = spawnMailPilot('serve', {
@@ -132,6 +132,7 @@ export async function startMailPilot(opts: Omit<ProcessOptions, 'secretKey'> & {
     MAILPILOT_DATA_DIR: opts.dataDir,
     MAILPILOT_ADMIN_KEY: adminKey,
     MAILPILOT_SECRET_KEY: secretKey,
+    ...opts.env,
   });
 
   const url = `http://127.0.0.1:${opts.port}`;

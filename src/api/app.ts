@@ -34,6 +34,8 @@ import { suppressionRoutes } from './routes/suppressions.ts';
 import { suppressionFileRoutes } from './routes/suppressionFiles.ts';
 import { unsubscribeRoutes } from './routes/unsubscribe.ts';
 import { userRoutes } from './routes/users.ts';
+import { contactRoutes } from './routes/contacts.ts';
+import { MailDomains } from '../contacts/mailDomains.ts';
 
 export { BODY_LIMIT_BYTES };
 
@@ -126,7 +128,6 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
     accountRoutes,
     domainCapRoutes,
     recipientThrottleRoutes,
-    listRoutes,
     campaignRoutes,
     campaignTrialRoutes,
     campaignEventRoutes,
@@ -137,6 +138,10 @@ export async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
     dashboardRoutes,
   ];
   for (const register of routes) register(api, routeCtx);
+  // One DNS resolver and cache per process, for address verification on import and on demand.
+  const mailDomains = new MailDomains(ctx.config.dnsServers, () => ctx.clock.now().getTime());
+  listRoutes(api, routeCtx, mailDomains);
+  contactRoutes(api, routeCtx, mailDomains);
   // Unsubscribe links carry no key: the signed token names the user, and the route scopes itself to it.
   unsubscribeRoutes(api, ctx);
   // Metrics describe every tenant: the route checks for the admin key and reads the whole database.

@@ -1,8 +1,10 @@
 import type { Readable } from 'node:stream';
 import { invalid, notFound } from '../errors.ts';
-import { contactCopyLine, mergeContacts, newImportId, type ContactInput } from '../db/contacts.ts';
+import { contactCopyHead, contactCopyLine, mergeContacts, newImportId, verifiedCopyLine, type ContactInput } from '../db/contacts.ts';
 import type { Database } from '../db/database.ts';
 import { csvRecords, namedColumns } from './csvRecords.ts';
+import type { Decoding } from './textDecoding.ts';
+import type { BatchVerifier } from '../contacts/verification.ts';
 import { checkAttributes, displayNameProblem, MAX_ATTRIBUTES, MAX_ATTRIBUTES_TOTAL, MAX_CONTACT_NAME } from './contactData.ts';
 import { checkEmail } from './emailAddress.ts';
 import { quotaExceeded } from './quotas.ts';
@@ -30,6 +32,8 @@ export interface ImportResult {
   /** The first MAX_INVALID_LISTED invalid rows; invalidCount has them all. */
   invalid: InvalidRow[];
   invalidCount: number;
+  /** What the reader had to guess, e.g. the encoding of a file that declared none. */
+  warnings: string[];
 }
 
 /** A row as received, before validation. */
@@ -57,9 +61,12 @@ export async function importContacts(
   source: Iterable<RawContact> | AsyncIterable<RawContact>,
   now: Date,
   maxContacts: number,
+  opts: { warnings?: string[]; verifier?: BatchVerifier } = {},
 ): Promise<ImportResult> {
+  const { warnings = [], verifier } = opts;
   const importId = await newImportId(db);
-  const result: ImportResult = { added: 0, updated: 0, duplicates: 0, invalid: [], invalidCount: 0 };
+  // `warnings` is the reader's, filled as it reads.
+  const result: ImportResult = { added: 0, updated: 0, duplicates: 0, invalid: [], invalidCount: 0, warnings };
   const invalidRow = (row: number, email: unknown, reason: string) => {
     result.invalidCount++;
     if (result.invalid.length < MAX_INVALID_LISTED) {
@@ -67,6 +74,12 @@ export async function importContacts(
     }
   };
   const write = async (chunk: Chunk) => {
+    if (verifier) {
+      // The chunk's lookups started as its rows were read; they are waited for here, at most the verifier's bound.
+      await verifier.settle(chunk.unverified.map((c) => c.email));
+      chunk.lines = chunk.unverified.map((c) => verifiedCopyLine(c.head, verifier.verifiedJson(c.email, now)));
+      chunk.unverified = [];
+    }
     const written = await mergeContacts(db, userId, listId, importId, chunk.lines.join(''), chunk.rows.size, now, {
       caps: { count: MAX_ATTRIBUTES, total: MAX_ATTRIBUTES_TOTAL },
       maxContacts,
@@ -96,10 +109,17 @@ export async function importContacts(
         result.duplicates++;
         continue;
       }
-      const line = contactCopyLine(checked);
       chunk.rows.set(key, raw.row);
-      chunk.lines.push(line);
-      chunk.bytes += line.length;
+      if (verifier) {
+        verifier.prefetch(checked.email);
+        const head = contactCopyHead(checked);
+        chunk.unverified.push({ email: checked.email, head });
+        chunk.bytes += head.length;
+      } else {
+        const line = contactCopyLine(checked);
+        chunk.lines.push(line);
+        chunk.bytes += line.length;
+      }
       if (chunk.rows.size >= CHUNK_ROWS || chunk.bytes >= CHUNK_BYTES) {
         await writing;
         writing = write(chunk);
@@ -121,10 +141,12 @@ interface Chunk {
   /** Lower-cased address → its row number. */
   rows: Map<string, number>;
   lines: string[];
+  /** When verifying: the contacts' lines up to their verification, completed once their domains are looked up. */
+  unverified: { email: string; head: string }[];
   bytes: number;
 }
 
-const newChunk = (): Chunk => ({ rows: new Map(), lines: [], bytes: 0 });
+const newChunk = (): Chunk => ({ rows: new Map(), lines: [], unverified: [], bytes: 0 });
 
 /** The rows of a JSON import body's `contacts` array. */
 export function jsonContacts(contacts: unknown[]): RawContact[] {
@@ -138,24 +160,31 @@ export function jsonContacts(contacts: unknown[]): RawContact[] {
 }
 
 /**
- * Streams the rows of a CSV file with a header row: `email` (required) and `name` columns are matched
- * case-insensitively, every other column becomes a string attribute named by its header.
+ * Names the columns of a contact file's header row: `email` (required) and `name` columns are matched
+ * case-insensitively and through their aliases, every other column becomes an attribute named by its header.
  */
-export async function* csvContacts(input: Readable): AsyncGenerator<RawContact> {
+export function contactColumns(header: string[]): (string | undefined)[] {
+  const named = namedColumns(header, ['email', 'name'], true);
+  const attributes = named.filter((c) => c !== undefined && c !== 'email' && c !== 'name').length;
+  if (attributes > MAX_ATTRIBUTES) throw invalid('header', `${attributes} attribute columns; a contact holds at most ${MAX_ATTRIBUTES} attributes`);
+  return named;
+}
+
+/** The rows of a file's records, keyed by contactColumns' names; every other column a string attribute. */
+export async function* recordContacts(records: AsyncIterable<Record<string, string | undefined>>): AsyncGenerator<RawContact> {
   let row = 0;
-  const columns = (header: string[]) => {
-    const named = namedColumns(header, ['email', 'name'], true);
-    const attributes = named.filter((c) => c !== undefined && c !== 'email' && c !== 'name').length;
-    if (attributes > MAX_ATTRIBUTES) throw invalid('header', `${attributes} attribute columns; a contact holds at most ${MAX_ATTRIBUTES} attributes`);
-    return named;
-  };
-  for await (const record of csvRecords(input, columns)) {
+  for await (const record of records) {
     row++;
     const { email, name, ...rest } = record;
     const attributes: Record<string, string> = {};
     for (const [key, value] of Object.entries(rest)) if (value !== undefined) attributes[key] = value;
     yield { row, email: email ?? '', name: name || undefined, attributes };
   }
+}
+
+/** Streams the rows of a CSV file with a header row (delimiter, encoding and headers: csvRecords.ts, textDecoding.ts). */
+export function csvContacts(input: Readable, decoding: Decoding): AsyncGenerator<RawContact> {
+  return recordContacts(csvRecords(input, contactColumns, decoding));
 }
 
 /** The contact to write, or why the row is invalid. */

@@ -49,7 +49,7 @@ export async function startCampaign(ctx: CampaignContext, userId: number, id: nu
         'add an active SMTP account (POST /api/v1/smtp-accounts), or switch one on or resume a paused one, before starting a campaign',
       );
     }
-    const counts = await materialiseQueue(tx, userId, id, campaign.listIds);
+    const counts = await materialiseQueue(tx, userId, id, campaign.listIds, campaign.skipUndeliverable);
     await setCampaignTotals(tx, id, counts);
     const running = await setCampaignStatus(tx, { id, userId }, ['draft', 'scheduled'], 'running', { startedAt: now });
     const [completed] = await completeFinished(tx, [id], now);

@@ -2,12 +2,13 @@ import { Command, CommanderError } from 'commander';
 import { loadConfig } from '../config.ts';
 import type { MailPilot } from '../server.ts';
 import { registerCampaignCommands } from './client/campaigns.ts';
+import { registerContactCommands } from './client/contacts.ts';
 import { EXIT } from './client/exitCodes.ts';
 import { registerListCommands } from './client/lists.ts';
-import { registerOperationCommands } from './operations.ts';
 import { registerSmtpCommands } from './client/smtp.ts';
 import { registerUserCommands } from './client/users.ts';
 import { registerDemoCommand } from './demo.ts';
+import { registerOperationCommands } from './operations.ts';
 
 // The server side (database, engine, SMTP) is loaded only by the commands that run it, so the
 // client commands start quickly.
@@ -154,6 +155,7 @@ program
 registerUserCommands(program);
 registerSmtpCommands(program);
 registerListCommands(program);
+registerContactCommands(program);
 registerCampaignCommands(program);
 registerDemoCommand(program);
 registerOperationCommands(program);

@@ -41,6 +41,11 @@ export interface Campaign {
   replied: number;
   /** When retention removed its per-recipient rows. */
   archivedAt: Date | null;
+  /** Leave out addresses whose last verification found them undeliverable when the queue is built. */
+  skipUndeliverable: boolean;
+  /** Addresses so left out (not in `total`), and how many for each reason. */
+  skipped: number;
+  skippedReasons: Record<string, number>;
   createdAt: Date;
 }
 
@@ -48,7 +53,8 @@ export const CAMPAIGN_COLUMNS = `id, user_id AS "userId", name, subject, html, t
   list_ids AS "listIds", status, pause_reason AS "pauseReason", pause_code AS "pauseCode", resume_at AS "resumeAt", scheduled_at AS "scheduledAt",
   started_at AS "startedAt", completed_at AS "completedAt", total, sent, failed, suppressed, cancelled, unsubscribed,
   bounced, soft_bounced AS "softBounced", complained, replied,
-  possibly_delivered AS "possiblyDelivered", sender_warning AS "senderWarning", archived_at AS "archivedAt", created_at AS "createdAt"`;
+  possibly_delivered AS "possiblyDelivered", sender_warning AS "senderWarning", archived_at AS "archivedAt", created_at AS "createdAt",
+  skip_undeliverable AS "skipUndeliverable", skipped, skipped_reasons AS "skippedReasons"`;
 
 export interface NewCampaign {
   name: string;
@@ -59,13 +65,14 @@ export interface NewCampaign {
   replyTo: string | null;
   listIds: number[];
   scheduledAt: Date | null;
+  skipUndeliverable: boolean;
 }
 
 export async function insertCampaign(db: Queryable, userId: number, c: NewCampaign, now: Date): Promise<Campaign> {
   const [row] = await db.query<Campaign>(
-    `INSERT INTO campaigns (user_id, name, subject, html, text, from_name, reply_to, list_ids, status, scheduled_at, created_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ${CAMPAIGN_COLUMNS}`,
-    [userId, c.name, c.subject, c.html, c.text, c.fromName, c.replyTo, c.listIds, c.scheduledAt ? 'scheduled' : 'draft', c.scheduledAt, now],
+    `INSERT INTO campaigns (user_id, name, subject, html, text, from_name, reply_to, list_ids, status, scheduled_at, created_at, skip_undeliverable)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING ${CAMPAIGN_COLUMNS}`,
+    [userId, c.name, c.subject, c.html, c.text, c.fromName, c.replyTo, c.listIds, c.scheduledAt ? 'scheduled' : 'draft', c.scheduledAt, now, c.skipUndeliverable],
   );
   return row!;
 }
@@ -79,6 +86,7 @@ const CONTENT_COLUMN: Record<keyof NewCampaign, string> = {
   replyTo: 'reply_to',
   listIds: 'list_ids',
   scheduledAt: 'scheduled_at',
+  skipUndeliverable: 'skip_undeliverable',
 };
 
 /**
@@ -170,8 +178,18 @@ export async function setCampaignStatus(
   return row;
 }
 
-export async function setCampaignTotals(db: Queryable, id: number, add: { total: number; suppressed: number }): Promise<void> {
-  await db.query('UPDATE campaigns SET total = total + $2, suppressed = suppressed + $3 WHERE id = $1', [id, add.total, add.suppressed]);
+export async function setCampaignTotals(
+  db: Queryable,
+  id: number,
+  add: { total: number; suppressed: number; skipped: number; skippedReasons: Record<string, number> },
+): Promise<void> {
+  await db.query('UPDATE campaigns SET total = total + $2, suppressed = suppressed + $3, skipped = skipped + $4, skipped_reasons = $5 WHERE id = $1', [
+    id,
+    add.total,
+    add.suppressed,
+    add.skipped,
+    JSON.stringify(add.skippedReasons),
+  ]);
 }
 
 /** Running campaigns of one user, in id order: the round-robin of its account workers. */

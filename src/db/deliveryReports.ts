@@ -45,10 +45,11 @@ export interface BounceRecord {
  */
 export async function recordBounce(tx: Queryable, m: ReportedMessage, b: BounceRecord, failedReason: string): Promise<void> {
   const fail = b.type === 'hard' && m.status === 'sent';
+  // A message whose address was erased (dataProtection.ts) keeps the bounce, not its texts, which may quote the address.
   await tx.query(
-    `UPDATE messages SET bounce_type = $2, bounce_status = $3, bounce_diagnostic = $4, bounced_at = $5,
+    `UPDATE messages SET bounce_type = $2, bounce_status = $3, bounce_diagnostic = CASE WHEN email = '' THEN NULL ELSE $4 END, bounced_at = $5,
             status = CASE WHEN $6 THEN 'failed' ELSE status END,
-            last_error = CASE WHEN $6 THEN $7 ELSE last_error END
+            last_error = CASE WHEN email = '' THEN NULL WHEN $6 THEN $7 ELSE last_error END
       WHERE id = $1`,
     [m.id, b.type, b.status, b.diagnostic, b.at, fail, failedReason],
   );

@@ -7,27 +7,31 @@ const MATERIALISE_BATCH = 20_000;
 /**
  * Builds a campaign's queue from its lists in batches: each address once (case-insensitively) even
  * when it is on several lists, the first list naming it winning; addresses on the user's suppression
- * list are recorded as suppressed and never queued. Each list is walked in address order through its
- * unique index, one batch per statement, so no statement grows with the list.
+ * list are recorded as suppressed and never queued. With `skipUndeliverable`, an address whose
+ * contact's last verification was `undeliverable` is left out, counted by its first reason in
+ * `skippedReasons`. Each list is walked in address order through its unique index, one batch per
+ * statement, so no statement grows with the list.
  */
 export async function materialiseQueue(
   tx: Queryable,
   userId: number,
   campaignId: number,
   listIds: number[],
-): Promise<{ total: number; suppressed: number }> {
-  const counts = { total: 0, suppressed: 0 };
+  skipUndeliverable: boolean,
+): Promise<{ total: number; suppressed: number; skipped: number; skippedReasons: Record<string, number> }> {
+  const counts = { total: 0, suppressed: 0, skipped: 0, skippedReasons: {} as Record<string, number> };
   for (const [i, listId] of listIds.entries()) {
     const earlierLists = listIds.slice(0, i);
     for (let after = ''; ; ) {
-      const [row] = await tx.query<{ last: string | null; read: number; total: number; suppressed: number }>(
+      const [row] = await tx.query<{ last: string | null; read: number; total: number; suppressed: number; skipped: Record<string, number> }>(
         `WITH batch AS (
-           SELECT id, email, lower(email) AS address FROM contacts
+           SELECT id, email, lower(email) AS address,
+                  CASE WHEN $7 AND verification->>'status' = 'undeliverable' THEN coalesce(verification->'reasons'->>0, 'undeliverable') END AS skip
+             FROM contacts
             WHERE list_id = $3 AND user_id = $1 AND lower(email) > $4
             ORDER BY lower(email) LIMIT $5
-         ), queued AS (
-           INSERT INTO messages (campaign_id, user_id, contact_id, email, status)
-           SELECT $2, $1, b.id, b.email, CASE WHEN suppressed.hit IS NULL THEN 'pending' ELSE 'suppressed' END
+         ), candidates AS (
+           SELECT b.id, b.email, b.address, b.skip, suppressed.hit IS NOT NULL AS suppressed
              FROM batch b
              -- LATERAL ... LIMIT 1: an index probe per row, never a hash of a whole list or suppression list.
              LEFT JOIN LATERAL (SELECT 1 AS hit FROM contacts e
@@ -35,16 +39,27 @@ export async function materialiseQueue(
              LEFT JOIN LATERAL (SELECT 1 AS hit FROM suppressions s
                                  WHERE s.user_id = $1 AND lower(s.email) = b.address LIMIT 1) suppressed ON true
             WHERE earlier.hit IS NULL
-            ORDER BY b.address
+         ), queued AS (
+           INSERT INTO messages (campaign_id, user_id, contact_id, email, status)
+           SELECT $2, $1, c.id, c.email, CASE WHEN c.suppressed THEN 'suppressed' ELSE 'pending' END
+             FROM candidates c
+            WHERE c.suppressed OR c.skip IS NULL
+            ORDER BY c.address
            RETURNING status
          )
          SELECT (SELECT max(address) FROM batch) AS last, (SELECT count(*) FROM batch) AS read,
-                count(*) AS total, count(*) FILTER (WHERE status = 'suppressed') AS suppressed
+                count(*) AS total, count(*) FILTER (WHERE status = 'suppressed') AS suppressed,
+                (SELECT coalesce(jsonb_object_agg(skip, n), '{}') FROM (
+                   SELECT skip, count(*) AS n FROM candidates WHERE skip IS NOT NULL AND NOT suppressed GROUP BY skip) s) AS skipped
            FROM queued`,
-        [userId, campaignId, listId, after, MATERIALISE_BATCH, earlierLists],
+        [userId, campaignId, listId, after, MATERIALISE_BATCH, earlierLists, skipUndeliverable],
       );
       counts.total += row!.total;
       counts.suppressed += row!.suppressed;
+      for (const [reason, n] of Object.entries(row!.skipped)) {
+        counts.skipped += Number(n);
+        counts.skippedReasons[reason] = (counts.skippedReasons[reason] ?? 0) + Number(n);
+      }
       if (row!.read < MATERIALISE_BATCH || row!.last === null) break;
       after = row!.last;
     }
@@ -60,7 +75,7 @@ const CLAIMED = `claimed AS (
        UPDATE messages m SET status = CASE WHEN picked.suppressed THEN 'suppressed' ELSE 'sending' END,
                              account_id = CASE WHEN picked.suppressed THEN NULL ELSE $1::int END
          FROM picked WHERE m.id = picked.id
-       RETURNING m.id, m.campaign_id, m.email, m.attempts, m.contact_id, m.status
+       RETURNING m.id, m.campaign_id, m.email, m.attempts, m.contact_id, m.status, m.merge
      ), counted AS (
        UPDATE campaigns c SET suppressed = c.suppressed + n.n
          FROM (SELECT count(*) AS n FROM claimed WHERE status = 'suppressed') n
@@ -100,7 +115,9 @@ export async function claimMessages(
         ORDER BY m.id LIMIT $5
         FOR UPDATE OF m SKIP LOCKED
      ), ${CLAIMED}
-     SELECT c.id, c.campaign_id AS "campaignId", c.email, c.attempts, ct.name, ct.attributes
+     SELECT c.id, c.campaign_id AS "campaignId", c.email, c.attempts,
+            CASE WHEN ct.id IS NULL THEN c.merge->>'name' ELSE ct.name END AS name,
+            CASE WHEN ct.id IS NULL THEN c.merge->'attributes' ELSE ct.attributes END AS attributes
        FROM claimed c LEFT JOIN contacts ct ON ct.id = c.contact_id
       WHERE c.status = 'sending'
       ORDER BY c.id`,
@@ -145,7 +162,8 @@ export async function claimThrottledMessages(
      ), ${CLAIMED}
      SELECT (SELECT max(id) FROM candidates) AS "scannedTo",
             coalesce((SELECT json_agg(json_build_object('id', c.id, 'campaignId', c.campaign_id, 'email', c.email, 'attempts', c.attempts,
-                                                        'name', ct.name, 'attributes', ct.attributes) ORDER BY c.id)
+                                                        'name', CASE WHEN ct.id IS NULL THEN c.merge->>'name' ELSE ct.name END,
+                                                        'attributes', CASE WHEN ct.id IS NULL THEN c.merge->'attributes' ELSE ct.attributes END) ORDER BY c.id)
                         FROM claimed c LEFT JOIN contacts ct ON ct.id = c.contact_id WHERE c.status = 'sending'), '[]') AS messages`,
     [p.accountId, p.owner, p.campaignId, p.afterId, p.limit, p.now, p.scan, p.rooms.map((r) => r.domain), p.rooms.map((r) => r.room)],
   );
@@ -200,7 +218,8 @@ export async function recordOutcomes(db: Queryable, owner: string, outcomes: Acc
     `WITH updated AS (
        UPDATE messages m
           SET status = CASE WHEN u.status = 'pending' AND c.status = 'stopped' THEN 'cancelled' ELSE u.status END,
-              attempts = m.attempts + u.charged, last_error = coalesce(u.error, m.last_error),
+              -- An address erased while its message was in flight (dataProtection.ts) gets no reply text, which may quote it.
+              attempts = m.attempts + u.charged, last_error = CASE WHEN m.email = '' THEN NULL ELSE coalesce(u.error, m.last_error) END,
               sent_at = u.sent_at, next_attempt_at = u.next_attempt_at,
               account_id = CASE WHEN u.status = 'pending' AND c.status <> 'stopped' THEN NULL ELSE m.account_id END
          FROM unnest($2::bigint[], $3::int[], $4::text[], $5::int[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::bool[],

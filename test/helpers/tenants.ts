@@ -12,6 +12,8 @@ export interface Tenant {
   serverId: number;
   accountId: number;
   listId: number;
+  /** A contact on that list. */
+  contactId: number;
   /** Started (so it has queued messages) and paused. */
   campaignId: number;
   /** Never started. */
@@ -31,6 +33,7 @@ export async function createTenant(t: TestMailPilot, name: string, smtpPort = 25
   await must(t, key, 'POST', `/api/v1/lists/${list.id}/contacts`, {
     contacts: [1, 2, 3].map((i) => ({ email: `c${i}@${name}-rcpt.test`, name: `Contact ${i}` })),
   });
+  const contactId = (await must(t, key, 'GET', `/api/v1/contacts?email=c1@${name}-rcpt.test`)).items[0].id;
   const campaignId = await createCampaign(t, key, [list.id], { name: `${name}'s campaign` });
   await must(t, key, 'POST', `/api/v1/campaigns/${campaignId}/start`);
   await must(t, key, 'POST', `/api/v1/campaigns/${campaignId}/pause`);
@@ -47,6 +50,7 @@ export async function createTenant(t: TestMailPilot, name: string, smtpPort = 25
     serverId,
     accountId,
     listId: list.id,
+    contactId,
     campaignId,
     draftId,
     suppressed,

@@ -28,6 +28,7 @@ const campaignShape = {
   fromName: displayText(200),
   replyTo: email.refine((s) => !/[\r\n\0<>]/.test(s), 'must be a plain email address'),
   scheduledAt: z.iso.datetime({ offset: true }),
+  skipUndeliverable: z.boolean(),
 };
 
 const createBody = z
@@ -38,6 +39,7 @@ const createBody = z
     fromName: campaignShape.fromName.optional(),
     replyTo: campaignShape.replyTo.optional(),
     scheduledAt: campaignShape.scheduledAt.optional(),
+    skipUndeliverable: campaignShape.skipUndeliverable.default(false),
   })
   .strict()
   .refine((b) => b.html !== undefined || b.text !== undefined, { message: 'give html, text or both', path: ['html'] });
@@ -95,6 +97,9 @@ function present(c: Campaign, runningCampaigns: number) {
     completedAt: c.completedAt,
     archivedAt: c.archivedAt,
     createdAt: c.createdAt,
+    skipUndeliverable: c.skipUndeliverable,
+    skipped: c.skipped,
+    skippedReasons: c.skippedReasons,
     warnings,
   };
 }
@@ -138,6 +143,7 @@ export function campaignRoutes(app: ZodApp, ctx: AppContext): void {
         replyTo: b.replyTo ?? null,
         listIds: await ownLists(req.db, userId, b.listIds),
         scheduledAt: b.scheduledAt ? new Date(b.scheduledAt) : null,
+        skipUndeliverable: b.skipUndeliverable,
       },
       ctx.clock.now(),
     );
