@@ -5,18 +5,25 @@ import { addSuppressions } from '../db/suppressions.ts';
 import { retryTransient } from '../db/transient.ts';
 import type { OutcomeWriter } from './outcomeWriter.ts';
 
-/** Outcomes are written in batches of this many, or after this long. */
-const FLUSH_BATCH = 100;
-// Long enough to fill batches at full speed (each statement carries fixed costs), short enough for live counters.
-const FLUSH_INTERVAL_MS = 250;
-
 export type RecordedOutcome = Partial<Outcome> & Pick<Outcome, 'id' | 'status'>;
 
 /**
- * What became of one account worker's messages, handed to the process's OutcomeWriter in batches
- * (rows and campaign counters land together, fenced by the account lease). A write that fails for
- * a transient reason is retried until it lands or `giveUp()` says the lease is gone: an outcome
- * that never lands leaves a sent message 'sending', and recovery would send it again.
+ * What became of one account worker's messages, handed to the process's OutcomeWriter (rows and
+ * campaign counters land together, fenced by the account lease). A write that fails for a
+ * transient reason is retried until it lands or `giveUp()` says the lease is gone: an outcome that
+ * never lands leaves a sent message 'sending', and recovery would send it again.
+ *
+ * Writes are continuous, with no timer: one write at a time, the next starting as soon as the
+ * previous returns and carrying everything recorded meanwhile. Batches grow with the send rate
+ * and the write latency, not with a flush interval.
+ *
+ * The crash bound (DESIGN.md 5: only what was on the wire can go out twice). After a crash,
+ * recovery requeues every row still 'sending', so what a crash doubles is the sends in flight
+ * plus the sends settled whose outcomes had not committed. The worker starts no new send while
+ * `uncommitted` ≥ its connections (see `onCommitted`), so for an account with C connections at
+ * most C settled outcomes wait uncommitted and at most C sends are in flight: a crash doubles at
+ * most 2 × C of its messages, at any send rate. Each connection may thus start its next message
+ * before its last outcome has committed, but not the one after.
  */
 export class OutcomeRecorder {
   private outcomes: Outcome[] = [];
@@ -24,8 +31,11 @@ export class OutcomeRecorder {
   private senderWarnings = new Map<number, string>();
   private tally: Record<string, number> = {};
   private latencies: number[] = [];
-  private flushTimer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
+  /** A write is chained and has not taken its rows yet: what is recorded now rides with it. */
+  private writeQueued = false;
+  private readonly waiting = new Set<() => void>();
+  private chargedUncommitted = 0;
   /** False once a batch could not be written: its rows stay 'sending' until the lease is recovered. */
   complete = true;
 
@@ -38,9 +48,23 @@ export class OutcomeRecorder {
   ) {}
 
   record(o: RecordedOutcome): void {
-    this.outcomes.push({ charged: 0, attemptedAt: null, holdId: null, error: null, sentAt: null, nextAttemptAt: null, possiblyDelivered: false, ...o });
-    if (this.outcomes.length >= FLUSH_BATCH) void this.flush();
-    else this.flushTimer ??= setTimeout(() => void this.flush(), FLUSH_INTERVAL_MS);
+    const outcome: Outcome = { charged: 0, attemptedAt: null, holdId: null, error: null, sentAt: null, nextAttemptAt: null, possiblyDelivered: false, ...o };
+    this.outcomes.push(outcome);
+    if (outcome.charged > 0) this.chargedUncommitted++;
+    void this.flush();
+  }
+
+  /**
+   * Outcomes of SMTP attempts (charged) recorded and not yet committed or given up on: the sends
+   * a crash now would repeat on top of those in flight.
+   */
+  get uncommitted(): number {
+    return this.chargedUncommitted;
+  }
+
+  /** Calls `wake` once the next write has returned (each distinct function once). */
+  onCommitted(wake: () => void): void {
+    this.waiting.add(wake);
   }
 
   /** A hard bounce: the address joins the user's suppression list with the next batch. */
@@ -60,17 +84,24 @@ export class OutcomeRecorder {
     if (latencyMs !== undefined) this.latencies.push(latencyMs);
   }
 
-  /** Writes what is buffered; one write at a time. */
+  /**
+   * Resolves once everything recorded so far has been written (or given up on). One write at a
+   * time; the chained write starts on a later microtask, so a bounce or warning noted right after
+   * its outcome, in the same turn, rides with it.
+   */
   flush(): Promise<void> {
-    clearTimeout(this.flushTimer);
-    this.flushTimer = undefined;
-    this.flushing = this.flushing.then(() => this.write());
+    if (!this.writeQueued) {
+      this.writeQueued = true;
+      this.flushing = this.flushing.then(() => this.write());
+    }
     return this.flushing;
   }
 
   private async write(): Promise<void> {
+    this.writeQueued = false;
     const { ctx, account } = this;
     const batch = this.outcomes.splice(0);
+    const charged = batch.reduce((n, o) => n + (o.charged > 0 ? 1 : 0), 0);
     const bounces = this.bounces.splice(0);
     const warnings = this.senderWarnings;
     this.senderWarnings = new Map();
@@ -95,6 +126,11 @@ export class OutcomeRecorder {
       this.complete = false;
       ctx.log.error({ err, accountId: account.id, messages: batch.length }, 'recording outcomes failed');
       this.onFailure();
+    } finally {
+      this.chargedUncommitted -= charged;
+      const waiting = [...this.waiting];
+      this.waiting.clear();
+      for (const wake of waiting) wake();
     }
   }
 }
