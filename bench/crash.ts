@@ -53,7 +53,7 @@ runBench(async (cleanup) => {
   printResult({
     bench: 'crash',
     database: postgres ? 'postgresql' : 'pglite',
-    ...opts,
+    settings: opts,
     kills: run.kills,
     lost: run.lost,
     doubled: run.doubled,

@@ -19,11 +19,13 @@ export type RecordedOutcome = Partial<Outcome> & Pick<Outcome, 'id' | 'status'>;
  *
  * The crash bound (DESIGN.md 5: only what was on the wire can go out twice). After a crash,
  * recovery requeues every row still 'sending', so what a crash doubles is the sends in flight
- * plus the sends settled whose outcomes had not committed. The worker starts no new send while
- * `uncommitted` ≥ its connections (see `onCommitted`), so for an account with C connections at
- * most C settled outcomes wait uncommitted and at most C sends are in flight: a crash doubles at
- * most 2 × C of its messages, at any send rate. Each connection may thus start its next message
- * before its last outcome has committed, but not the one after.
+ * plus the sends settled whose outcomes had not committed. An account worker with C connections
+ * starts a send only while at most C sends are uncommitted and fewer than C are in flight (it
+ * waits for `onCommitted` otherwise); a send settling moves one from in flight to uncommitted, so
+ * the two together never pass 2 × C, and a crash doubles at most 2 × C of its messages at any send
+ * rate. Per connection: its next message may start before its last outcome has committed, the one
+ * after only once it has. What this costs: a connection waits whenever committing an outcome takes
+ * longer than sending the next message (bench/throughput.ts; README, Capacity).
  */
 export class OutcomeRecorder {
   private outcomes: Outcome[] = [];
