@@ -19,13 +19,15 @@ export type RecordedOutcome = Partial<Outcome> & Pick<Outcome, 'id' | 'status'>;
  *
  * The crash bound (DESIGN.md 5: only what was on the wire can go out twice). After a crash,
  * recovery requeues every row still 'sending', so what a crash doubles is the sends in flight
- * plus the sends settled whose outcomes had not committed. An account worker with C connections
- * starts a send only while at most C sends are uncommitted and fewer than C are in flight (it
- * waits for `onCommitted` otherwise); a send settling moves one from in flight to uncommitted, so
- * the two together never pass 2 × C, and a crash doubles at most 2 × C of its messages at any send
- * rate. Per connection: its next message may start before its last outcome has committed, the one
- * after only once it has. What this costs: a connection waits whenever committing an outcome takes
- * longer than sending the next message (bench/throughput.ts; README, Capacity).
+ * plus the sends settled whose outcomes had not committed. An account worker starts a send only
+ * while its uncommitted outcomes are at most its sends in flight counting the new one (it waits
+ * for `onCommitted` otherwise). Each send in flight holds a connection of its own, so then
+ * uncommitted + in flight ≤ 2 × the connections open; a send settling moves one from in flight to
+ * uncommitted and its connection stays open for the next, so a crash doubles at most 2 × the
+ * connections open (2 × the account's connections at most) at any send rate. Per connection: its
+ * next message may start before its last outcome has committed, the one after only once it has.
+ * What this costs: a connection waits whenever committing an outcome takes longer than sending the
+ * next message (README, Capacity).
  */
 export class OutcomeRecorder {
   private outcomes: Outcome[] = [];
