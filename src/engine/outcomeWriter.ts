@@ -99,9 +99,14 @@ export class OutcomeWriter {
     } catch (err) {
       for (const s of group) s.reject(err);
     } finally {
-      this.writing = false;
       this.writingRows = 0;
-      this.schedule();
+      // The next statement starts once the workers whose rows just landed have handed over what
+      // they recorded meanwhile (promise continuations, within this turn): it then carries those too,
+      // where starting at once would leave them for the statement after.
+      setImmediate(() => {
+        this.writing = false;
+        this.schedule();
+      });
       if (!this.full) {
         for (const wake of this.waiting) wake();
         this.waiting.clear();
