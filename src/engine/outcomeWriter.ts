@@ -4,6 +4,7 @@ import type { Queryable } from '../db/database.ts';
 import { recordOutcomes, type AccountOutcomeRow } from '../db/messages.ts';
 import type { QueueUpkeep } from '../db/queueUpkeep.ts';
 import { retryTransient } from '../db/transient.ts';
+import { ProgressAnnouncer } from './progressAnnouncer.ts';
 
 /** No statement carries more rows than this. */
 const MAX_ROWS = 2_000;
@@ -38,13 +39,16 @@ export class OutcomeWriter {
   private writingRows = 0;
   private readonly waiting = new Set<() => void>();
   private writing = false;
+  private readonly progress: ProgressAnnouncer;
 
   constructor(
     private readonly ctx: AppContext,
     private readonly db: Queryable,
     private readonly owner: string,
     private readonly upkeep: QueueUpkeep,
-  ) {}
+  ) {
+    this.progress = new ProgressAnnouncer(ctx.events);
+  }
 
   /** Whether workers should start no new sends until `onRoom` calls them back. */
   get full(): boolean {
@@ -94,7 +98,7 @@ export class OutcomeWriter {
       );
       for (const s of group) s.resolve();
       this.upkeep.messagesDone(rows);
-      for (const c of counters) this.ctx.events.emit({ type: 'campaign.progress', userId: c.userId, campaignId: c.id });
+      this.progress.changed(counters);
       finished = counters.filter((c) => c.sent + c.failed + c.suppressed + c.cancelled >= c.total).map((c) => c.id);
     } catch (err) {
       for (const s of group) s.reject(err);
