@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-const MULTI_PROCESS = 'test/engine.processes.test.ts';
+const MULTI_PROCESS = ['test/engine.processes.test.ts', 'test/engine.crash.test.ts'];
 
 export default defineConfig({
   test: {
@@ -11,9 +11,9 @@ export default defineConfig({
     maxWorkers: 2,
     minWorkers: 1,
     projects: [
-      { extends: true, test: { name: 'integration', include: ['test/**/*.test.ts'], exclude: [MULTI_PROCESS], sequence: { groupOrder: 0 } } },
-      // Spawns several MailPilot processes under load: it runs after the others, so it starves none of them.
-      { extends: true, test: { name: 'processes', include: [MULTI_PROCESS], sequence: { groupOrder: 1 } } },
+      { extends: true, test: { name: 'integration', include: ['test/**/*.test.ts'], exclude: MULTI_PROCESS, sequence: { groupOrder: 0 } } },
+      // Spawn MailPilot processes under load: they run after the others, so they starve none of them.
+      { extends: true, test: { name: 'processes', include: MULTI_PROCESS, sequence: { groupOrder: 1 } } },
     ],
   },
 });

@@ -58,6 +58,8 @@ export interface MailPilotProcess {
   /** CPU seconds the process has used so far; throws if it has exited. */
   cpuSeconds(): number;
   stop(): Promise<void>;
+  /** SIGKILL, as a crash would; resolves once the process has gone. */
+  kill(): Promise<void>;
 }
 
 export interface MailPilotServer extends MailPilotProcess {
@@ -110,6 +112,11 @@ function spawnMailPilot(command: 'serve' | 'worker', env: Record<string, string>
       await exited;
       clearTimeout(killer);
     },
+    async kill() {
+      if (!running()) return;
+      child.kill('SIGKILL');
+      await exited;
+    },
   };
   return { proc, running };
 }
@@ -121,10 +128,16 @@ interface ProcessOptions {
   secretKey: string;
 }
 
-/** `mailpilot serve`: migrates the database, then serves the API and runs the engine. */
-export async function startMailPilot(opts: Omit<ProcessOptions, 'secretKey'> & { port: number; env?: Record<string, string> }): Promise<MailPilotServer> {
-  const adminKey = randomBytes(24).toString('hex');
-  const secretKey = randomBytes(32).toString('hex');
+/**
+ * `mailpilot serve`: migrates the database, then serves the API and runs the engine. An empty
+ * `databaseUrl` runs it on the embedded database in `dataDir`. `keys` restarts a server on the
+ * database of an earlier one; `env` adds settings (MAILPILOT_LEASE_SECONDS, say).
+ */
+export async function startMailPilot(
+  opts: Omit<ProcessOptions, 'secretKey'> & { port: number; keys?: { adminKey: string; secretKey: string }; env?: Record<string, string> },
+): Promise<MailPilotServer> {
+  const adminKey = opts.keys?.adminKey ?? randomBytes(24).toString('hex');
+  const secretKey = opts.keys?.secretKey ?? randomBytes(32).toString('hex');
   const { proc, running } = spawnMailPilot('serve', {
     DATABASE_URL: opts.databaseUrl,
     PORT: String(opts.port),

@@ -19,9 +19,8 @@ async function onServer<T>(serverUrl: string, fn: (client: pg.Client) => Promise
   }
 }
 
-/** A new empty database on the local PostgreSQL server; MailPilot migrates it on start. */
-export async function createBenchDatabase(): Promise<BenchDatabase> {
-  const serverUrl = process.env.BENCH_DATABASE_URL || process.env.TEST_DATABASE_URL || DEFAULT_SERVER_URL;
+/** A new empty database on the local PostgreSQL server (or on `serverUrl`'s); MailPilot migrates it on start. */
+export async function createBenchDatabase(serverUrl = process.env.BENCH_DATABASE_URL || process.env.TEST_DATABASE_URL || DEFAULT_SERVER_URL): Promise<BenchDatabase> {
   const name = `mailpilot_bench_${randomBytes(6).toString('hex')}`;
   try {
     await onServer(serverUrl, (c) => c.query(`CREATE DATABASE ${name}`));

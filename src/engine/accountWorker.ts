@@ -240,6 +240,8 @@ export class AccountWorker {
     while (this.mayStartSends && this.inflight < this.connections && this.queue.length > 0) {
       if (!this.lease.trusted) return this.halt('lease_lost');
       if (this.shared.outcomes.full) return this.shared.outcomes.onRoom(this.notify);
+      // The crash bound (outcomeRecorder.ts): a send starts with at most one uncommitted outcome per busy connection.
+      if (this.book.uncommitted > this.inflight + 1) return this.book.onCommitted(this.notify);
       if (!this.pace.take()) return;
       const next = this.queue[0]!;
       const { campaignId } = next.msg;

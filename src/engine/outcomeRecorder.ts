@@ -6,18 +6,29 @@ import { retryTransient } from '../db/transient.ts';
 import { checkRateGuard } from './rateGuard.ts';
 import type { OutcomeWriter } from './outcomeWriter.ts';
 
-/** Outcomes are written in batches of this many, or after this long. */
-const FLUSH_BATCH = 100;
-// Long enough to fill batches at full speed (each statement carries fixed costs), short enough for live counters.
-const FLUSH_INTERVAL_MS = 250;
-
 export type RecordedOutcome = Partial<Outcome> & Pick<Outcome, 'id' | 'status'>;
 
 /**
- * What became of one account worker's messages, handed to the process's OutcomeWriter in batches
- * (rows and campaign counters land together, fenced by the account lease). A write that fails for
- * a transient reason is retried until it lands or `giveUp()` says the lease is gone: an outcome
- * that never lands leaves a sent message 'sending', and recovery would send it again.
+ * What became of one account worker's messages, handed to the process's OutcomeWriter (rows and
+ * campaign counters land together, fenced by the account lease). A write that fails for a
+ * transient reason is retried until it lands or `giveUp()` says the lease is gone: an outcome that
+ * never lands leaves a sent message 'sending', and recovery would send it again.
+ *
+ * Writes are continuous, with no timer: one write at a time, the next starting as soon as the
+ * previous returns and carrying everything recorded meanwhile. Batches grow with the send rate
+ * and the write latency, not with a flush interval.
+ *
+ * The crash bound (DESIGN.md 5: only what was on the wire can go out twice). After a crash,
+ * recovery requeues every row still 'sending', so what a crash doubles is the sends in flight
+ * plus the sends settled whose outcomes had not committed. An account worker starts a send only
+ * while its uncommitted outcomes are at most its sends in flight counting the new one (it waits
+ * for `onCommitted` otherwise). Each send in flight holds a connection of its own, so then
+ * uncommitted + in flight ≤ 2 × the connections open; a send settling moves one from in flight to
+ * uncommitted and its connection stays open for the next, so a crash doubles at most 2 × the
+ * connections open (2 × the account's connections at most) at any send rate. Per connection: its
+ * next message may start before its last outcome has committed, the one after only once it has.
+ * What this costs: a connection waits whenever committing an outcome takes longer than sending the
+ * next message (README, Capacity).
  */
 export class OutcomeRecorder {
   private outcomes: Outcome[] = [];
@@ -25,8 +36,11 @@ export class OutcomeRecorder {
   private senderWarnings = new Map<number, string>();
   private tally: Record<string, number> = {};
   private latencies: number[] = [];
-  private flushTimer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
+  /** A write is chained and has not taken its rows yet: what is recorded now rides with it. */
+  private writeQueued = false;
+  private readonly waiting = new Set<() => void>();
+  private chargedUncommitted = 0;
   /** False once a batch could not be written: its rows stay 'sending' until the lease is recovered. */
   complete = true;
 
@@ -39,7 +53,7 @@ export class OutcomeRecorder {
   ) {}
 
   record(o: RecordedOutcome): void {
-    this.outcomes.push({
+    const outcome: Outcome = {
       charged: 0,
       attemptedAt: null,
       holdId: null,
@@ -49,9 +63,23 @@ export class OutcomeRecorder {
       possiblyDelivered: false,
       hardBounce: false,
       ...o,
-    });
-    if (this.outcomes.length >= FLUSH_BATCH) void this.flush();
-    else this.flushTimer ??= setTimeout(() => void this.flush(), FLUSH_INTERVAL_MS);
+    };
+    this.outcomes.push(outcome);
+    if (outcome.charged > 0) this.chargedUncommitted++;
+    void this.flush();
+  }
+
+  /**
+   * Outcomes of SMTP attempts (charged) recorded and not yet committed or given up on: the sends
+   * a crash now would repeat on top of those in flight.
+   */
+  get uncommitted(): number {
+    return this.chargedUncommitted;
+  }
+
+  /** Calls `wake` once the next write has returned (each distinct function once). */
+  onCommitted(wake: () => void): void {
+    this.waiting.add(wake);
   }
 
   /** A hard bounce: the address joins the user's suppression list with the next batch. */
@@ -71,17 +99,24 @@ export class OutcomeRecorder {
     if (latencyMs !== undefined) this.latencies.push(latencyMs);
   }
 
-  /** Writes what is buffered; one write at a time. */
+  /**
+   * Resolves once everything recorded so far has been written (or given up on). One write at a
+   * time; the chained write starts on a later microtask, so a bounce or warning noted right after
+   * its outcome, in the same turn, rides with it.
+   */
   flush(): Promise<void> {
-    clearTimeout(this.flushTimer);
-    this.flushTimer = undefined;
-    this.flushing = this.flushing.then(() => this.write());
+    if (!this.writeQueued) {
+      this.writeQueued = true;
+      this.flushing = this.flushing.then(() => this.write());
+    }
     return this.flushing;
   }
 
   private async write(): Promise<void> {
+    this.writeQueued = false;
     const { ctx, account } = this;
     const batch = this.outcomes.splice(0);
+    const charged = batch.reduce((n, o) => n + (o.charged > 0 ? 1 : 0), 0);
     const bounces = this.bounces.splice(0);
     const warnings = this.senderWarnings;
     this.senderWarnings = new Map();
@@ -107,6 +142,11 @@ export class OutcomeRecorder {
       ctx.log.error({ err, accountId: account.id, messages: batch.length }, 'recording outcomes failed');
       this.onFailure();
       return;
+    } finally {
+      this.chargedUncommitted -= charged;
+      const waiting = [...this.waiting];
+      this.waiting.clear();
+      for (const wake of waiting) wake();
     }
     // Hard bounces have just been counted: the account may now be past its user's threshold.
     if (batch.some((o) => o.hardBounce)) {

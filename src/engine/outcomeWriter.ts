@@ -4,10 +4,9 @@ import type { Queryable } from '../db/database.ts';
 import { recordOutcomes, type AccountOutcomeRow } from '../db/messages.ts';
 import type { QueueUpkeep } from '../db/queueUpkeep.ts';
 import { retryTransient } from '../db/transient.ts';
+import { ProgressAnnouncer } from './progressAnnouncer.ts';
 
-/** At most one outcome statement starts per this many ms... */
-const MIN_GAP_MS = 50;
-/** ...unless this many rows are waiting; and no statement carries more. */
+/** No statement carries more rows than this. */
 const MAX_ROWS = 2_000;
 /**
  * Rows handed over and not yet landed past which the workers start no new sends (see `full`).
@@ -29,7 +28,9 @@ interface Submission {
  * (group commit) on a connection of their own. With a thousand accounts each sending a message
  * every few seconds, per-worker writes would be thousands of one-row statements a second; grouped,
  * the statement count stays flat however many accounts are at work, and the rows per statement
- * grow instead.
+ * grow instead. Continuous, with no timer: the next statement starts as soon as the previous one
+ * returns, carrying every submission that arrived meanwhile, so an outcome waits at most one
+ * statement before its own starts (the crash bound, outcomeRecorder.ts, counts on that).
  *
  * It is also the process's brake: sending outran writing when the process ran out of CPU, and the
  * unwritten outcomes piled up until the heap did. Past MAX_BACKLOG rows the workers wait (`full`).
@@ -40,15 +41,16 @@ export class OutcomeWriter {
   private writingRows = 0;
   private readonly waiting = new Set<() => void>();
   private writing = false;
-  private timer: NodeJS.Timeout | undefined;
-  private lastStart = -Infinity;
+  private readonly progress: ProgressAnnouncer;
 
   constructor(
     private readonly ctx: AppContext,
     private readonly db: Queryable,
     private readonly owner: string,
     private readonly upkeep: QueueUpkeep,
-  ) {}
+  ) {
+    this.progress = new ProgressAnnouncer(ctx.events);
+  }
 
   /** Whether workers should start no new sends until `onRoom` calls them back. */
   get full(): boolean {
@@ -75,21 +77,11 @@ export class OutcomeWriter {
   }
 
   private schedule(): void {
-    if (this.writing || this.pending.length === 0) return;
-    const wait = this.lastStart + MIN_GAP_MS - performance.now();
-    if (wait <= 0 || this.pendingRows >= MAX_ROWS) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-      void this.writeNext();
-    } else this.timer ??= setTimeout(() => {
-      this.timer = undefined;
-      this.schedule();
-    }, wait);
+    if (!this.writing && this.pending.length > 0) void this.writeNext();
   }
 
   private async writeNext(): Promise<void> {
     this.writing = true;
-    this.lastStart = performance.now();
     const group: Submission[] = [];
     let rows = 0;
     while (this.pending.length > 0 && (group.length === 0 || rows + this.pending[0]!.rows.length <= MAX_ROWS)) {
@@ -109,14 +101,19 @@ export class OutcomeWriter {
       for (const s of group) s.resolve();
       this.ctx.events.emit({ type: 'engine.outcomes_written', userId: 0, rows, lagMs: performance.now() - group[0]!.handedAt });
       this.upkeep.messagesDone(rows);
-      for (const c of counters) this.ctx.events.emit({ type: 'campaign.progress', userId: c.userId, campaignId: c.id });
+      this.progress.changed(counters);
       finished = counters.filter((c) => c.sent + c.failed + c.suppressed + c.cancelled >= c.total).map((c) => c.id);
     } catch (err) {
       for (const s of group) s.reject(err);
     } finally {
-      this.writing = false;
       this.writingRows = 0;
-      this.schedule();
+      // The next statement starts once the workers whose rows just landed have handed over what
+      // they recorded meanwhile (promise continuations, within this turn): it then carries those too,
+      // where starting at once would leave them for the statement after.
+      setImmediate(() => {
+        this.writing = false;
+        this.schedule();
+      });
       if (!this.full) {
         for (const wake of this.waiting) wake();
         this.waiting.clear();
