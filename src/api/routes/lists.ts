@@ -1,34 +1,43 @@
 import { Readable } from 'node:stream';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { csvContacts, importContacts, jsonContacts } from '../../campaigns/contactImport.ts';
+import { csvContacts, importContacts, jsonContacts, MAX_INVALID_LISTED } from '../../campaigns/contactImport.ts';
 import { claimQuota } from '../../campaigns/quotas.ts';
 import type { AppContext } from '../../context.ts';
 import { getList, insertList, listLists } from '../../db/lists.ts';
 import type { ZodApp } from '../app.ts';
 import { requireUser } from '../auth.ts';
 import { AppError, invalid, notFound } from '../../errors.ts';
-import { displayName, idParams, page, pageQuery } from '../schemas.ts';
+import { displayName, id, idParams, invalidRows, page, pageOf, pageQuery, timestamp } from '../schemas.ts';
 
 const createListBody = z.object({ name: displayName }).strict();
 
 // Each contact is checked on its own, so one bad row is reported in `invalid` instead of failing the import.
 const jsonImportBody = z.object({ contacts: z.array(z.unknown()) }).strict();
 
+const listReply = z.object({ id, name: z.string(), contactCount: z.number().int(), createdAt: timestamp });
+const importReply = z.object({
+  added: z.number().int(),
+  updated: z.number().int(),
+  duplicates: z.number().int().describe('rows repeating an address that appeared earlier in the same import'),
+  invalid: invalidRows(MAX_INVALID_LISTED),
+  invalidCount: z.number().int(),
+});
+
 export function listRoutes(app: ZodApp, ctx: AppContext): void {
-  app.post('/api/v1/lists', { schema: { body: createListBody } }, async (req, reply) => {
+  app.post('/api/v1/lists', { schema: { body: createListBody, response: { 201: listReply } } }, async (req, reply) => {
     const userId = requireUser(req.caller);
     await claimQuota(req.db, 'lists', userId, ctx.config.quotas.lists);
     const list = await insertList(req.db, userId, req.body.name, ctx.clock.now());
     return reply.status(201).send(list);
   });
 
-  app.get('/api/v1/lists', { schema: { querystring: pageQuery } }, async (req) => {
+  app.get('/api/v1/lists', { schema: { querystring: pageQuery, response: { 200: pageOf(listReply) } } }, async (req) => {
     const rows = await listLists(req.db, requireUser(req.caller), req.query.after ?? 0, req.query.limit + 1);
     return page(rows, req.query.limit);
   });
 
-  app.get('/api/v1/lists/:id', { schema: { params: idParams } }, async (req) => {
+  app.get('/api/v1/lists/:id', { schema: { params: idParams, response: { 200: listReply } } }, async (req) => {
     const list = await getList(req.db, requireUser(req.caller), req.params.id);
     if (!list) throw notFound('list');
     return list;
@@ -40,7 +49,7 @@ export function listRoutes(app: ZodApp, ctx: AppContext): void {
     const scoped = plugin.withTypeProvider<ZodTypeProvider>();
     scoped.addContentTypeParser('text/csv', (_req, payload, done) => done(null, payload));
 
-    scoped.post('/api/v1/lists/:id/contacts', { schema: { params: idParams }, config: { dbScope: 'per-query', upload: 'stream' } }, async (req) => {
+    scoped.post('/api/v1/lists/:id/contacts', { schema: { params: idParams, response: { 200: importReply } }, config: { dbScope: 'per-query', upload: 'stream' } }, async (req) => {
       const userId = requireUser(req.caller);
       const list = await getList(req.db, userId, req.params.id);
       if (!list) throw notFound('list');
