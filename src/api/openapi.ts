@@ -39,6 +39,21 @@ function listNullInEnums(node: unknown): void {
   Object.values(schema).forEach(listNullInEnums);
 }
 
+/** Every operation's errors, written once in components and referred to. */
+const ERROR_RESPONSE = { $ref: '#/components/responses/Error' };
+
+type Document = { paths?: Record<string, Record<string, { responses?: Record<string, unknown> }>>; components?: Record<string, unknown> };
+
+/** Every operation may answer errorReply (4XX, 5XX) unless it documents that status itself. */
+function shareErrorReplies(doc: Document): Document {
+  for (const operations of Object.values(doc.paths ?? {})) {
+    for (const operation of Object.values(operations)) operation.responses = { '4XX': ERROR_RESPONSE, '5XX': ERROR_RESPONSE, ...operation.responses };
+  }
+  const schema = z.toJSONSchema(errorReply, { target: 'openapi-3.0', io: 'output' });
+  const error = { description: errorReply.description, content: { 'application/json': { schema } } };
+  return { ...doc, components: { ...doc.components, responses: { Error: error } } };
+}
+
 const isZod = (schema: unknown): schema is z.ZodType => schema instanceof z.ZodType;
 
 const description = `MailPilot sends email campaigns for many users, each through their own SMTP accounts.
@@ -51,7 +66,7 @@ Request bodies are limited to ${BODY_LIMIT_BYTES} bytes (413 beyond; CSV imports
  * The OpenAPI 3 document, generated from the zod schemas that validate each route's requests and
  * describe its replies (`schema.response`), so the document cannot drift from what the server accepts;
  * test/api.replies.test.ts checks real replies against it. Every route also documents `4XX` and `5XX`
- * as errorReply. Registered before the routes: it collects them as they are added.
+ * as errorReply, once in components. Registered before the routes: it collects them as they are added.
  */
 export async function registerOpenApi(app: FastifyInstance): Promise<void> {
   await app.register(fastifySwagger, {
@@ -62,8 +77,8 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
       security: [{ apiKey: [] }],
     },
     transform: (input) => {
-      // The zod entries (JSON replies, and the errors every route may answer) go through the zod converter; text replies as declared.
-      const declared: Record<string, unknown> = { '4XX': errorReply, '5XX': errorReply, ...(input.schema?.response as object | undefined) };
+      // Zod reply schemas go through the zod converter; text replies as declared.
+      const declared: Record<string, unknown> = { ...(input.schema?.response as object | undefined) };
       const zodReplies = Object.fromEntries(Object.entries(declared).filter(([, s]) => isZod(s)));
       const textReplies = Object.fromEntries(Object.entries(declared).filter(([, s]) => !isZod(s)));
       const converted = jsonSchemaTransform({ ...input, schema: { ...input.schema, response: zodReplies } }) as {
@@ -83,6 +98,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
         },
       };
     },
+    transformObject: (input) => ('openapiObject' in input ? shareErrorReplies(input.openapiObject as Document) : input.swaggerObject),
   });
   app.get(OPENAPI_PATH, { schema: { response: { 200: documentReply } } }, async () => app.swagger());
 }
