@@ -263,6 +263,22 @@ describe.each(databaseKinds)('every reply matches the OpenAPI document (%s)', (k
     expect(documented.filter((d) => !checked.has(d))).toEqual([]);
   });
 
+  it('answers errors in the shape every operation refers to', async () => {
+    const { apiKey: key } = await t.createUser('Di');
+    const op = operation('GET', '/api/v1/lists/{id}');
+    expect(op.responses['4XX']).toEqual({ $ref: '#/components/responses/Error' });
+    const error = (doc as unknown as { components: { responses: { Error: { content: Record<string, { schema: object }> } } } }).components.responses.Error;
+    const validate = ajv.compile(error.content['application/json']!.schema);
+    for (const res of [
+      await t.api('GET', '/api/v1/lists/999999', { key }),
+      await t.api('POST', '/api/v1/lists', { key, body: { name: '' } }),
+      await t.api('GET', '/api/v1/lists'),
+    ]) {
+      expect(res.status).toBeGreaterThanOrEqual(400);
+      expect(validate(res.body) ? [] : validate.errors, JSON.stringify(res.body)).toEqual([]);
+    }
+  });
+
   it('forbids fields a reply schema does not name, so a forgotten field fails the check above', () => {
     const server = operation('GET', '/api/v1/smtp-servers/{id}').responses['200']!.content!['application/json']!.schema;
     const validate = ajv.compile(server);
