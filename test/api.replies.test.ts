@@ -228,12 +228,13 @@ describe.each(databaseKinds)('every reply matches the OpenAPI document (%s)', (k
     expect(paused.pauseReason).toBe('sending_window');
     await call('GET', '/api/v1/campaigns/{id}', { key: bo.apiKey, params: { id: held.id } });
     await call('GET', '/api/v1/campaigns/{id}/messages', { key: bo.apiKey, params: { id: held.id } });
-    await call('POST', '/api/v1/campaigns/{id}/stop', { key: bo.apiKey, params: { id: held.id } });
 
-    // Stats for a user and for the admin.
+    // Stats for a user and for the admin, while a campaign is unfinished.
     await call('GET', '/api/v1/stats', { key });
     const system = await call('GET', '/api/v1/stats', { key: t.adminKey });
     expect(system.accounts.map((a: { userId?: number }) => a.userId)).not.toContain(undefined);
+    expect(system.perUser).toEqual([expect.objectContaining({ userId: bo.id, pending: 2 })]);
+    await call('POST', '/api/v1/campaigns/{id}/stop', { key: bo.apiKey, params: { id: held.id } });
 
     // The pages and files that are not JSON.
     await callText('GET', '/metrics', { key: t.adminKey });
