@@ -3,6 +3,7 @@ import Ajv04, { type ValidateFunction } from 'ajv-draft-04';
 import addFormats from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseKinds } from './helpers/db.ts';
+import { startDnsServer, type DnsServer } from './helpers/dnsServer.ts';
 import { must, waitForCampaign } from './helpers/fixtures.ts';
 import { startTestMailPilot, type TestMailPilot } from './helpers/mailpilot.ts';
 import { startSmtpPeer, type SmtpPeer } from './helpers/smtpPeer.ts';
@@ -21,6 +22,7 @@ const SUCCESS = /^2\d\d$/;
 describe.each(databaseKinds)('every reply matches the OpenAPI document (%s)', (kind) => {
   let t: TestMailPilot;
   let peer: SmtpPeer;
+  let dns: DnsServer;
   let doc: Document;
   // OpenAPI 3.0 schemas are JSON Schema draft 4 (boolean exclusiveMinimum) plus `nullable`.
   const ajv = new Ajv04.default({ allErrors: true });
@@ -30,13 +32,18 @@ describe.each(databaseKinds)('every reply matches the OpenAPI document (%s)', (k
   const checked = new Set<string>();
 
   beforeAll(async () => {
-    peer = await startSmtpPeer();
-    t = await startTestMailPilot(kind);
+    // Addresses starting "refused" are unknown users (5.1.1): enough to trip a strict rate guard.
+    peer = await startSmtpPeer({ onRcpt: (address) => (address.startsWith('refused') ? { code: 550, message: '5.1.1 no such user' } : undefined) });
+    // rcpt.test takes mail; nomail.test does not exist, so its addresses verify as undeliverable.
+    dns = await startDnsServer();
+    dns.setMx('rcpt.test', ['mx.rcpt.test']);
+    dns.set('mx.rcpt.test', ['192.0.2.10']);
+    t = await startTestMailPilot(kind, { config: { dnsServers: [dns.address] } });
     doc = (await t.api('GET', '/api/v1/openapi.json')).body;
   });
   afterAll(async () => {
     await t.close();
-    await peer.close();
+    await Promise.all([peer.close(), dns.close()]);
   });
 
   const operation = (method: string, path: string) => {
@@ -99,6 +106,9 @@ describe.each(databaseKinds)('every reply matches the OpenAPI document (%s)', (k
     const user = await call('POST', '/api/v1/users', { key: t.adminKey, body: { name: 'Ann', email: 'ann@example.test' }, status: 201 });
     const key: string = user.apiKey;
     await call('GET', '/api/v1/me', { key });
+    const guarded = await call('PATCH', '/api/v1/me', { key, body: { rateGuard: { complaints: null } } });
+    expect(guarded.rateGuard.complaints).toBeNull();
+    expect(guarded.rateGuard.hardBounces).toMatchObject({ percent: expect.any(Number) });
     const second = await call('POST', '/api/v1/me/keys', { key, status: 201 });
     await call('GET', '/api/v1/me/keys', { key });
     await call('DELETE', '/api/v1/me/keys/{id}', { key, params: { id: second.id }, status: 204 });
@@ -171,8 +181,32 @@ describe.each(databaseKinds)('every reply matches the OpenAPI document (%s)', (k
     });
     expect(imported.invalid).toHaveLength(1);
     await call('POST', '/api/v1/lists/{id}/contacts', { key, params: { id: list.id }, body: 'email,name\nbob@rcpt.test,Bob\n', contentType: 'text/csv' });
+    const verifiedImport = await call('POST', '/api/v1/lists/{id}/contacts', {
+      key,
+      params: { id: list.id },
+      query: '?verify=true',
+      body: { contacts: [{ email: 'dead@nomail.test' }, { email: 'cy@rcpt.test' }] },
+    });
+    expect(verifiedImport).toMatchObject({ added: 2, warnings: [] });
     await call('GET', '/api/v1/lists', { key });
     await call('GET', '/api/v1/lists/{id}', { key, params: { id: list.id } });
+
+    // Contacts one at a time, across lists, and verified.
+    const found = await call('GET', '/api/v1/contacts', { key, query: '?email=cy%40rcpt.test' });
+    const cy = found.items[0];
+    expect(cy.verification).toMatchObject({ status: 'deliverable', checks: { domain: 'mx' } });
+    const dead = (await call('GET', '/api/v1/contacts', { key, query: '?email=dead%40nomail.test' })).items[0];
+    expect(dead.verification).toMatchObject({ status: 'undeliverable', reasons: ['no_mail_domain'] });
+    await call('GET', '/api/v1/lists/{id}/contacts/{contactId}', { key, params: { id: list.id, contactId: cy.id } });
+    await call('PATCH', '/api/v1/lists/{id}/contacts/{contactId}', { key, params: { id: list.id, contactId: cy.id }, body: { name: 'Cy', attributes: { vip: true } } });
+    const never = (await call('GET', '/api/v1/contacts', { key, query: '?email=bob%40rcpt.test' })).items[0];
+    expect(never.verification).toBeNull();
+    await call('POST', '/api/v1/lists/{id}/contacts/{contactId}/verify', { key, params: { id: list.id, contactId: never.id } });
+    const listVerified = await call('POST', '/api/v1/lists/{id}/verify', { key, params: { id: list.id }, query: '?limit=2' });
+    expect(listVerified).toMatchObject({ verified: 2, next: expect.any(Number) });
+    await call('DELETE', '/api/v1/lists/{id}/contacts/{contactId}', { key, params: { id: list.id, contactId: cy.id }, status: 204 });
+    const scratch = await call('POST', '/api/v1/lists', { key, body: { name: 'Scratch' }, status: 201 });
+    await call('DELETE', '/api/v1/lists/{id}', { key, params: { id: scratch.id }, status: 204 });
 
     // Suppressions: added, added again (200), listed, imported, lifted.
     await call('POST', '/api/v1/suppressions', { key, body: { email: 'gone@rcpt.test' }, status: 201 });
@@ -186,7 +220,7 @@ describe.each(databaseKinds)('every reply matches the OpenAPI document (%s)', (k
     // A campaign: changed, previewed, tried, forecast, sent to the end through the peer.
     const campaign = await call('POST', '/api/v1/campaigns', {
       key,
-      body: { name: 'Spring', listIds: [list.id], subject: 'Hi {{name}}', html: '<p>Hi</p><a href="{{unsubscribeUrl}}">unsubscribe</a>', text: 'Hi' },
+      body: { name: 'Spring', listIds: [list.id], subject: 'Hi {{name}}', html: '<p>Hi</p><a href="{{unsubscribeUrl}}">unsubscribe</a>', text: 'Hi', skipUndeliverable: true },
       status: 201,
     });
     await call('PATCH', '/api/v1/campaigns/{id}', { key, params: { id: campaign.id }, body: { fromName: 'Spring Shop', replyTo: 'help@sender.test' } });
@@ -196,7 +230,8 @@ describe.each(databaseKinds)('every reply matches the OpenAPI document (%s)', (k
     await call('POST', '/api/v1/campaigns/{id}/start', { key, params: { id: campaign.id } });
     await waitForCampaign(t, key, campaign.id, (c) => c.status === 'completed');
     await call('GET', '/api/v1/campaigns', { key });
-    await call('GET', '/api/v1/campaigns/{id}', { key, params: { id: campaign.id } });
+    const sent = await call('GET', '/api/v1/campaigns/{id}', { key, params: { id: campaign.id } });
+    expect(sent).toMatchObject({ skipped: 1, skippedReasons: { no_mail_domain: 1 } });
     const messages = await call('GET', '/api/v1/campaigns/{id}/messages', { key, params: { id: campaign.id } });
     expect(messages.items.map((m: { sentAt: string | null }) => m.sentAt)).not.toContain(null);
     const shares = await call('GET', '/api/v1/campaigns/{id}/accounts', { key, params: { id: campaign.id } });
@@ -229,6 +264,33 @@ describe.each(databaseKinds)('every reply matches the OpenAPI document (%s)', (k
     await call('GET', '/api/v1/campaigns/{id}', { key: bo.apiKey, params: { id: held.id } });
     await call('GET', '/api/v1/campaigns/{id}/messages', { key: bo.apiKey, params: { id: held.id } });
 
+    // An account paused by a strict rate guard (one refusal is past 1%) while its campaign runs: the
+    // campaign waits with no resumeAt, and resume lifts the pause. The gap between sends (fake clock,
+    // never advanced) holds the second message back, so the pause finds the campaign running.
+    const guard = await t.createUser('Gus');
+    await call('PATCH', '/api/v1/me', { key: guard.apiKey, body: { rateGuard: { hardBounces: { percent: 1, lastSends: 1, minSends: 1 } } } });
+    const guardServer = await must(t, guard.apiKey, 'POST', '/api/v1/smtp-servers', { name: 'peer', host: '127.0.0.1', port: peer.port, security: 'none' });
+    const strict = await must(t, guard.apiKey, 'POST', '/api/v1/smtp-accounts', {
+      serverId: guardServer.id,
+      email: 'strict@sender.test',
+      hourlyLimit: 0,
+      dailyLimit: 0,
+      minGapSeconds: 600,
+      maxGapSeconds: 600,
+    });
+    const guardList = await must(t, guard.apiKey, 'POST', '/api/v1/lists', { name: 'Bouncy' });
+    await must(t, guard.apiKey, 'POST', `/api/v1/lists/${guardList.id}/contacts`, { contacts: [{ email: 'refused@rcpt.test' }, { email: 'zoe@rcpt.test' }] });
+    const bouncing = await must(t, guard.apiKey, 'POST', '/api/v1/campaigns', { name: 'Bouncy', listIds: [guardList.id], subject: 'Hi', text: 'Hi' });
+    await must(t, guard.apiKey, 'POST', `/api/v1/campaigns/${bouncing.id}/start`);
+    await waitForCampaign(t, guard.apiKey, bouncing.id, (c) => c.pauseReason === 'bounce_rate');
+    const heldBack = await call('GET', '/api/v1/campaigns/{id}', { key: guard.apiKey, params: { id: bouncing.id } });
+    expect(heldBack).toMatchObject({ status: 'paused_limits', resumeAt: null, failed: 1 });
+    const pausedAccount = await call('GET', '/api/v1/smtp-accounts/{id}', { key: guard.apiKey, params: { id: strict.id } });
+    expect(pausedAccount.health).toMatchObject({ state: 'paused', reason: expect.stringMatching(/hard bounce/) });
+    await must(t, guard.apiKey, 'POST', `/api/v1/campaigns/${bouncing.id}/stop`);
+    const resumed = await call('PATCH', '/api/v1/smtp-accounts/{id}', { key: guard.apiKey, params: { id: strict.id }, body: { resume: true } });
+    expect(resumed.health.state).toBe('healthy');
+
     // Stats for a user and for the admin, while a campaign is unfinished.
     await call('GET', '/api/v1/stats', { key });
     const system = await call('GET', '/api/v1/stats', { key: t.adminKey });
@@ -251,6 +313,14 @@ describe.each(databaseKinds)('every reply matches the OpenAPI document (%s)', (k
     const token = /\/u\/([^>]+)>/.exec(unsubscribe)![1]!;
     await callText('GET', '/u/{token}', { params: { token } });
     await callText('POST', '/u/{token}', { params: { token } });
+
+    // Data-protection requests: everything held about an address, then its erasure.
+    const exported = await call('GET', '/api/v1/contacts/export', { key, query: '?email=amy%40rcpt.test' });
+    expect(exported).toMatchObject({ contacts: [expect.anything()], messages: [expect.objectContaining({ status: 'sent' })], suppression: { reason: 'unsubscribed' } });
+    const erased = await call('POST', '/api/v1/contacts/erase', { key, body: { email: 'bob@rcpt.test' } });
+    expect(erased).toMatchObject({ erasedContacts: 1, suppressed: true });
+    const bobSuppressed = await call('GET', '/api/v1/suppressions', { key, query: '?email=bob%40rcpt.test' });
+    expect(bobSuppressed.items).toEqual([expect.objectContaining({ reason: 'erased' })]);
 
     // Every success reply the document lists was checked above.
     const documented: string[] = [];

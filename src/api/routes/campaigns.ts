@@ -84,13 +84,18 @@ const campaignReply = z.object({
   replied: count,
   pending: count.describe('total - sent - failed - suppressed - cancelled'),
   possiblyDelivered: count.describe('of sent, those whose server reply was lost after the final dot'),
-  resumeAt: timestamp.nullable(),
+  resumeAt: timestamp
+    .nullable()
+    .describe('paused_limits: when it sends again by itself; null when no account could (pauseReason account_health or bounce_rate: it resumes as soon as one can)'),
   pauseReason: z.enum(PAUSE_REASONS).nullable().describe('why the engine paused it, while paused'),
   scheduledAt: timestamp.nullable(),
   startedAt: timestamp.nullable(),
   completedAt: timestamp.nullable(),
   archivedAt: timestamp.nullable().describe('when retention removed its per-recipient rows'),
   createdAt: timestamp,
+  skipUndeliverable: z.boolean(),
+  skipped: count.describe('addresses left out of the queue as undeliverable (skipUndeliverable); not in total'),
+  skippedReasons: z.record(z.string(), count).describe('skipped, by the first reason of each verification, e.g. {"no_mail_domain": 2}'),
   warnings: z.array(z.string()),
 });
 

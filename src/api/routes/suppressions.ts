@@ -14,7 +14,8 @@ const listQuery = pageQuery.extend({ email: email.optional() }).strict();
 const removeBody = z.object({ email }).strict().nullish();
 const removeQuery = z.object({ email: email.optional() }).strict();
 
-const suppressionReply = z.object({ id, email: z.string(), reason, createdAt: timestamp });
+/** A suppression list entry; also part of a data-protection export (contacts.ts). */
+export const suppressionReply = z.object({ id, email: z.string(), reason, createdAt: timestamp });
 
 /** A user's suppression list: addresses its campaigns skip, whoever added them. */
 export function suppressionRoutes(app: ZodApp, ctx: AppContext): void {
