@@ -30,7 +30,10 @@ const patchMeBody = z
   })
   .strict();
 
-const rateThresholdReply = z.object({ percent: z.number(), lastSends: z.number().int(), minSends: z.number().int() }).nullable().describe('null: off');
+const rateThresholdReply = z
+  .object({ percent: z.number(), lastSends: z.number().int(), minSends: z.number().int() })
+  .nullable()
+  .describe("an account is paused past `percent` % of its last `lastSends` sends, once `minSends` are counted; null: off");
 const userReply = z.object({ id, name: z.string(), email: z.string() });
 const createdUserReply = userReply.extend({ apiKey: z.string().describe('the new user\'s first API key, shown this once') });
 /** The caller: its rate guard thresholds (README "Bounce and complaint rate guard") besides who it is. */
