@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { checkAttributes, displayNameProblem, headerTextProblem, MAX_CONTACT_NAME } from '../campaigns/contactData.ts';
+import { HEALTH_STATES } from '../states.ts';
 
 /** Building blocks shared by the route schemas. */
 
@@ -93,3 +94,50 @@ export function page<T extends { id: number }>(rows: T[], limit: number): { item
   const items = rows.slice(0, limit);
   return { items, next: rows.length > limit ? items.at(-1)!.id : null };
 }
+
+/*
+ * Reply schemas: they describe what the routes answer, for the OpenAPI document and the compiler
+ * (the reply type of a route is their input type). Replies are serialised with JSON.stringify, never
+ * parsed through them (see app.ts), so a field they miss is caught by test/api.replies.test.ts, not
+ * dropped.
+ */
+
+/** A point in time: a Date in the route, an ISO 8601 string (UTC) in the reply. */
+export const timestamp = z.date();
+
+/** A collection page: `next` is the id to pass as ?after=, or null on the last page. */
+export const pageOf = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item), next: id.nullable() });
+
+/** What every error answers (src/errors.ts AppError, and the validation errors of app.ts). */
+export const errorReply = z
+  .object({ error: z.object({ code: z.string(), message: z.string() }) })
+  .describe(
+    "An error: 400 malformed, 401 no or bad key, 403 not allowed, 404 absent or another user's, 409 state conflict, 413 body too large, 415 wrong content type, 422 invalid field (the message starts with its name), 429 a quota, 5xx the server or an SMTP peer failed",
+  );
+
+/** The rows an import refused, and why (campaigns/contactImport.ts InvalidRow): the first `max` of them. */
+export const invalidRows = (max: number) =>
+  z
+    .array(
+      z.object({
+        row: z.number().int().describe('1-based: the index in the JSON array + 1, or the CSV data record (the header not counted)'),
+        email: z.string().nullable(),
+        reason: z.string(),
+      }),
+    )
+    .describe(`the first ${max} invalid rows; invalidCount counts them all`);
+
+/** An account's health (db/accountHealth.ts HealthView): what it can do now, and what its server taught the engine. */
+export const healthReply = z.object({
+  state: z.enum(HEALTH_STATES),
+  until: timestamp.optional().describe('a throttled or exhausted account sends again from then'),
+  reason: z.string().optional(),
+  maxConnections: z.number().int().optional().describe('the server accepts no more concurrent connections than this'),
+  recovery: z
+    .object({ until: timestamp, connections: z.literal(1), ratePerSecond: z.number().optional() })
+    .optional()
+    .describe('restarting gently after a throttle: one connection, at most ratePerSecond when given, until `until`'),
+});
+
+/** A 204: no body. */
+export const noContent = z.undefined().describe('done; no body');

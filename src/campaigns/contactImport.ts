@@ -49,7 +49,7 @@ export interface RawContact {
 /** A chunk is written when it has this many rows or this many bytes, whichever comes first. */
 const CHUNK_ROWS = 10_000;
 const CHUNK_BYTES = 8 * 1024 * 1024;
-const MAX_INVALID_LISTED = 1000;
+export const MAX_INVALID_LISTED = 1000;
 const OVER_CAPS_WHEN_MERGED = `attributes: with the attributes this contact already has, more than ${MAX_ATTRIBUTES} attributes or ${MAX_ATTRIBUTES_TOTAL} characters of names and values`;
 /** How much of an invalid address is echoed back. */
 const MAX_ECHOED_EMAIL = 320;

@@ -16,7 +16,7 @@ import { checkEmail } from './emailAddress.ts';
 const CSV_COLUMNS = ['email', 'reason', 'created_at'] as const;
 const CHUNK_ROWS = 5000;
 const EXPORT_PAGE = 5000;
-const MAX_INVALID_LISTED = 1000;
+export const MAX_INVALID_LISTED = 1000;
 const MAX_ECHOED_EMAIL = 320;
 
 export interface SuppressionImportResult {

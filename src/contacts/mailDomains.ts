@@ -6,7 +6,8 @@ import dns from 'node:dns';
  * address (A/AAAA); a "null MX" (RFC 7505: one MX of preference 0 and host ".") says it takes none.
  * A server that fails, refuses or stays silent gives `unknown`, never an error.
  */
-export type MailDomain = 'mx' | 'address' | 'none' | 'unknown';
+export const MAIL_DOMAIN_ANSWERS = ['mx', 'address', 'none', 'unknown'] as const;
+export type MailDomain = (typeof MAIL_DOMAIN_ANSWERS)[number];
 
 /** c-ares per-query timeout and tries; a lookup (MX, then A and AAAA) is also cut at LOOKUP_TIMEOUT_MS. */
 const QUERY_TIMEOUT_MS = 1_500;

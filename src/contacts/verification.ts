@@ -18,7 +18,8 @@ export const VERIFICATION_STATUSES = ['deliverable', 'undeliverable', 'risky', '
 export type VerificationStatus = (typeof VERIFICATION_STATUSES)[number];
 
 /** Why, in the order they are checked; an undeliverable status comes from the first two. */
-export type VerificationReason = 'invalid_syntax' | 'no_mail_domain' | 'dns_unanswered' | 'disposable_domain' | 'role_address';
+export const VERIFICATION_REASONS = ['invalid_syntax', 'no_mail_domain', 'dns_unanswered', 'disposable_domain', 'role_address'] as const;
+export type VerificationReason = (typeof VERIFICATION_REASONS)[number];
 
 /** A contact's stored verification (contacts.verification). Suppression is not stored: it is read live. */
 export interface Verification {

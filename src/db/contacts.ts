@@ -1,3 +1,4 @@
+import type { Verification } from '../contacts/verification.ts';
 import type { Database, Queryable } from './database.ts';
 import { countUserResource, lockUserResource } from './quotas.ts';
 
@@ -152,9 +153,9 @@ export interface Contact {
   listName: string;
   email: string;
   name: string | null;
-  attributes: Record<string, unknown>;
+  attributes: Record<string, string | number | boolean>;
   /** The last verification (contacts/verification.ts), or null when never verified. */
-  verification: object | null;
+  verification: Verification | null;
   suppressed: boolean;
   createdAt: Date;
 }

@@ -1,6 +1,7 @@
 import type { Campaign } from './campaigns.ts';
 import { completeFinished } from './campaigns.ts';
 import type { Queryable } from './database.ts';
+import type { BounceType, MessageStatus } from '../states.ts';
 
 /**
  * What a user holds about one address, and its erasure (GDPR articles 15 and 17). Every statement
@@ -15,11 +16,11 @@ export interface HeldMessage {
   campaignId: number;
   campaignName: string;
   email: string;
-  status: string;
+  status: MessageStatus;
   attempts: number;
   lastError: string | null;
   sentAt: Date | null;
-  bounce: { type: string; status: string | null; diagnostic: string | null } | null;
+  bounce: { type: BounceType; status: string | null; diagnostic: string | null } | null;
   bouncedAt: Date | null;
   complainedAt: Date | null;
   repliedAt: Date | null;

@@ -22,7 +22,8 @@ export const UNPACED_RATE = 10;
 /** Simulated time moves in steps of at most this long while some account sends. */
 const STEP_MS = MINUTE_MS;
 /** The forecast looks this far ahead at most, and gives up on finishing beyond it. */
-const HORIZON_MS = 400 * DAY_MS;
+export const HORIZON_DAYS = 400;
+const HORIZON_MS = HORIZON_DAYS * DAY_MS;
 const MAX_STEPS = 200_000;
 const CAP_TIMEZONE = 'UTC';
 

@@ -20,9 +20,9 @@ import { dkimKeyProblem } from '../../smtp/dkim.ts';
 import type { ZodApp } from '../app.ts';
 import { requireUser } from '../auth.ts';
 import { conflict, invalid, notFound } from '../../errors.ts';
-import { SECURITY_MODES } from '../../states.ts';
+import { MAILBOX_STATES, SECURITY_MODES } from '../../states.ts';
 import { host } from './servers.ts';
-import { email, idParams, page, pageQuery, timezone } from '../schemas.ts';
+import { email, healthReply, id, idParams, noContent, page, pageOf, pageQuery, timestamp, timezone } from '../schemas.ts';
 import { readAccountUsage } from '../../sendingPolicy/accountUsage.ts';
 import { LIMIT_WINDOW_KINDS } from '../../sendingPolicy/limitWindows.ts';
 import { presetFill, PRESET_NAMES } from '../../sendingPolicy/presets.ts';
@@ -191,6 +191,56 @@ const patchAccountBody = z
 const DELETE_WAIT_MS = 10_000;
 const DELETE_POLL_MS = 100;
 
+const count = z.number().int();
+/** An account as its owner sees it: never a password, a DKIM key or an OAuth2 secret. */
+const accountReply = z.object({
+  id,
+  serverId: id,
+  email: z.string(),
+  username: z.string().nullable(),
+  hasPassword: z.boolean(),
+  hourlyLimit: count,
+  dailyLimit: count,
+  ratePerSecond: z.number().nullable(),
+  timezone: z.string(),
+  active: z.boolean(),
+  createdAt: timestamp,
+  limitWindow: z.enum(LIMIT_WINDOW_KINDS),
+  preset: z.enum(PRESET_NAMES).nullable(),
+  sendingWindow: z.object({ timezone: z.string(), days: z.array(z.enum(WEEKDAY_NAMES)), start: z.string(), end: z.string() }).nullable(),
+  warmup: z.object({ startPerDay: count, increasePerDay: count }).nullable(),
+  minGapSeconds: count.nullable(),
+  maxGapSeconds: count.nullable(),
+  maxConnections: count.nullable(),
+  bounceDomain: z.string().optional().describe('only where configured'),
+  imap: z
+    .object({
+      host: z.string(),
+      port: count,
+      security: z.enum(SECURITY_MODES),
+      username: z.string().nullable(),
+      mailbox: z.string(),
+      hasPassword: z.boolean(),
+      status: z.object({ state: z.enum(MAILBOX_STATES), checkedAt: timestamp.nullable(), reason: z.string().optional() }),
+    })
+    .optional()
+    .describe('only where configured; `status` is how reading it goes'),
+  dkim: z.object({ domain: z.string(), selector: z.string() }).optional().describe('only where configured'),
+  auth: z
+    .object({ type: z.literal('oauth2'), clientId: z.string(), tokenUrl: z.string(), user: z.string().describe("the one given, else the account's address") })
+    .optional()
+    .describe('only where configured'),
+  usage: z.object({
+    sentThisHour: count,
+    sentToday: count,
+    hourlyLimit: count,
+    dailyLimit: count,
+    effectiveDailyLimit: count.describe("today's daily limit after warm-up"),
+    nextSendAt: timestamp.nullable().describe('when it may send next; null: now'),
+  }),
+  health: healthReply,
+});
+
 const unknownServer = () => invalid('serverId', 'no such SMTP server');
 
 /** An account logs in with a password or with OAuth2, not both. */
@@ -252,7 +302,7 @@ export function accountRoutes(app: ZodApp, ctx: AppContext): void {
   };
   const presentOne = async (db: Queryable, userId: number, account: SmtpAccount) => (await present(db, userId, [account]))[0]!;
 
-  app.post('/api/v1/smtp-accounts', { schema: { body: createAccountBody } }, async (req, reply) => {
+  app.post('/api/v1/smtp-accounts', { schema: { body: createAccountBody, response: { 201: accountReply } } }, async (req, reply) => {
     const userId = requireUser(req.caller);
     assertOneAuth(req.body);
     await assertTimezone(req.db, req.body.timezone);
@@ -275,21 +325,21 @@ export function accountRoutes(app: ZodApp, ctx: AppContext): void {
     return reply.status(201).send(await presentOne(req.db, userId, account));
   });
 
-  app.get('/api/v1/smtp-accounts', { schema: { querystring: pageQuery } }, async (req) => {
+  app.get('/api/v1/smtp-accounts', { schema: { querystring: pageQuery, response: { 200: pageOf(accountReply) } } }, async (req) => {
     const userId = requireUser(req.caller);
     const rows = await listAccounts(req.db, userId, req.query.after ?? 0, req.query.limit + 1);
     const { items, next } = page(rows, req.query.limit);
     return { items: await present(req.db, userId, items), next };
   });
 
-  app.get('/api/v1/smtp-accounts/:id', { schema: { params: idParams } }, async (req) => {
+  app.get('/api/v1/smtp-accounts/:id', { schema: { params: idParams, response: { 200: accountReply } } }, async (req) => {
     const userId = requireUser(req.caller);
     const account = await getAccount(req.db, userId, req.params.id);
     if (!account) throw notFound('SMTP account');
     return presentOne(req.db, userId, account);
   });
 
-  app.patch('/api/v1/smtp-accounts/:id', { schema: { params: idParams, body: patchAccountBody } }, async (req) => {
+  app.patch('/api/v1/smtp-accounts/:id', { schema: { params: idParams, body: patchAccountBody, response: { 200: accountReply } } }, async (req) => {
     const userId = requireUser(req.caller);
     assertOneAuth(req.body);
     await assertTimezone(req.db, req.body.timezone);
@@ -315,7 +365,7 @@ export function accountRoutes(app: ZodApp, ctx: AppContext): void {
    * worker stops before its next send and hands its claimed messages back; it is deleted once the
    * worker has let go. Its campaigns' remaining messages wait for the user's other accounts.
    */
-  app.delete('/api/v1/smtp-accounts/:id', { schema: { params: idParams }, config: { dbScope: 'per-query' } }, async (req, reply) => {
+  app.delete('/api/v1/smtp-accounts/:id', { schema: { params: idParams, response: { 204: noContent } }, config: { dbScope: 'per-query' } }, async (req, reply) => {
     const userId = requireUser(req.caller);
     const id = req.params.id;
     let outcome = await deleteAccount(req.db, userId, id);

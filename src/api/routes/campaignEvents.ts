@@ -7,6 +7,7 @@ import { requireUser } from '../auth.ts';
 import { notFound } from '../../errors.ts';
 import { idParams } from '../schemas.ts';
 import { pauseReasonOf } from '../../campaigns/autoPause.ts';
+import { textReply } from '../openapi.ts';
 import { openEventStream, type EventStream } from '../sse.ts';
 
 /** At most 4 progress events a second per subscriber, however fast the workers record outcomes. */
@@ -55,7 +56,7 @@ export function campaignEventRoutes(app: ZodApp, ctx: AppContext): void {
     'carrying {id, status, total, sent, failed, suppressed, cancelled, bounced, softBounced, complained, replied, pending, resumeAt, ' +
     'pauseReason, startedAt, completedAt} as JSON; both ' +
     'are sent once on connect, and a comment line every 15 s keeps the connection open.';
-  app.get('/api/v1/campaigns/:id/events', { schema: { params: idParams, description }, config: { dbScope: 'per-query' } }, async (req, reply) => {
+  app.get('/api/v1/campaigns/:id/events', { schema: { params: idParams, description, response: { 200: textReply('the event stream', 'text/event-stream') } }, config: { dbScope: 'per-query' } }, async (req, reply) => {
     const userId = requireUser(req.caller);
     const campaignId = req.params.id;
     const first = await getCampaign(req.db, userId, campaignId);

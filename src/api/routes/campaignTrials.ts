@@ -31,6 +31,14 @@ const previewBody = z
 
 const testBody = z.object({ email, accountId: id }).strict();
 
+const previewReply = z.object({
+  to: z.object({ email: z.string(), name: z.string().nullable() }),
+  subject: z.string(),
+  html: z.string().nullable(),
+  text: z.string().nullable(),
+});
+const testReply = z.object({ sent: z.literal(true), email: z.string(), accountId: id, messageId: z.string().describe('the Message-ID header, with its angle brackets') });
+
 export function campaignTrialRoutes(app: ZodApp, ctx: AppContext): void {
   const campaignOf = async (db: Queryable, userId: number, campaignId: number): Promise<Campaign> => {
     const campaign = await getCampaign(db, userId, campaignId);
@@ -38,7 +46,7 @@ export function campaignTrialRoutes(app: ZodApp, ctx: AppContext): void {
     return campaign;
   };
 
-  app.post('/api/v1/campaigns/:id/preview', { schema: { params: idParams, body: previewBody.nullish() } }, async (req) => {
+  app.post('/api/v1/campaigns/:id/preview', { schema: { params: idParams, body: previewBody.nullish(), response: { 200: previewReply } } }, async (req) => {
     const userId = requireUser(req.caller);
     const campaign = await campaignOf(req.db, userId, req.params.id);
     const body = req.body ?? {};
@@ -56,7 +64,7 @@ export function campaignTrialRoutes(app: ZodApp, ctx: AppContext): void {
   });
 
   // Per query: the SMTP conversation (and an OAuth2 token request) must hold no database connection (the reservation commits first).
-  app.post('/api/v1/campaigns/:id/test', { schema: { params: idParams, body: testBody }, config: { dbScope: 'per-query' } }, async (req) => {
+  app.post('/api/v1/campaigns/:id/test', { schema: { params: idParams, body: testBody, response: { 200: testReply } }, config: { dbScope: 'per-query' } }, async (req) => {
     const userId = requireUser(req.caller);
     const campaign = await campaignOf(req.db, userId, req.params.id);
     return sendTestMessage({ ...ctx, db: req.db }, userId, campaign, req.body.email, req.body.accountId);

@@ -6,14 +6,14 @@ import { compileCampaign, TemplateError, type CampaignContent } from '../../camp
 import type { AppContext } from '../../context.ts';
 import type { Queryable } from '../../db/database.ts';
 import { countListContacts, existingListIds } from '../../db/lists.ts';
-import { forecastCampaign } from '../../sendingPolicy/forecast.ts';
+import { forecastCampaign, HORIZON_DAYS } from '../../sendingPolicy/forecast.ts';
 import { countRunningCampaigns, getCampaign, insertCampaign, listCampaigns, type Campaign } from '../../db/campaigns.ts';
 import { listMessages } from '../../db/messages.ts';
 import type { ZodApp } from '../app.ts';
 import { requireUser } from '../auth.ts';
 import { AppError, invalid, notFound } from '../../errors.ts';
-import { MESSAGE_STATUSES } from '../../states.ts';
-import { displayName, displayText, email, headerSafe, id, idParams, noBody, page, pageQuery, timezone } from '../schemas.ts';
+import { BOUNCE_TYPES, CAMPAIGN_STATUSES, MESSAGE_STATUSES, PAUSE_REASONS } from '../../states.ts';
+import { displayName, displayText, email, headerSafe, id, idParams, noBody, page, pageOf, pageQuery, timestamp, timezone } from '../schemas.ts';
 
 /** A user running this many campaigns at once is warned: they share the same accounts' quota. */
 export const MANY_CAMPAIGNS_WARNING_AT = 5;
@@ -60,6 +60,66 @@ const patchBody = z
 const forecastQuery = z.object({ timezone: timezone.default('UTC') }).strict();
 
 const messagesQuery = pageQuery.extend({ status: z.enum(MESSAGE_STATUSES).optional() }).strict();
+
+const count = z.number().int();
+const campaignReply = z.object({
+  id,
+  name: z.string(),
+  status: z.enum(CAMPAIGN_STATUSES),
+  subject: z.string(),
+  html: z.string().nullable(),
+  text: z.string().nullable(),
+  fromName: z.string().nullable(),
+  replyTo: z.string().nullable(),
+  listIds: z.array(id),
+  total: count,
+  sent: count,
+  failed: count,
+  suppressed: count,
+  cancelled: count,
+  unsubscribed: count,
+  bounced: count.describe('hard-bounced after acceptance (a DSN); also counted in failed'),
+  softBounced: count,
+  complained: count,
+  replied: count,
+  pending: count.describe('total - sent - failed - suppressed - cancelled'),
+  possiblyDelivered: count.describe('of sent, those whose server reply was lost after the final dot'),
+  resumeAt: timestamp
+    .nullable()
+    .describe('paused_limits: when it sends again by itself; null when no account could (pauseReason account_health or bounce_rate: it resumes as soon as one can)'),
+  pauseReason: z.enum(PAUSE_REASONS).nullable().describe('why the engine paused it, while paused'),
+  scheduledAt: timestamp.nullable(),
+  startedAt: timestamp.nullable(),
+  completedAt: timestamp.nullable(),
+  archivedAt: timestamp.nullable().describe('when retention removed its per-recipient rows'),
+  createdAt: timestamp,
+  skipUndeliverable: z.boolean(),
+  skipped: count.describe('addresses left out of the queue as undeliverable (skipUndeliverable); not in total'),
+  skippedReasons: z.record(z.string(), count).describe('skipped, by the first reason of each verification, e.g. {"no_mail_domain": 2}'),
+  warnings: z.array(z.string()),
+});
+
+const forecastReply = z.object({
+  finishAt: timestamp.nullable().describe(`when the last message is expected to go; null when no rule lets it finish within ${HORIZON_DAYS} days`),
+  days: z.array(z.object({ date: z.string().describe('YYYY-MM-DD in the asked timezone'), sends: count })),
+});
+
+const messageReply = z.object({
+  id,
+  email: z.string(),
+  status: z.enum(MESSAGE_STATUSES),
+  attempts: count,
+  accountId: id.nullable(),
+  lastError: z.string().nullable(),
+  sentAt: timestamp.nullable(),
+  nextAttemptAt: timestamp.nullable().describe('when a pending message that was retried may be tried again'),
+  bounce: z
+    .object({ type: z.enum(BOUNCE_TYPES), status: z.string().nullable(), diagnostic: z.string().nullable() })
+    .nullable()
+    .describe('what a bounce report said after the message was accepted'),
+  complainedAt: timestamp.nullable(),
+  repliedAt: timestamp.nullable(),
+});
 
 function present(c: Campaign, runningCampaigns: number) {
   const warnings: string[] = [];
@@ -126,7 +186,7 @@ export function campaignRoutes(app: ZodApp, ctx: AppContext): void {
     return unique;
   };
 
-  app.post('/api/v1/campaigns', { schema: { body: createBody } }, async (req, reply) => {
+  app.post('/api/v1/campaigns', { schema: { body: createBody, response: { 201: campaignReply } } }, async (req, reply) => {
     const userId = requireUser(req.caller);
     const b = req.body;
     assertCompiles({ subject: b.subject, html: b.html ?? null, text: b.text ?? null });
@@ -151,7 +211,7 @@ export function campaignRoutes(app: ZodApp, ctx: AppContext): void {
     return reply.status(201).send(await show(req.db, campaign));
   });
 
-  app.patch('/api/v1/campaigns/:id', { schema: { params: idParams, body: patchBody } }, async (req) => {
+  app.patch('/api/v1/campaigns/:id', { schema: { params: idParams, body: patchBody, response: { 200: campaignReply } } }, async (req) => {
     const userId = requireUser(req.caller);
     const current = await getCampaign(req.db, userId, req.params.id);
     if (!current) throw notFound('campaign');
@@ -171,14 +231,14 @@ export function campaignRoutes(app: ZodApp, ctx: AppContext): void {
     return show(req.db, updated);
   });
 
-  app.get('/api/v1/campaigns', { schema: { querystring: pageQuery } }, async (req) => {
+  app.get('/api/v1/campaigns', { schema: { querystring: pageQuery, response: { 200: pageOf(campaignReply) } } }, async (req) => {
     const userId = requireUser(req.caller);
     const rows = await listCampaigns(req.db, userId, req.query.after ?? 0, req.query.limit + 1);
     const running = await countRunningCampaigns(req.db, userId);
     return page(rows.map((c) => present(c, running)), req.query.limit);
   });
 
-  app.get('/api/v1/campaigns/:id', { schema: { params: idParams } }, async (req) => {
+  app.get('/api/v1/campaigns/:id', { schema: { params: idParams, response: { 200: campaignReply } } }, async (req) => {
     const campaign = await getCampaign(req.db, requireUser(req.caller), req.params.id);
     if (!campaign) throw notFound('campaign');
     return show(req.db, campaign);
@@ -187,13 +247,13 @@ export function campaignRoutes(app: ZodApp, ctx: AppContext): void {
   const actions = { start: startCampaign, pause: pauseCampaign, resume: resumeCampaign, stop: stopCampaign };
   for (const [action, run] of Object.entries(actions)) {
     // The state machine runs its own transactions (and stop deliberately none around both its steps).
-    app.post(`/api/v1/campaigns/:id/${action}`, { schema: { params: idParams, body: noBody }, config: { dbScope: 'per-query' } }, async (req) => {
+    app.post(`/api/v1/campaigns/:id/${action}`, { schema: { params: idParams, body: noBody, response: { 200: campaignReply } }, config: { dbScope: 'per-query' } }, async (req) => {
       const campaign = await run({ ...ctx, db: req.db, events: req.events }, requireUser(req.caller), req.params.id);
       return show(req.db, campaign);
     });
   }
 
-  app.get('/api/v1/campaigns/:id/forecast', { schema: { params: idParams, querystring: forecastQuery } }, async (req) => {
+  app.get('/api/v1/campaigns/:id/forecast', { schema: { params: idParams, querystring: forecastQuery, response: { 200: forecastReply } } }, async (req) => {
     const userId = requireUser(req.caller);
     const campaign = await getCampaign(req.db, userId, req.params.id);
     if (!campaign) throw notFound('campaign');
@@ -206,7 +266,7 @@ export function campaignRoutes(app: ZodApp, ctx: AppContext): void {
     return forecastCampaign(req.db, userId, { id: campaign.id, pending }, from, req.query.timezone);
   });
 
-  app.get('/api/v1/campaigns/:id/messages', { schema: { params: idParams, querystring: messagesQuery } }, async (req) => {
+  app.get('/api/v1/campaigns/:id/messages', { schema: { params: idParams, querystring: messagesQuery, response: { 200: pageOf(messageReply) } } }, async (req) => {
     const userId = requireUser(req.caller);
     if (!(await getCampaign(req.db, userId, req.params.id))) throw notFound('campaign');
     const q = req.query;

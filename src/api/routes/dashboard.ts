@@ -7,6 +7,7 @@ import type { FastifyReply } from 'fastify';
 import { z } from 'zod';
 import type { AppContext } from '../../context.ts';
 import type { ZodApp } from '../app.ts';
+import { textReply } from '../openapi.ts';
 
 const WEB_ROOT = fileURLToPath(new URL('../../web/', import.meta.url));
 const require = createRequire(import.meta.url);
@@ -64,7 +65,7 @@ export function dashboardRoutes(app: ZodApp, _ctx: AppContext): void {
   const script = (reply: FastifyReply, type: string, body: string, cacheControl: string) =>
     reply.type(type).header('x-content-type-options', 'nosniff').header('cache-control', cacheControl).send(body);
 
-  app.get('/', { schema: { description: 'The dashboard (HTML); it signs in with an API key and uses this API.' } }, async (_req, reply) =>
+  app.get('/', { schema: { description: 'The dashboard (HTML); it signs in with an API key and uses this API.', response: { 200: textReply('the page', 'text/html') } } }, async (_req, reply) =>
     reply
       .type('text/html; charset=utf-8')
       .header('content-security-policy', csp)
@@ -77,7 +78,13 @@ export function dashboardRoutes(app: ZodApp, _ctx: AppContext): void {
   const file = z.string().max(100);
   app.get(
     '/vendor/:file',
-    { schema: { description: 'Preact and htm, as the dashboard imports them.', params: z.object({ file }).strict() } },
+    {
+      schema: {
+        description: 'Preact and htm, as the dashboard imports them.',
+        params: z.object({ file }).strict(),
+        response: { 200: textReply('an ES module', 'text/javascript') },
+      },
+    },
     async (req, reply) => {
       const source = vendor.get(req.params.file);
       if (source === undefined) return reply.callNotFound();
@@ -91,7 +98,11 @@ export function dashboardRoutes(app: ZodApp, _ctx: AppContext): void {
     if (!found) return reply.callNotFound();
     return script(reply, found.type, found.body, 'no-cache');
   };
-  const schema = { description: "The dashboard's modules and styles.", params: z.object({ file }).strict() };
+  const schema = {
+    description: "The dashboard's modules and styles.",
+    params: z.object({ file }).strict(),
+    response: { 200: textReply('an ES module or a style sheet', 'text/javascript', 'text/css') },
+  };
   app.get('/app/:file', { schema }, async (req, reply) => asset(req.params.file, reply));
   for (const dir of new Set([...assets.keys()].filter((p) => p.includes('/')).map((p) => p.split('/')[0]!))) {
     app.get(`/app/${dir}/:file`, { schema }, async (req, reply) => asset(`${dir}/${req.params.file}`, reply));

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import contentType from 'content-type';
-import { contactColumns, csvContacts, importContacts, jsonContacts, recordContacts } from '../../campaigns/contactImport.ts';
+import { contactColumns, csvContacts, importContacts, jsonContacts, MAX_INVALID_LISTED, recordContacts } from '../../campaigns/contactImport.ts';
 import { checkedCharset, type Decoding } from '../../campaigns/textDecoding.ts';
 import { XLSX_CONTENT_TYPE } from '../../campaigns/contactFileTypes.ts';
 import { claimQuota } from '../../campaigns/quotas.ts';
@@ -11,7 +11,7 @@ import { getList, insertList, listLists } from '../../db/lists.ts';
 import type { ZodApp } from '../app.ts';
 import { requireUser } from '../auth.ts';
 import { AppError, conflict, invalid, notFound } from '../../errors.ts';
-import { displayName, idParams, noBody, page, pageQuery } from '../schemas.ts';
+import { displayName, id, idParams, invalidRows, noBody, noContent, page, pageOf, pageQuery, timestamp } from '../schemas.ts';
 import { deleteList } from '../../db/contacts.ts';
 import { LOOKUP_TIMEOUT_MS, type MailDomains } from '../../contacts/mailDomains.ts';
 import { BatchVerifier } from '../../contacts/verification.ts';
@@ -34,26 +34,36 @@ const importQuery = z.object({ verify: z.enum(['true', 'false']).default('false'
 /** The longest an import chunk waits for the DNS answers of its new domains; later answers still fill the cache. */
 const IMPORT_DNS_WAIT_MS = LOOKUP_TIMEOUT_MS;
 
+const listReply = z.object({ id, name: z.string(), contactCount: z.number().int(), createdAt: timestamp });
+const importReply = z.object({
+  added: z.number().int(),
+  updated: z.number().int(),
+  duplicates: z.number().int().describe('rows repeating an address that appeared earlier in the same import'),
+  invalid: invalidRows(MAX_INVALID_LISTED),
+  invalidCount: z.number().int(),
+  warnings: z.array(z.string()).describe('what the reader had to guess, e.g. the encoding of a file that declared none'),
+});
+
 export function listRoutes(app: ZodApp, ctx: AppContext, mailDomains: MailDomains): void {
-  app.post('/api/v1/lists', { schema: { body: createListBody } }, async (req, reply) => {
+  app.post('/api/v1/lists', { schema: { body: createListBody, response: { 201: listReply } } }, async (req, reply) => {
     const userId = requireUser(req.caller);
     await claimQuota(req.db, 'lists', userId, ctx.config.quotas.lists);
     const list = await insertList(req.db, userId, req.body.name, ctx.clock.now());
     return reply.status(201).send(list);
   });
 
-  app.get('/api/v1/lists', { schema: { querystring: pageQuery } }, async (req) => {
+  app.get('/api/v1/lists', { schema: { querystring: pageQuery, response: { 200: pageOf(listReply) } } }, async (req) => {
     const rows = await listLists(req.db, requireUser(req.caller), req.query.after ?? 0, req.query.limit + 1);
     return page(rows, req.query.limit);
   });
 
-  app.get('/api/v1/lists/:id', { schema: { params: idParams } }, async (req) => {
+  app.get('/api/v1/lists/:id', { schema: { params: idParams, response: { 200: listReply } } }, async (req) => {
     const list = await getList(req.db, requireUser(req.caller), req.params.id);
     if (!list) throw notFound('list');
     return list;
   });
 
-  app.delete('/api/v1/lists/:id', { schema: { params: idParams, body: noBody } }, async (req, reply) => {
+  app.delete('/api/v1/lists/:id', { schema: { params: idParams, body: noBody, response: { 204: noContent } } }, async (req, reply) => {
     const deleted = await deleteList(req.db, requireUser(req.caller), req.params.id);
     if (deleted === 'absent') throw notFound('list');
     if (deleted !== 'deleted') {
@@ -69,7 +79,7 @@ export function listRoutes(app: ZodApp, ctx: AppContext, mailDomains: MailDomain
     const scoped = plugin.withTypeProvider<ZodTypeProvider>();
     scoped.addContentTypeParser(['text/csv', XLSX_CONTENT_TYPE], (_req, payload, done) => done(null, payload));
 
-    scoped.post('/api/v1/lists/:id/contacts', { schema: { params: idParams, querystring: importQuery }, config: { dbScope: 'per-query', upload: 'stream' } }, async (req) => {
+    scoped.post('/api/v1/lists/:id/contacts', { schema: { params: idParams, querystring: importQuery, response: { 200: importReply } }, config: { dbScope: 'per-query', upload: 'stream' } }, async (req) => {
       const userId = requireUser(req.caller);
       const list = await getList(req.db, userId, req.params.id);
       if (!list) throw notFound('list');

@@ -1,6 +1,7 @@
 import type { AppContext } from '../../context.ts';
 import { Metrics } from '../../metrics.ts';
 import type { ZodApp } from '../app.ts';
+import { textReply } from '../openapi.ts';
 import { authenticate, requireAdmin } from '../auth.ts';
 
 /**
@@ -12,7 +13,7 @@ export function metricsRoutes(app: ZodApp, ctx: AppContext): void {
   app.addHook('onClose', async () => metrics.close());
 
   const description = 'Prometheus metrics of the whole system (text format); needs the admin key.';
-  app.get('/metrics', { schema: { description } }, async (req, reply) => {
+  app.get('/metrics', { schema: { description, response: { 200: textReply('the Prometheus text exposition format 0.0.4', 'text/plain') } } }, async (req, reply) => {
     requireAdmin(await authenticate(ctx, req));
     return reply.type(metrics.contentType).send(await metrics.scrape());
   });

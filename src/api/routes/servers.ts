@@ -10,7 +10,7 @@ import type { ZodApp } from '../app.ts';
 import { requireUser } from '../auth.ts';
 import { conflict, invalid, notFound } from '../../errors.ts';
 import { SECURITY_MODES } from '../../states.ts';
-import { displayName, idParams, page, pageQuery } from '../schemas.ts';
+import { displayName, id, idParams, noContent, page, pageOf, pageQuery, timestamp } from '../schemas.ts';
 
 // Letters, digits, hyphens and (for container and intranet names) underscores, in dot-separated labels.
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
@@ -37,6 +37,20 @@ const createServerBody = z
   .strict();
 const patchServerBody = z.object(serverShape).partial().strict();
 
+const serverReply = z.object({
+  id,
+  name: z.string(),
+  host: z.string(),
+  port: z.number().int(),
+  security: z.enum(SECURITY_MODES),
+  maxConnections: z.number().int(),
+  active: z.boolean(),
+  createdAt: timestamp,
+});
+const patchedServerReply = serverReply.extend({
+  passwordsCleared: z.array(id).describe("the accounts whose stored password (and OAuth2 grant) was cleared because the server's host, port or security changed"),
+});
+
 /** The host as compared: an address in its normal form, a name without case or trailing dot. */
 const hostKey = (host: string) => hostLiteral(host) ?? host.toLowerCase().replace(/\.$/, '');
 
@@ -53,7 +67,7 @@ export function serverRoutes(app: ZodApp, ctx: AppContext): void {
     }
   };
 
-  app.post('/api/v1/smtp-servers', { schema: { body: createServerBody } }, async (req, reply) => {
+  app.post('/api/v1/smtp-servers', { schema: { body: createServerBody, response: { 201: serverReply } } }, async (req, reply) => {
     const userId = requireUser(req.caller);
     assertHostAllowed(req.body.host);
     const server = await insertServer(req.db, userId, req.body, ctx.clock.now());
@@ -61,19 +75,19 @@ export function serverRoutes(app: ZodApp, ctx: AppContext): void {
     return reply.status(201).send(server);
   });
 
-  app.get('/api/v1/smtp-servers', { schema: { querystring: pageQuery } }, async (req) => {
+  app.get('/api/v1/smtp-servers', { schema: { querystring: pageQuery, response: { 200: pageOf(serverReply) } } }, async (req) => {
     const userId = requireUser(req.caller);
     const rows = await listServers(req.db, userId, req.query.after ?? 0, req.query.limit + 1);
     return page(rows, req.query.limit);
   });
 
-  app.get('/api/v1/smtp-servers/:id', { schema: { params: idParams } }, async (req) => {
+  app.get('/api/v1/smtp-servers/:id', { schema: { params: idParams, response: { 200: serverReply } } }, async (req) => {
     const server = await getServer(req.db, requireUser(req.caller), req.params.id);
     if (!server) throw notFound('SMTP server');
     return server;
   });
 
-  app.patch('/api/v1/smtp-servers/:id', { schema: { params: idParams, body: patchServerBody } }, async (req) => {
+  app.patch('/api/v1/smtp-servers/:id', { schema: { params: idParams, body: patchServerBody, response: { 200: patchedServerReply } } }, async (req) => {
     const userId = requireUser(req.caller);
     assertHostAllowed(req.body.host);
     const before = await getServer(req.db, userId, req.params.id);
@@ -91,7 +105,7 @@ export function serverRoutes(app: ZodApp, ctx: AppContext): void {
     return { ...server, passwordsCleared };
   });
 
-  app.delete('/api/v1/smtp-servers/:id', { schema: { params: idParams } }, async (req, reply) => {
+  app.delete('/api/v1/smtp-servers/:id', { schema: { params: idParams, response: { 204: noContent } } }, async (req, reply) => {
     const userId = requireUser(req.caller);
     const outcome = await deleteServer(req.db, userId, req.params.id);
     if (outcome === 'not_found') throw notFound('SMTP server');

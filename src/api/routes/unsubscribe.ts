@@ -7,6 +7,7 @@ import { tenantScope } from '../../db/tenantScope.ts';
 import { recordUnsubscribe } from '../../db/unsubscribes.ts';
 import type { ZodApp } from '../app.ts';
 import { AppError } from '../../errors.ts';
+import { textReply } from '../openapi.ts';
 
 const tokenParams = z.object({ token: z.string().max(MAX_TOKEN_CHARS) }).strict();
 const MAX_POST_BODY_BYTES = 4096;
@@ -49,7 +50,7 @@ export function unsubscribeRoutes(app: ZodApp, ctx: AppContext): void {
       reply.headers(PAGE_HEADERS);
     });
 
-    scoped.get('/u/:token', { schema: { params: tokenParams } }, async (req, reply) => {
+    scoped.get('/u/:token', { schema: { params: tokenParams, response: { 200: textReply('the confirmation page, with its button', 'text/html'), 404: textReply('the link is not valid', 'text/html') } } }, async (req, reply) => {
       const claim = claimOf(req.params.token);
       // A person followed this link: they get a page, not a JSON error.
       if (!claim) return reply.status(404).type('text/html; charset=utf-8').send(page('Link not valid', '<p>This unsubscribe link is not valid.</p>'));
@@ -66,7 +67,7 @@ export function unsubscribeRoutes(app: ZodApp, ctx: AppContext): void {
     // Mailbox providers post `List-Unsubscribe=One-Click` as a form, the page's button an empty form:
     // whatever the body, the token alone decides, so bodies are accepted (up to a small size) and ignored.
     scoped.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_POST_BODY_BYTES }, (_req, _body, done) => done(null, undefined));
-    scoped.post('/u/:token', { schema: { params: tokenParams } }, async (req, reply) => {
+    scoped.post('/u/:token', { schema: { params: tokenParams, response: { 200: textReply('the page saying it is done', 'text/html') } } }, async (req, reply) => {
       const claim = claimOf(req.params.token);
       if (!claim) throw new AppError(404, 'invalid_token', 'this unsubscribe link is not valid');
       await recordUnsubscribe(tenantScope(ctx.db, claim.userId), claim, ctx.clock.now());

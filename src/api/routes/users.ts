@@ -6,7 +6,7 @@ import { getUser, insertUser } from '../../db/users.ts';
 import type { ZodApp } from '../app.ts';
 import { requireAdmin, requireUser } from '../auth.ts';
 import { notFound } from '../../errors.ts';
-import { displayName, email } from '../schemas.ts';
+import { displayName, email, id } from '../schemas.ts';
 import { issueKey } from './keys.ts';
 
 const createUserBody = z.object({ name: displayName, email }).strict();
@@ -30,8 +30,17 @@ const patchMeBody = z
   })
   .strict();
 
+const rateThresholdReply = z
+  .object({ percent: z.number(), lastSends: z.number().int(), minSends: z.number().int() })
+  .nullable()
+  .describe("an account is paused past `percent` % of its last `lastSends` sends, once `minSends` are counted; null: off");
+const userReply = z.object({ id, name: z.string(), email: z.string() });
+const createdUserReply = userReply.extend({ apiKey: z.string().describe('the new user\'s first API key, shown this once') });
+/** The caller: its rate guard thresholds (README "Bounce and complaint rate guard") besides who it is. */
+const meReply = userReply.extend({ rateGuard: z.object({ hardBounces: rateThresholdReply, complaints: rateThresholdReply }) });
+
 export function userRoutes(app: ZodApp, ctx: AppContext): void {
-  app.post('/api/v1/users', { schema: { body: createUserBody } }, async (req, reply) => {
+  app.post('/api/v1/users', { schema: { body: createUserBody, response: { 201: createdUserReply } } }, async (req, reply) => {
     requireAdmin(req.caller);
     const now = ctx.clock.now();
     const created = await req.db.transaction(async (tx) => {
@@ -50,9 +59,9 @@ export function userRoutes(app: ZodApp, ctx: AppContext): void {
     return { ...user, rateGuard };
   };
 
-  app.get('/api/v1/me', async (req) => me(req.db, requireUser(req.caller)));
+  app.get('/api/v1/me', { schema: { response: { 200: meReply } } }, async (req) => me(req.db, requireUser(req.caller)));
 
-  app.patch('/api/v1/me', { schema: { body: patchMeBody } }, async (req) => {
+  app.patch('/api/v1/me', { schema: { body: patchMeBody, response: { 200: meReply } } }, async (req) => {
     const userId = requireUser(req.caller);
     const current = await readRateGuard(req.db, userId);
     if (!current) throw notFound('user');
