@@ -22,6 +22,8 @@ describe.each(databaseKinds)('campaign reports: per-account share and outcome ex
 
   it('splits sends over the accounts that made them and exports every recipient with its SMTP reply', async () => {
     const { apiKey } = await t.createUser('reporter');
+    // One recipient in ten bounces here; the rate guard would pause both accounts (rateGuard.test.ts proves it).
+    await must(t, apiKey, 'PATCH', '/api/v1/me', { rateGuard: { hardBounces: null } });
     const serverId = await addServer(t, apiKey, peer.port);
     const accounts = [await addAccount(t, apiKey, serverId, 'one@report.test'), await addAccount(t, apiKey, serverId, 'two@report.test')];
     const listId = await addList(t, apiKey, 300);

@@ -122,6 +122,8 @@ describe.each(databaseKinds)('the engine survives SMTP failures (%s)', (kind) =>
       onRcpt: (address) => (/^r\d*7@/.test(address) ? { code: 550, message: '5.1.1 The email account that you tried to reach does not exist' } : undefined),
     });
     const { id: userId, apiKey } = await t.createUser();
+    // One recipient in ten bounces here; the rate guard would pause the account (rateGuard.test.ts proves it).
+    await must(t, apiKey, 'PATCH', '/api/v1/me', { rateGuard: { hardBounces: null } });
     await addAccount(t, apiKey, await addServer(t, apiKey, p.port), 'bounce@faults.test');
     const listId = await addList(t, apiKey, 100, 'bounce.test');
     const id = await createCampaign(t, apiKey, [listId]);
