@@ -4,8 +4,6 @@ import { must } from './helpers/fixtures.ts';
 import { startTestMailPilot, type TestMailPilot } from './helpers/mailpilot.ts';
 
 const ROWS = 200_000;
-const MB = 1024 * 1024;
-const MAX_GROWTH_MB = 100;
 /** Rows already on the list before the big import (imported again, they count as updated). */
 const EXISTING = 1000;
 
@@ -47,17 +45,16 @@ describe.each(databaseKinds)('imports at scale (%s)', (kind) => {
   });
   afterAll(() => t.close());
 
-  it(`streams a ${ROWS.toLocaleString('en')}-row CSV through the API with exact counts and flat memory`, { timeout: 300_000 }, async () => {
+  it(`streams a ${ROWS.toLocaleString('en')}-row CSV through the API with exact counts`, { timeout: 300_000 }, async () => {
     const { apiKey } = await t.createUser();
     const list = await must(t, apiKey, 'POST', '/api/v1/lists', { name: 'big' });
     const existing = ['email', ...Array.from({ length: EXISTING }, (_, i) => `c${i + 1}@big.test`)].join('\n');
     const first = await t.api('POST', `/api/v1/lists/${list.id}/contacts`, { key: apiKey, body: existing, contentType: 'text/csv' });
     expect(first.body).toMatchObject({ added: EXISTING, updated: 0 });
 
-    global.gc?.();
-    const baseline = process.memoryUsage().rss;
-    let peak = baseline;
-    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+    // Memory is measured by bench/import.ts (server peak RSS over a 1M-row upload), not here: this
+    // process's RSS also holds the embedded database and the test's own garbage, and varied from 9 to
+    // 221 MB between runs of the same code.
     const { stream, expected } = bigCsv();
     const res = await fetch(`${t.url}/api/v1/lists/${list.id}/contacts`, {
       method: 'POST',
@@ -66,7 +63,6 @@ describe.each(databaseKinds)('imports at scale (%s)', (kind) => {
       duplex: 'half',
     } as RequestInit);
     const body = await res.json();
-    clearInterval(sampler);
 
     expect(res.status).toBe(200);
     expect(body).toMatchObject({
@@ -84,9 +80,6 @@ describe.each(databaseKinds)('imports at scale (%s)', (kind) => {
     // The first occurrence in the file wins over its repeat.
     const [repeated] = await t.mp.ctx.db.query<{ name: string }>('SELECT name FROM contacts WHERE list_id = $1 AND lower(email) = $2', [list.id, 'c1500@big.test']);
     expect(repeated!.name).toBe('Contact 1500');
-
-    const growthMb = (peak - baseline) / MB;
-    expect(growthMb, `RSS grew by ${growthMb.toFixed(0)} MB`).toBeLessThan(MAX_GROWTH_MB);
   });
 });
 
