@@ -1,11 +1,13 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { networkInterfaces } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 /**
  * An SMTP listener on an address that is not this host's loopback: inside a network namespace made
- * for the test, reached over a veth pair on a /30 of 198.18.0.0/15 (RFC 2544, for tests). It offers
+ * for the test, reached over a veth pair on a /30 of 198.18.0.0/15 (RFC 2544, for tests), or, where
+ * no namespace can be made (no CAP_NET_ADMIN), on this host's own non-loopback address. It offers
  * AUTH without TLS and records every AUTH it is given.
  */
 export interface RemoteAuthListener {
@@ -16,13 +18,22 @@ export interface RemoteAuthListener {
   close(): Promise<void>;
 }
 
+/** This host's first IPv4 address that is not loopback (an address of its own network card). */
+function ownAddress(): string | undefined {
+  for (const addresses of Object.values(networkInterfaces())) {
+    const found = addresses?.find((a) => a.family === 'IPv4' && !a.internal);
+    if (found) return found.address;
+  }
+  return undefined;
+}
+
 const LISTENER = fileURLToPath(new URL('./authListener.mjs', import.meta.url));
 
 function ip(args: string[]): void {
   execFileSync('ip', args, { stdio: 'pipe', timeout: 10_000 });
 }
 
-/** Undefined, with a notice on the console, when network namespaces cannot be made here (no root, no `ip`). */
+/** Undefined, with a notice on the console, when neither a network namespace nor an address of this host serves. */
 export async function startRemoteAuthListener(): Promise<RemoteAuthListener | undefined> {
   const id = randomBytes(3).toString('hex');
   const ns = `mp-auth-${id}`;
@@ -39,6 +50,7 @@ export async function startRemoteAuthListener(): Promise<RemoteAuthListener | un
     }
   };
   let child: ChildProcess;
+  let host = theirs;
   try {
     ip(['netns', 'add', ns]);
     ip(['link', 'add', outer, 'type', 'veth', 'peer', 'name', inner]);
@@ -51,11 +63,16 @@ export async function startRemoteAuthListener(): Promise<RemoteAuthListener | un
     child = spawn('ip', ['netns', 'exec', ns, process.execPath, LISTENER, theirs, '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
   } catch (err) {
     remove();
-    console.warn(`NOTICE: the tests that need a non-loopback SMTP peer are SKIPPED: no network namespace could be made (${(err as Error).message.split('\n')[0]}).`);
-    return undefined;
+    const own = ownAddress();
+    if (!own) {
+      console.warn(`NOTICE: the tests that need a non-loopback SMTP peer FAIL: no network namespace could be made (${(err as Error).message.split('\n')[0]}) and this host has no non-loopback IPv4 address.`);
+      return undefined;
+    }
+    child = spawn(process.execPath, [LISTENER, own, '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    host = own;
   }
   const listener: RemoteAuthListener = {
-    host: theirs,
+    host,
     port: 0,
     auths: [],
     messages: 0,
@@ -78,7 +95,7 @@ export async function startRemoteAuthListener(): Promise<RemoteAuthListener | un
     listener.port = await ready;
   } catch (err) {
     remove();
-    console.warn(`NOTICE: the tests that need a non-loopback SMTP peer are SKIPPED: ${(err as Error).message}.`);
+    console.warn(`NOTICE: the tests that need a non-loopback SMTP peer FAIL: ${(err as Error).message}.`);
     return undefined;
   }
   return listener;
