@@ -3,7 +3,7 @@ import { FakeClock } from '../src/clock.ts';
 import { databaseKinds } from './helpers/db.ts';
 import { addAccount, addList, addServer, createCampaign, must, waitForCampaign, waitForIdleEngine } from './helpers/fixtures.ts';
 import { startTestMailPilot, type TestMailPilot } from './helpers/mailpilot.ts';
-import { startSmtpPeer, type SmtpPeer } from './helpers/smtpPeer.ts';
+import { type SmtpPeer, smtpPeers, startSmtpPeer } from './helpers/smtpPeer.ts';
 
 const START = '2026-03-02T10:00:00Z';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -39,20 +39,15 @@ async function advanceUntil(clock: FakeClock, stepMs: number, until: () => Promi
 describe.each(databaseKinds)('the engine survives SMTP failures (%s)', (kind) => {
   let t: TestMailPilot;
   const clock = new FakeClock(START);
-  const peers: SmtpPeer[] = [];
+  const peers = smtpPeers();
+  const peer = peers.start;
   beforeAll(async () => {
     t = await startTestMailPilot(kind, { clock });
   });
   afterAll(async () => {
     await t.close();
-    for (const p of peers) await p.close();
+    await peers.closeAll();
   });
-
-  async function peer(script: Parameters<typeof startSmtpPeer>[0] = {}): Promise<SmtpPeer> {
-    const p = await startSmtpPeer(script);
-    peers.push(p);
-    return p;
-  }
 
   it('a peer answering 451 once per recipient: all delivered exactly once, attempts = 2, retries wait for their time without spinning', async () => {
     const seen = new Set<string>();

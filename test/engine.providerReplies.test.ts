@@ -4,7 +4,7 @@ import { databaseKinds } from './helpers/db.ts';
 import { addAccount, addList, addServer, createCampaign, must, waitForCampaign } from './helpers/fixtures.ts';
 import { startTestMailPilot, type TestMailPilot } from './helpers/mailpilot.ts';
 import { allMessages, deliveries, waitFor } from './helpers/outcomes.ts';
-import { startSmtpPeer, type PeerScript, type ScriptedError, type SmtpPeer } from './helpers/smtpPeer.ts';
+import { type ScriptedError, smtpPeers } from './helpers/smtpPeer.ts';
 
 /**
  * Real providers' replies, scripted on smtp-server peers, and what each does to the account:
@@ -19,20 +19,15 @@ const iso = (ms: number) => new Date(ms).toISOString();
 describe.each(databaseKinds)('provider replies and the account (%s)', (kind) => {
   let t: TestMailPilot;
   const clock = new FakeClock(START);
-  const peers: SmtpPeer[] = [];
+  const peers = smtpPeers();
+  const peer = peers.start;
   beforeAll(async () => {
     t = await startTestMailPilot(kind, { clock });
   });
   afterAll(async () => {
     await t.close();
-    for (const p of peers) await p.close();
+    await peers.closeAll();
   });
-
-  async function peer(script: PeerScript): Promise<SmtpPeer> {
-    const p = await startSmtpPeer(script);
-    peers.push(p);
-    return p;
-  }
 
   const account = async (key: string, id: number) => must(t, key, 'GET', `/api/v1/smtp-accounts/${id}`);
   const campaign = async (key: string, id: number) => must(t, key, 'GET', `/api/v1/campaigns/${id}`);

@@ -5,7 +5,7 @@ import { databaseKinds } from './helpers/db.ts';
 import { addAccount, addList, addServer, createCampaign, must, waitForCampaign } from './helpers/fixtures.ts';
 import { startTestMailPilot, type TestMailPilot } from './helpers/mailpilot.ts';
 import { allMessages, deliveries, waitFor } from './helpers/outcomes.ts';
-import { startSmtpPeer, type PeerScript, type SmtpPeer } from './helpers/smtpPeer.ts';
+import { type SmtpPeer, smtpPeers } from './helpers/smtpPeer.ts';
 
 /**
  * Replies that end a session rather than the account's sending (421, 452 4.5.3, 432 4.3.2): the
@@ -21,20 +21,15 @@ const iso = (ms: number) => new Date(ms).toISOString();
 describe.each(databaseKinds)('sessions the server ends (%s)', (kind) => {
   let t: TestMailPilot;
   const clock = new FakeClock(START);
-  const peers: SmtpPeer[] = [];
+  const peers = smtpPeers();
+  const peer = peers.start;
   beforeAll(async () => {
     t = await startTestMailPilot(kind, { clock });
   });
   afterAll(async () => {
     await t.close();
-    for (const p of peers) await p.close();
+    await peers.closeAll();
   });
-
-  async function peer(script: PeerScript): Promise<SmtpPeer> {
-    const p = await startSmtpPeer(script);
-    peers.push(p);
-    return p;
-  }
 
   const account = async (key: string, id: number) => must(t, key, 'GET', `/api/v1/smtp-accounts/${id}`);
 

@@ -186,3 +186,18 @@ export async function startSmtpPeer(script: PeerScript = {}): Promise<SmtpPeer> 
   peer.close = () => new Promise((resolve) => server.close(() => resolve()));
   return peer;
 }
+
+/** Peers a test file starts as it goes (`start`), all closed together in its afterAll (`closeAll`). */
+export function smtpPeers(): { start(script?: PeerScript): Promise<SmtpPeer>; closeAll(): Promise<void> } {
+  const started: SmtpPeer[] = [];
+  return {
+    async start(script = {}) {
+      const p = await startSmtpPeer(script);
+      started.push(p);
+      return p;
+    },
+    async closeAll() {
+      for (const p of started.splice(0)) await p.close();
+    },
+  };
+}
