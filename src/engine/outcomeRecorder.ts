@@ -148,9 +148,10 @@ export class OutcomeRecorder {
       this.waiting.clear();
       for (const wake of waiting) wake();
     }
-    // Hard bounces have just been counted: the account may now be past its user's threshold.
+    // Hard bounces have just been counted: the account may now be past its user's threshold. Not
+    // awaited, so the next write (which sends wait on) does not queue behind the check; pausing twice is a no-op.
     if (batch.some((o) => o.hardBounce)) {
-      await checkRateGuard(ctx, account).catch((err) => ctx.log.warn({ err, accountId: account.id }, 'the bounce and complaint rate guard could not look at the account'));
+      void checkRateGuard(ctx, account).catch((err) => ctx.log.warn({ err, accountId: account.id }, 'the bounce and complaint rate guard could not look at the account'));
     }
   }
 }
