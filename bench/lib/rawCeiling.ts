@@ -42,18 +42,18 @@ async function prerender(count: number, senders: number): Promise<Prepared[]> {
 }
 
 /**
- * One pooled transport with a single connection, as MailPilot runs one per account. Nagle is off
- * (SMTP-FACTS "Measured here": delayed ACKs stall a busy connection), requeues are off as in the
- * engine, and the connection is never recycled, since reconnecting is not what is being measured.
+ * A pooled transport of `connections` connections. Nagle is off (SMTP-FACTS "Measured here":
+ * delayed ACKs stall a busy connection), requeues are off as in the engine, and a connection is
+ * never recycled, since reconnecting is not what is being measured.
  */
-function transport(port: number) {
+function transport(port: number, connections: number) {
   const options: SMTPPool.Options & { maxRequeues: number } = {
     pool: true,
     host: '127.0.0.1',
     port,
     secure: false,
     ignoreTLS: true,
-    maxConnections: 1,
+    maxConnections: connections,
     maxMessages: Infinity,
     maxRequeues: 0,
     getSocket(_opts, callback) {
@@ -70,6 +70,15 @@ function transport(port: number) {
   return nodemailer.createTransport(options);
 }
 
+/**
+ * How the ceiling's connections are driven:
+ * - `perConnection`: one single-connection transport per connection, as MailPilot runs one per
+ *   account, each with one message in flight, after an untimed warm-up;
+ * - `pooled`: one transport pooling every connection, `inFlight` messages handed to it at once and
+ *   no warm-up (issue #18's reference: 10 connections, 40 in flight).
+ */
+export type CeilingMode = { kind: 'perConnection'; warmup: number } | { kind: 'pooled'; inFlight: number };
+
 export interface RawCeilingResult {
   /** Timed messages; the warm-up ones went to the sink before them. */
   messages: number;
@@ -83,32 +92,31 @@ export interface RawCeilingResult {
   firstError: string | null;
 }
 
-export async function measureRawCeiling(opts: {
-  port: number;
-  messages: number;
-  connections: number;
-  /** Untimed messages sent first, so that JIT compilation and connection set-up stay off the clock. */
-  warmup: number;
-}): Promise<RawCeilingResult> {
-  const { port, messages, connections, warmup } = opts;
+/** Sends `messages` pre-rendered messages over `connections` connections to the sink at `port`, timed. */
+export async function measureRawCeiling(opts: { port: number; messages: number; connections: number; mode: CeilingMode }): Promise<RawCeilingResult> {
+  const { port, messages, connections, mode } = opts;
+  // Untimed messages sent first, so that JIT compilation and connection set-up stay off the clock.
+  const warmup = mode.kind === 'perConnection' ? mode.warmup : 0;
 
   const renderStart = performance.now();
   const prepared = await prerender(messages, connections);
   const messageBytes = Math.round(prepared.reduce((n, p) => n + p.raw.length, 0) / messages);
   log(`pre-rendered ${messages} messages of ${messageBytes} bytes on average in ${((performance.now() - renderStart) / 1000).toFixed(1)} s`);
 
-  const transports = Array.from({ length: connections }, () => transport(port));
+  const transports =
+    mode.kind === 'pooled' ? [transport(port, connections)] : Array.from({ length: connections }, () => transport(port, 1));
+  const lanes = mode.kind === 'pooled' ? Array.from({ length: mode.inFlight }, () => transports[0]!) : transports;
   let next = 0;
   let sent = 0;
   let failed = 0;
   let firstError: string | null = null;
 
   /*
-   * One message at a time per transport already keeps its connection busy: nodemailer marks a
-   * connection available one setImmediate after a send completes, and by then this loop has queued
-   * the next message from the promise's microtask. Queuing more only lengthens the pool's queue
-   * (measured here: 2 in flight was never faster).
-   * Every lane takes the next unsent message, so a faster connection simply sends more of them.
+   * Per connection, one message at a time already keeps a single-connection transport busy:
+   * nodemailer marks a connection available one setImmediate after a send completes, and by then
+   * this loop has queued the next message from the promise's microtask (measured here: 2 in flight
+   * was never faster). Every lane takes the next unsent message, so a faster connection simply
+   * sends more of them.
    */
   const lane = async (t: (typeof transports)[number], count: number) => {
     for (let i = next++; i < count; i = next++) {
@@ -121,14 +129,16 @@ export async function measureRawCeiling(opts: {
       }
     }
   };
-  const sendAll = (count: number) => Promise.all(transports.map((t) => lane(t, count)));
+  const sendAll = (count: number) => Promise.all(lanes.map((t) => lane(t, count)));
 
   try {
-    await sendAll(Math.min(warmup, messages));
-    if (failed > 0) throw new Error(`raw ceiling warm-up: ${failed} messages failed: ${firstError}`);
-    log(`warm-up: ${sent} messages sent`);
-    next = 0;
-    sent = 0;
+    if (warmup > 0) {
+      await sendAll(Math.min(warmup, messages));
+      if (failed > 0) throw new Error(`raw ceiling warm-up: ${failed} messages failed: ${firstError}`);
+      log(`warm-up: ${sent} messages sent`);
+      next = 0;
+      sent = 0;
+    }
 
     const start = performance.now();
     let lastCount = 0;
@@ -147,7 +157,7 @@ export async function measureRawCeiling(opts: {
     }
     const seconds = (performance.now() - start) / 1000;
     const msgPerSec = Math.round(sent / seconds);
-    log(`${sent} sent, ${failed} failed in ${seconds.toFixed(2)} s: ${msgPerSec} msg/s over ${connections} connections`);
+    log(`${sent} sent, ${failed} failed in ${seconds.toFixed(2)} s: ${msgPerSec} msg/s over ${connections} connections (${mode.kind})`);
     return { messages, warmupMessages: Math.min(warmup, messages), sent, failed, seconds: Number(seconds.toFixed(3)), msgPerSec, messageBytes, firstError };
   } finally {
     for (const t of transports) t.close();
