@@ -19,25 +19,29 @@ const SHUTDOWN_LIMIT_MS = 9_500;
 
 /**
  * Process lifetime: stop cleanly on SIGTERM/SIGINT: claiming stops, sends in flight finish (or are
- * cut and recorded by how far they got), outcomes are recorded, leases released; exit 0.
+ * cut and recorded by how far they got), outcomes are recorded, leases released; exit 0. Installed
+ * before the start: the API answers before the engine has started, and a signal then (a service
+ * manager's stop) waits for the start to finish instead of killing the process mid-way.
  */
-function stopOnSignals(mp: MailPilot): void {
+function stopOnSignals(starting: Promise<MailPilot>): void {
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    mp.ctx.log.info({ signal }, 'shutting down');
     setTimeout(() => {
-      mp.ctx.log.error('shutdown did not finish in time; exiting anyway');
+      process.stderr.write('shutdown did not finish in time; exiting anyway\n');
       process.exit(1);
     }, SHUTDOWN_LIMIT_MS).unref();
-    mp.close().then(
-      () => process.exit(0),
-      (err) => {
-        mp.ctx.log.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
+    starting
+      .then((mp) => {
+        mp.ctx.log.info({ signal }, 'shutting down');
+        return mp.close().catch((err: unknown) => {
+          mp.ctx.log.error({ err }, 'shutdown failed');
+          process.exit(1);
+        });
+      })
+      // A start that failed reports itself (the command's action rejects).
+      .then(() => process.exit(0), () => undefined);
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
@@ -57,14 +61,15 @@ program
   .action(async () => {
     const config = loadConfig();
     const { startMailPilot } = await serverSide();
-    const mp = await startMailPilot({ config, api: true, engine: true });
+    const starting = startMailPilot({ config, api: true, engine: true });
+    stopOnSignals(starting);
+    const mp = await starting;
     const where = config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `the embedded database in ${config.dataDir}`;
     mp.ctx.log.info({ url: mp.url }, `MailPilot listening on ${mp.url}, using ${where}`);
     if (mp.ctx.secrets.adminKeyGenerated) {
       // Printed once, on the start that generated it; it is also in the data dir's admin.key file.
       process.stdout.write(`\nAdmin API key (also saved in ${config.dataDir}/admin.key):\n  ${mp.ctx.secrets.adminKey}\n\n`);
     }
-    stopOnSignals(mp);
   });
 
 program
@@ -76,9 +81,10 @@ program
       program.error('mailpilot worker needs DATABASE_URL: several processes can only share a PostgreSQL server, not the embedded database');
     }
     const { startMailPilot } = await serverSide();
-    const mp = await startMailPilot({ config, api: false, engine: true });
+    const starting = startMailPilot({ config, api: false, engine: true });
+    stopOnSignals(starting);
+    const mp = await starting;
     mp.ctx.log.info({ owner: mp.engine!.owner, metrics: mp.metrics && `${mp.metrics.url}/metrics` }, 'MailPilot worker running');
-    stopOnSignals(mp);
   });
 
 program

@@ -1,10 +1,10 @@
-import { mkdirSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { isTransientDbError } from './transient.ts';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
-import { lockDataDir } from './dataDirLock.ts';
+import { openEmbedded } from './embeddedDatabase.ts';
+import { NOTIFY_SQL } from './notify.ts';
 
 /** Something that runs parameterised SQL: the database itself or an open transaction. */
 export interface QueryOptions {
@@ -75,69 +75,11 @@ class PooledClient extends pg.Client {
 }
 const LISTEN_RECONNECT_MS = 250;
 const LISTEN_RECONNECT_MAX_MS = 5_000;
-// A function scan over an array yields its elements in order, so the notifications keep it.
-const NOTIFY_SQL = 'SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p';
 
 /** `poolSize`: connections to a server (the embedded database has one). */
 export async function openDatabase(opts: { url?: string; dataDir?: string; poolSize?: number }): Promise<Database> {
   if (opts.url) return openPostgres(opts.url, opts.poolSize ?? DEFAULT_POOL_SIZE);
-  return openPglite(opts.dataDir);
-}
-
-async function openPglite(dataDir: string | undefined): Promise<Database> {
-  if (dataDir) mkdirSync(dataDir, { recursive: true });
-  const unlock = dataDir ? lockDataDir(dataDir) : () => undefined;
-  // Loaded only here: the embedded database's code is ~45 MB of memory a server process does without.
-  const { PGlite } = await import('@electric-sql/pglite');
-  const db = await PGlite.create(dataDir, { parsers: { [INT8]: parseInt8 } }).catch((err: unknown) => {
-    unlock();
-    throw err;
-  });
-  const query = async <T>(sql: string, params?: unknown[]) => (await db.query<T>(sql, params)).rows;
-  return {
-    kind: 'pglite',
-    query,
-    transaction: (fn, opening) =>
-      db.transaction(async (tx) => {
-        if (opening) await tx.exec(opening);
-        return fn({
-          query: async <T>(sql: string, params?: unknown[]) => (await tx.query<T>(sql, params)).rows,
-          exec: async (sql) => {
-            await tx.exec(sql);
-          },
-          copyIn: async (target, data) => {
-            // PGlite's COPY reads a virtual file, which only a superuser may, so a tenant-scoped
-            // transaction steps out of its role for this one statement. The rows land only in the
-            // caller's staging table; everything after it runs under the tenant role again.
-            const [scope] = (await tx.query<{ role: string }>('SELECT current_user AS role')).rows;
-            await tx.exec('SET LOCAL ROLE NONE');
-            try {
-              await tx.query(`COPY ${target} FROM '/dev/blob'`, [], { blob: new Blob([data]) });
-            } finally {
-              await tx.query(`SELECT set_config('role', $1, true)`, [scope!.role]);
-            }
-          },
-          copyOut: async (query) => {
-            const result = await tx.query(`COPY (${query}) TO '/dev/blob'`);
-            return (await result.blob?.text()) ?? '';
-          },
-        });
-      }),
-    exec: async (sql) => {
-      await db.exec(sql);
-    },
-    listen: async (channel, handler) => {
-      const unlisten = await db.listen(channel, handler);
-      return unlisten;
-    },
-    notify: async (channel, payloads) => {
-      if (payloads.length > 0) await db.query(NOTIFY_SQL, [channel, payloads]);
-    },
-    close: async () => {
-      await db.close();
-      unlock();
-    },
-  };
+  return openEmbedded(opts.dataDir);
 }
 
 async function openPostgres(url: string, poolSize: number): Promise<Database> {

@@ -13,13 +13,6 @@ const MAX_ROWS = 2_000;
  * A few statements' worth: enough to keep the writer busy, little enough to stay in memory.
  */
 const MAX_BACKLOG = 4 * MAX_ROWS;
-/**
- * The embedded database runs its statements on this thread, blocking it: back to back they left
- * each SMTP session one reply per statement (300 msg/s, README Capacity). After a statement of d ms
- * the next waits d ms (at most this), so the database has at most half of the thread (measured:
- * half or twice as long a rest was slower).
- */
-const MAX_REST_MS = 20;
 
 interface Submission {
   rows: AccountOutcomeRow[];
@@ -35,11 +28,9 @@ interface Submission {
  * (group commit) on a connection of their own. With a thousand accounts each sending a message
  * every few seconds, per-worker writes would be thousands of one-row statements a second; grouped,
  * the statement count stays flat however many accounts are at work, and the rows per statement
- * grow instead. Continuous, with no timer on a server: the next statement starts as soon as the
- * previous one returns, carrying every submission that arrived meanwhile, so an outcome waits at
- * most one statement before its own starts (sends wait on commits: the crash bound,
- * outcomeRecorder.ts). On the embedded database it starts after a rest as long as the previous
- * statement took (MAX_REST_MS).
+ * grow instead. Continuous, with no timer: the next statement starts as soon as the previous one
+ * returns, carrying every submission that arrived meanwhile, so an outcome waits at most one
+ * statement before its own starts (the crash bound, outcomeRecorder.ts, counts on that).
  *
  * It is also the process's brake: sending outran writing when the process ran out of CPU, and the
  * unwritten outcomes piled up until the heap did. Past MAX_BACKLOG rows the workers wait (`full`).
@@ -101,7 +92,6 @@ export class OutcomeWriter {
     this.pendingRows -= rows;
     this.writingRows = rows;
     let finished: number[] = [];
-    const startedAt = performance.now();
     try {
       // Repeating the statement is safe: it touches only rows still 'sending', so nothing counts twice.
       const counters = await retryTransient(
@@ -120,13 +110,10 @@ export class OutcomeWriter {
       // The next statement starts once the workers whose rows just landed have handed over what
       // they recorded meanwhile (promise continuations, within this turn): it then carries those too,
       // where starting at once would leave them for the statement after.
-      const next = () => {
+      setImmediate(() => {
         this.writing = false;
         this.schedule();
-      };
-      const rest = this.ctx.db.kind === 'pglite' ? Math.min(performance.now() - startedAt, MAX_REST_MS) : 0;
-      if (rest > 0) setTimeout(next, rest);
-      else setImmediate(next);
+      });
       if (!this.full) {
         for (const wake of this.waiting) wake();
         this.waiting.clear();
