@@ -268,10 +268,13 @@ export class AccountWorker {
   /** Starts one send; false when its message could not be composed. */
   private send(q: Queued): boolean {
     this.inflight++;
-    let raw: string;
+    let raw: Buffer;
     let from: string;
     try {
-      raw = this.shared.composer.compose(q.msg, this.account);
+      // Made bytes at once: the body stream makes them anyway, and the string, kept until the send
+      // ended, was a second copy in the V8 heap of each message waiting for its DATA (~900 of
+      // 4.6 KB at a thousand accounts).
+      raw = Buffer.from(this.shared.composer.compose(q.msg, this.account));
       from = this.shared.composer.envelopeSender(q.msg, this.account);
     } catch (err) {
       // Nothing went out, so the reserved send is not used. Settled on a later turn of the event

@@ -264,7 +264,7 @@ class Session {
    * Sends one message. The body goes through a stream whose end marks the moment the final dot is
    * handed to the connection: a connection lost before it means "not delivered", after it "maybe".
    */
-  send(from: string, to: string, raw: string): Promise<{ outcome: TransportOutcome; reusable: boolean }> {
+  send(from: string, to: string, raw: string | Buffer): Promise<{ outcome: TransportOutcome; reusable: boolean }> {
     const conn = this.conn!;
     this.received = 0;
     this.expireIn(this.opts.timeouts.sendMs);
@@ -366,7 +366,7 @@ export class AccountTransport {
     }
   }
 
-  async send(from: string, to: string, raw: string): Promise<TransportOutcome> {
+  async send(from: string, to: string, raw: string | Buffer): Promise<TransportOutcome> {
     const session = await this.acquire();
     if (!session) return { kind: 'account_throttled', error: 'the account transport was closed', slowDown: false };
     try {
