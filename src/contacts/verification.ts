@@ -1,4 +1,4 @@
-import mailchecker from 'mailchecker';
+import { createRequire } from 'node:module';
 import rolePrefixes from 'role-based-email-addresses';
 import { checkEmail } from '../campaigns/emailAddress.ts';
 import type { MailDomain, MailDomains } from './mailDomains.ts';
@@ -29,7 +29,12 @@ export interface Verification {
   checkedAt: string;
 }
 
-const disposableDomains = mailchecker.blacklist();
+let disposableList: Set<string> | undefined;
+/** mailchecker's list, loaded on the first check: a process that verifies nothing does without its ~7 MB of heap. */
+function disposableDomains(): Set<string> {
+  disposableList ??= (createRequire(import.meta.url)('mailchecker') as { blacklist(): Set<string> }).blacklist();
+  return disposableList;
+}
 /** Distinct verifications a BatchVerifier keeps serialised. */
 const MAX_SERIALISED = 10_000;
 const roles = new Set(rolePrefixes);
@@ -38,7 +43,7 @@ const domainOf = (email: string) => email.slice(email.lastIndexOf('@') + 1).toLo
 
 /** Whether the domain or one of its parents (mail.tempmail.example) is on the disposable list. */
 function isDisposable(domain: string): boolean {
-  for (let d = domain; d.includes('.'); d = d.slice(d.indexOf('.') + 1)) if (disposableDomains.has(d)) return true;
+  for (let d = domain; d.includes('.'); d = d.slice(d.indexOf('.') + 1)) if (disposableDomains().has(d)) return true;
   return false;
 }
 

@@ -1,4 +1,4 @@
-import { ImapFlow } from 'imapflow';
+import type { ImapFlow } from 'imapflow';
 import type { AppContext } from '../context.ts';
 import { mailboxPassword, saveMailboxCursor, setMailboxState, type MailboxFence, type MailboxToRead } from '../db/accountMailboxes.ts';
 import { accountPassword } from '../db/smtpAccounts.ts';
@@ -117,6 +117,8 @@ export class MailboxReader {
   private async session(): Promise<boolean> {
     const s = this.settings;
     const password = s.passwordEnc === null ? '' : s.passwordIsSmtp ? accountPassword(this.ctx.secrets.secretKey, s.accountId, s.passwordEnc) : mailboxPassword(this.ctx.secrets.secretKey, s.accountId, s.passwordEnc);
+    // Loaded on the first mailbox read: a process that reads none does without its ~8 MB of heap.
+    const { ImapFlow } = await import('imapflow');
     const client = new ImapFlow({
       host: s.host,
       port: s.port,

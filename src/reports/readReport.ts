@@ -1,4 +1,4 @@
-import { simpleParser, type AddressObject, type Attachment, type ParsedMail } from 'mailparser';
+import type { AddressObject, Attachment, ParsedMail } from 'mailparser';
 import type { BounceType } from '../states.ts';
 import { readDeliveryStatus, readFeedbackReport, type DsnRecipient } from './reportFields.ts';
 
@@ -31,6 +31,9 @@ export interface ReadReport {
 }
 
 export const DIAGNOSTIC_CHARS = 300;
+
+/** mailparser, loaded on the first report: a process that never reads one does without its ~9 MB of heap. */
+const mailParser = async () => (await import('mailparser')).simpleParser;
 /** Parts of a message past this many are not read: a report has three. */
 const MAX_PARTS = 100;
 const MAX_HEAD_BYTES = 256 * 1024;
@@ -61,7 +64,7 @@ const MESSAGE_ID = /<[^<>\s@]{1,200}@[^<>\s]{1,255}>/g;
 export async function readReport(raw: Buffer, envelope: { mailFrom?: string } = {}): Promise<ReadReport> {
   let mail: ParsedMail;
   try {
-    mail = await simpleParser(raw, {
+    mail = await (await mailParser())(raw, {
       keepDeliveryStatus: true,
       ignoreEmbedded: true,
       skipTextToHtml: true,
@@ -183,7 +186,7 @@ async function returnedHeaders(part: Attachment | undefined): Promise<OriginalHe
   const text = part.content.subarray(0, MAX_HEAD_BYTES).toString('utf8');
   const head = text.split(/\r?\n\r?\n/, 1)[0] ?? '';
   try {
-    const original = await simpleParser(`${head}\r\n\r\n`, { skipTextToHtml: true, skipHtmlToText: true, checksumAlgo: false });
+    const original = await (await mailParser())(`${head}\r\n\r\n`, { skipTextToHtml: true, skipHtmlToText: true, checksumAlgo: false });
     const messageIds = original.messageId ? idsIn(original.messageId) : [];
     return { messageIds: messageIds.length > 0 ? messageIds : messageIdLines(head), returnPath: headerAddresses(original, 'return-path') };
   } catch {
