@@ -3,6 +3,7 @@ import type { AppContext } from '../context.ts';
 import { getCampaignContent, type ComposableCampaign } from '../db/campaigns.ts';
 import { accountDkimKey, type AccountDkimColumns } from '../db/smtpAccounts.ts';
 import { envelopeSender } from '../reports/verp.ts';
+import { HOLD_TTL_MS } from '../sendingPolicy/policy.ts';
 import type { DkimKey } from '../smtp/dkim.ts';
 import { messageSkeleton, renderMessage, type MessageSkeleton } from '../smtp/mime.ts';
 import { compileCampaign, type CompiledCampaign, type MergeVars } from './template.ts';
@@ -95,12 +96,19 @@ export interface QueuedMessage extends Recipient {
 }
 
 /**
+ * A prepared campaign no load has asked for in this long is dropped. Far longer than a claimed
+ * message can wait for its send (its reservation ends within HOLD_TTL_MS, a minute, of the load
+ * that came with it, and the worker returns it then), so no message outlives its campaign here.
+ */
+const UNUSED_FOR_MS = 60 * HOLD_TTL_MS;
+
+/**
  * The engine's composer: turns claimed messages into raw MIME. Templates compile once per campaign
  * per process, DKIM keys are decrypted and parsed once per account (again when the account's key
  * changes). The Message-ID `<campaign.message.tag@domain>` is the same on every attempt.
  */
 export class Composer {
-  private prepared = new Map<number, PreparedCampaign>();
+  private prepared = new Map<number, { campaign: PreparedCampaign; loadedAt: number }>();
   private dkimKeys = new Map<number, { sealed: string; key: DkimKey }>();
   private readonly messageIdDomain: string;
 
@@ -108,16 +116,24 @@ export class Composer {
     this.messageIdDomain = messageIdDomain(ctx);
   }
 
-  private async prepare(campaignId: number): Promise<void> {
-    if (this.prepared.has(campaignId)) return;
-    const c = await getCampaignContent(this.ctx.db, campaignId);
-    if (!c) throw new Error(`campaign ${campaignId} vanished`);
-    this.prepared.set(campaignId, prepareCampaign(c));
-  }
-
-  /** Loads (once) what the given campaigns need, so compose() itself never waits. */
+  /**
+   * Loads (once) what the given campaigns need, so compose() itself never waits. Drops the
+   * campaigns no load has asked for in UNUSED_FOR_MS, so a long-running process does not keep every
+   * campaign it ever sent (~38 KB each).
+   */
   async load(campaignIds: Iterable<number>): Promise<void> {
-    for (const id of campaignIds) await this.prepare(id);
+    const now = this.ctx.clock.now().getTime();
+    for (const id of campaignIds) {
+      const held = this.prepared.get(id);
+      if (held) {
+        held.loadedAt = now;
+        continue;
+      }
+      const c = await getCampaignContent(this.ctx.db, id);
+      if (!c) throw new Error(`campaign ${id} vanished`);
+      this.prepared.set(id, { campaign: prepareCampaign(c), loadedAt: now });
+    }
+    for (const [id, held] of this.prepared) if (now - held.loadedAt > UNUSED_FOR_MS) this.prepared.delete(id);
   }
 
   private dkimFor(account: Sender): DkimKey | undefined {
@@ -130,7 +146,7 @@ export class Composer {
   }
 
   compose(m: QueuedMessage, account: Sender): string {
-    const campaign = this.prepared.get(m.campaignId)!;
+    const { campaign } = this.prepared.get(m.campaignId)!;
     const tag = messageIdTag(this.ctx.secrets.secretKey, m.campaignId, m.id);
     const messageId = `<${m.campaignId}.${m.id}.${tag}@${this.messageIdDomain}>`;
     const sender = { userId: account.userId, email: account.email, dkim: this.dkimFor(account) };
