@@ -7,7 +7,6 @@ import type { Database, Transaction } from './database.ts';
 import { NOTIFY_SQL } from './notify.ts';
 import type { EmbeddedError, EmbeddedMessage, EmbeddedRequest, EmbeddedThreadData } from './embeddedThread.ts';
 
-
 type Call = EmbeddedRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
 /** A database error from the thread, with its PostgreSQL fields (`code` and the rest) as pg and PGlite give them. */
