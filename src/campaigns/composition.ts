@@ -110,6 +110,7 @@ const UNUSED_FOR_MS = 60 * HOLD_TTL_MS;
 export class Composer {
   private prepared = new Map<number, { campaign: PreparedCampaign; loadedAt: number }>();
   private dkimKeys = new Map<number, { sealed: string; key: DkimKey }>();
+  private sweptAt = 0;
   private readonly messageIdDomain: string;
 
   constructor(private ctx: AppContext) {
@@ -133,6 +134,9 @@ export class Composer {
       if (!c) throw new Error(`campaign ${id} vanished`);
       this.prepared.set(id, { campaign: prepareCampaign(c), loadedAt: now });
     }
+    // Looked over once a minute, not on every load (a thousand accounts load many times a second).
+    if (now - this.sweptAt < HOLD_TTL_MS) return;
+    this.sweptAt = now;
     for (const [id, held] of this.prepared) if (now - held.loadedAt > UNUSED_FOR_MS) this.prepared.delete(id);
   }
 
