@@ -62,7 +62,12 @@ async function serve(db: PGlite): Promise<void> {
   const transactions = new Map<number, OpenTransaction>();
   const listeners = new Map<number, () => Promise<void>>();
   let nextId = 1;
-  const on = (tx: number | null) => (tx === null ? db : transactions.get(tx)!.tx);
+  const opened = (tx: number): OpenTransaction => {
+    const open = transactions.get(tx);
+    if (!open) throw new Error(`the embedded database has no open transaction ${tx} (it ended or failed)`);
+    return open;
+  };
+  const on = (tx: number | null): PGlite | Transaction => (tx === null ? db : opened(tx).tx);
 
   const begin = (opening: string | null): Promise<number> => {
     const id = nextId++;
@@ -116,7 +121,7 @@ async function serve(db: PGlite): Promise<void> {
       case 'begin':
         return begin(r.opening);
       case 'end': {
-        const open = transactions.get(r.tx)!;
+        const open = opened(r.tx);
         open.finish(r.commit);
         await open.done;
         return null;
