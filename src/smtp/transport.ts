@@ -1,5 +1,4 @@
 import type net from 'node:net';
-import { PassThrough } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
 import XOAuth2 from 'nodemailer/lib/xoauth2/index.js';
 import type { Config, PlaintextAuth } from '../config.ts';
@@ -7,6 +6,7 @@ import { allowedAddresses, connectChecked, EgressRefused, hostResolver, type Hos
 import { hostLiteral, isLoopback, type EgressPolicy } from '../net/egressPolicy.ts';
 import type { Security } from '../states.ts';
 import { classifyError, type SendOutcome, type SmtpFailure } from './classify.ts';
+import { ReplyReader, sendMessage, type ReplyChannel, type SmtpReply } from './messageTransaction.ts';
 import { OAuthTokenError, type TokenSource } from './oauthTokens.ts';
 
 export interface ServerSettings {
@@ -76,7 +76,14 @@ export type ConnectionProblem = 'egress_denied' | 'unresolved' | 'not_smtp' | 't
 
 export type TransportOutcome = SendOutcome & { problem?: ConnectionProblem };
 
-type Connection = SMTPConnection & { allowsAuth?: boolean };
+/** What of nodemailer's connection the message transaction uses once the session is open. */
+type Connection = SMTPConnection & {
+  allowsAuth?: boolean;
+  /** The socket it speaks on: the TLS socket after STARTTLS. */
+  _socket: net.Socket;
+  /** The extensions the EHLO reply offered (PIPELINING, SMTPUTF8, ...). */
+  _supportedExtensions: string[];
+};
 
 // Control characters of a reply are not passed on (logs, the dashboard, terminals).
 const printable = (s: string | undefined) => s?.replace(/[\x00-\x09\x0b-\x1f\x7f]/g, ' ').slice(0, MAX_REPLY_CHARS * 2);
@@ -156,6 +163,12 @@ class Session {
   private spokeSmtp = false;
   private received = 0;
   private deadline: NodeJS.Timeout | undefined;
+  /**
+   * Set once the session is open: from then on MailPilot reads the replies itself (the message
+   * transaction, messageTransaction.ts); nodemailer keeps the socket's errors, close and timeout.
+   */
+  private replies: { reader: ReplyReader; ready: SmtpReply[]; waiter?: { resolve(r: SmtpReply): void; reject(e: Error): void } } | undefined;
+  private channel: ReplyChannel | undefined;
   /** performance.now() when the session began. */
   readonly startedAt = performance.now();
 
@@ -171,6 +184,7 @@ class Session {
       const opened = () => {
         clearTimeout(this.deadline);
         this.onLoss = undefined;
+        this.takeOver();
         resolve();
       };
       this.open(credentials, opened).catch((err: Error) => this.lost(err));
@@ -196,7 +210,7 @@ class Session {
       greetingTimeout: this.opts.timeouts.greetingMs,
       socketTimeout: this.opts.timeouts.socketMs,
       logger: false,
-    }));
+    }) as Connection);
     this.capReplies(conn);
     conn.on('error', (err: Error) => this.lost(err));
     conn.on('end', () => this.lost(connectionClosed()));
@@ -230,7 +244,43 @@ class Session {
     inner._onData = (chunk: Buffer) => {
       this.received += chunk?.length ?? 0;
       if (this.received > MAX_REPLY_BYTES) return this.end('not_smtp');
-      onData(chunk);
+      if (this.replies) this.replies.reader.push(chunk);
+      else onData(chunk);
+    };
+  }
+
+  /** Reads the replies from here on (see `replies`); nodemailer's queue is empty after the login. */
+  private takeOver(): void {
+    const conn = this.conn!;
+    const replies: NonNullable<Session['replies']> = {
+      ready: [],
+      reader: new ReplyReader(
+        (reply) => {
+          const waiter = replies.waiter;
+          replies.waiter = undefined;
+          if (waiter) waiter.resolve(reply);
+          else replies.ready.push(reply);
+        },
+        () => this.end('not_smtp'),
+      ),
+    };
+    this.replies = replies;
+    const extensions = conn._supportedExtensions;
+    this.channel = {
+      pipelining: extensions.includes('PIPELINING'),
+      smtpUtf8: extensions.includes('SMTPUTF8'),
+      write: (chunks) => {
+        const socket = conn._socket;
+        if (chunks.length > 1) socket.cork();
+        for (const chunk of chunks) socket.write(chunk);
+        if (chunks.length > 1) socket.uncork();
+      },
+      reply: () => {
+        const ready = replies.ready.shift();
+        if (ready) return Promise.resolve(ready);
+        if (this.dead) return Promise.reject(connectionClosed());
+        return new Promise((resolve, reject) => (replies.waiter = { resolve, reject }));
+      },
     };
   }
 
@@ -239,6 +289,11 @@ class Session {
       this.dead = true;
       clearTimeout(this.deadline);
       this.onDead(this);
+    }
+    const waiter = this.replies?.waiter;
+    if (waiter) {
+      this.replies!.waiter = undefined;
+      waiter.reject(err);
     }
     const fail = this.onLoss;
     this.onLoss = undefined;
@@ -261,11 +316,10 @@ class Session {
   }
 
   /**
-   * Sends one message. The body goes through a stream whose end marks the moment the final dot is
-   * handed to the connection: a connection lost before it means "not delivered", after it "maybe".
+   * Sends one message. `dataSent` turns true the moment the message and its final dot are handed to
+   * the connection: a connection lost before it means "not delivered", after it "maybe".
    */
   send(from: string, to: string, raw: string | Buffer): Promise<{ outcome: TransportOutcome; reusable: boolean }> {
-    const conn = this.conn!;
     this.received = 0;
     this.expireIn(this.opts.timeouts.sendMs);
     return new Promise((resolve) => {
@@ -274,20 +328,22 @@ class Session {
         clearTimeout(this.deadline);
         resolve({ outcome, reusable });
       };
-      const body = new PassThrough();
-      body.once('end', () => (dataSent = true));
-      body.end(raw);
       this.onLoss = (err) => settle(this.outcomeOf(err, dataSent), false);
-      conn.send({ from, to: [to] }, body, (err, info) => {
-        if (!this.onLoss) return;
-        this.onLoss = undefined;
-        if (!err) return settle({ kind: 'sent', response: String(printable(info.response) ?? '').slice(0, MAX_REPLY_CHARS) }, true);
-        settle(this.outcomeOf(err, dataSent), !this.dead);
-      });
+      const message = typeof raw === 'string' ? Buffer.from(raw) : raw;
+      sendMessage(this.channel!, { from, to }, message, () => (dataSent = true)).then(
+        (result) => {
+          if (!this.onLoss) return;
+          this.onLoss = undefined;
+          if ('sent' in result) return settle({ kind: 'sent', response: String(printable(result.sent.text)).slice(0, MAX_REPLY_CHARS) }, true);
+          settle(classifyError({ ...result.refused, message: printable(result.refused.message)!, response: printable(result.refused.response), dataSent }), !this.dead);
+        },
+        // A lost connection was reported through onLoss.
+        () => undefined,
+      );
     });
   }
 
-  /** Clears a rejected transaction (RSET) so the connection can carry the next message. */
+  /** Clears a refused transaction (RSET) so the connection can carry the next message. */
   reset(): Promise<boolean> {
     this.received = 0;
     this.expireIn(this.opts.timeouts.sendMs);
@@ -297,11 +353,15 @@ class Session {
         resolve(ok);
       };
       this.onLoss = () => settle(false);
-      this.conn!.reset((err) => {
-        if (!this.onLoss) return;
-        this.onLoss = undefined;
-        settle(!err);
-      });
+      this.channel!.write([Buffer.from('RSET\r\n')]);
+      this.channel!.reply().then(
+        (reply) => {
+          if (!this.onLoss) return;
+          this.onLoss = undefined;
+          settle(reply.code >= 200 && reply.code < 300);
+        },
+        () => undefined,
+      );
     });
   }
 
@@ -310,6 +370,8 @@ class Session {
     if (!this.conn || !this.spokeSmtp || this.onLoss) return this.close();
     this.dead = true;
     clearTimeout(this.deadline);
+    // Back to nodemailer, which closes the connection on the reply to QUIT.
+    this.replies = undefined;
     this.conn.quit();
   }
 
