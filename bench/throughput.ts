@@ -109,6 +109,23 @@ async function sendWindow(api: Api, campaignId: number): Promise<{ seconds: numb
   return Number.isFinite(first) ? { seconds: (lastAt - first) / 1000, accountsUsed: accounts.size } : null;
 }
 
+/**
+ * The outcome writes of the run, from the server's /metrics: statements, rows per statement, and
+ * the mean time from a worker handing outcomes over to their commit (what the crash bound makes
+ * a connection wait on).
+ */
+async function outcomeWrites(baseUrl: string, adminKey: string) {
+  const res = await fetch(`${baseUrl}/metrics`, { headers: { authorization: `Bearer ${adminKey}` } });
+  const text = await res.text();
+  const value = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  const statements = value('mailpilot_outcome_write_seconds_count');
+  return {
+    statements,
+    rowsPerStatement: Number((value('mailpilot_outcome_rows_written_total') / statements).toFixed(1)),
+    meanCommitWaitMs: Number(((value('mailpilot_outcome_write_seconds_sum') * 1000) / statements).toFixed(2)),
+  };
+}
+
 runBench(async (cleanup) => {
   const messages = intEnv('BENCH_MESSAGES', 50_000);
   const rawMessages = intEnv('BENCH_RAW_MESSAGES', messages);
@@ -153,6 +170,7 @@ runBench(async (cleanup) => {
     return null;
   });
   const mailpilotSink = sink.accepted() - sinkBefore;
+  const writes = await outcomeWrites(server.url, server.adminKey);
 
   const fromStartRequest = (run.completed - run.requested) / 1000;
   const afterStartReply = (run.completed - run.started) / 1000;
@@ -183,6 +201,7 @@ runBench(async (cleanup) => {
       // The server's CPU time (user + system) over the campaign: per message, a figure other load barely moves.
       cpuSeconds: Number(cpuSeconds.toFixed(2)),
       cpuMicrosPerMessage: Math.round((cpuSeconds * 1e6) / run.campaign.sent),
+      outcomeWrites: writes,
     },
     rawCeiling: { pooled: { inFlight: POOLED_IN_FLIGHT, ...pooled.figures }, perConnection: perConnection.figures },
     // MailPilot's headline over each ceiling; `ratio` is over the pooled one (issue #18's target).
