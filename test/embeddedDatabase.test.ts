@@ -53,6 +53,33 @@ describe('the embedded database on a thread of its own', () => {
     expect(err).toMatchObject({ code: '23505', constraint: 't_pkey', message: expect.stringMatching(/duplicate key/) });
   });
 
+  it('keeps a statement given a name prepared: the same rows as unprepared, in and out of transactions, and usable again after it fails', async () => {
+    const sql = `SELECT u.id, u.at, u.flag FROM unnest($1::bigint[], $2::timestamptz[], $3::bool[]) AS u(id, at, flag) WHERE u.id > $4`;
+    const at = new Date('2026-11-30T01:02:03.004Z');
+    const params = [[1, 9_007_199_254_740_991], [at, null], [true, false], 0];
+    const plain = await db.query(sql, params);
+    expect(plain).toEqual([
+      { id: 1, at, flag: true },
+      { id: 9_007_199_254_740_991, at: null, flag: false },
+    ]);
+    expect(await db.query(sql, params, { prepared: 'mp_test_unnest' })).toEqual(plain);
+    expect(await db.query(sql, [[5], [null], [null], 9], { prepared: 'mp_test_unnest' })).toEqual([]);
+    expect(await db.transaction((tx) => tx.query(sql, params, { prepared: 'mp_test_unnest' }))).toEqual(plain);
+    const named = await db.query<{ name: string; parameterTypes: string }>(
+      `SELECT name, parameter_types::text AS "parameterTypes" FROM pg_prepared_statements WHERE name = 'mp_test_unnest'`,
+    );
+    expect(named).toEqual([{ name: 'mp_test_unnest', parameterTypes: '{bigint[],"timestamp with time zone[]",boolean[],bigint}' }]);
+
+    const insert = 'INSERT INTO t (id, note) VALUES ($1, $2)';
+    await db.query(insert, [70, 'first'], { prepared: 'mp_test_insert' });
+    await expect(db.query(insert, [70, 'again'], { prepared: 'mp_test_insert' })).rejects.toMatchObject({ code: '23505' });
+    await db.query(insert, [71, 'after the failure'], { prepared: 'mp_test_insert' });
+    expect(await db.query('SELECT id, note FROM t WHERE id BETWEEN 70 AND 79 ORDER BY id')).toEqual([
+      { id: 70, note: 'first' },
+      { id: 71, note: 'after the failure' },
+    ]);
+  });
+
   it('commits a transaction that resolves and rolls back one that throws, with COPY in and out inside', async () => {
     const copied = await db.transaction(async (tx) => {
       await tx.copyIn('t (id, note)', '1\tone\n2\ttwo\n');

@@ -10,8 +10,8 @@ import { NOTIFY_SQL } from './notify.ts';
 export interface QueryOptions {
   /**
    * Keeps the statement prepared under this name on each server connection, so the engine's hot
-   * statements (thousands a minute) are parsed once and soon run on a cached plan. The embedded
-   * database has no use for it.
+   * statements (thousands a minute) are parsed once and soon run on a cached plan (on the embedded
+   * database too: embeddedThread.ts).
    */
   prepared?: string;
 }

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { lockDataDir } from './dataDirLock.ts';
-import type { Database, Transaction } from './database.ts';
+import type { Database, QueryOptions, Transaction } from './database.ts';
 import { NOTIFY_SQL } from './notify.ts';
 import type { EmbeddedError, EmbeddedMessage, EmbeddedRequest, EmbeddedThreadData } from './embeddedThread.ts';
 
@@ -88,7 +88,7 @@ export async function openEmbedded(dataDir: string | undefined): Promise<Databas
   thread.unref();
 
   const inTransaction = (tx: number): Transaction => ({
-    query: <T>(sql: string, params?: unknown[]) => call<T[]>({ op: 'query', tx, sql, params: params ?? [] }),
+    query: <T>(sql: string, params?: unknown[], opts?: QueryOptions) => call<T[]>({ op: 'query', tx, sql, params: params ?? [], prepared: opts?.prepared }),
     exec: (sql) => call<void>({ op: 'exec', tx, sql }),
     copyIn: (target, data) => call<void>({ op: 'copyIn', tx, target, data }),
     copyOut: (query) => call<string>({ op: 'copyOut', tx, query }),
@@ -96,7 +96,7 @@ export async function openEmbedded(dataDir: string | undefined): Promise<Databas
 
   return {
     kind: 'pglite',
-    query: <T>(sql: string, params?: unknown[]) => call<T[]>({ op: 'query', tx: null, sql, params: params ?? [] }),
+    query: <T>(sql: string, params?: unknown[], opts?: QueryOptions) => call<T[]>({ op: 'query', tx: null, sql, params: params ?? [], prepared: opts?.prepared }),
     exec: (sql) => call<void>({ op: 'exec', tx: null, sql }),
     transaction: async (fn, opening) => {
       const tx = await call<number>({ op: 'begin', opening: opening ?? null });

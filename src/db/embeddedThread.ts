@@ -6,10 +6,10 @@
  * talks to it with messages (embeddedDatabase.ts).
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { PGlite, type Transaction } from '@electric-sql/pglite';
+import { parse, PGlite, protocol, type Transaction } from '@electric-sql/pglite';
 
 export type EmbeddedRequest =
-  | { id: number; op: 'query'; tx: number | null; sql: string; params: unknown[] }
+  | { id: number; op: 'query'; tx: number | null; sql: string; params: unknown[]; prepared?: string }
   | { id: number; op: 'exec'; tx: number | null; sql: string }
   | { id: number; op: 'copyIn'; tx: number; target: string; data: string }
   | { id: number; op: 'copyOut'; tx: number; query: string }
@@ -51,6 +51,46 @@ function describe(err: unknown): EmbeddedError {
   return { message: err instanceof Error ? err.message : String(err), fields };
 }
 
+const { serialize } = protocol;
+
+/**
+ * Runs `sql` as the named prepared statement `name`, parsed and described the first time: the
+ * engine's hot statements then skip PostgreSQL's parse and plan (planning was two thirds of the
+ * outcome statement on PostgreSQL, 0.45 of 0.6 ms) and the describe round trip PGlite's `query` makes
+ * each time. The same protocol steps as PGlite's own `query` otherwise, with the statement's name.
+ * `inTransaction`: the caller holds the transaction, so only the query lock is taken.
+ */
+function preparedQuery(db: PGlite, types: Map<string, number[]>) {
+  const step = (message: Uint8Array) => db.execProtocolStream(message, { syncToFs: false });
+  return (name: string, sql: string, params: unknown[], inTransaction: boolean): Promise<unknown[]> => {
+    const run = () =>
+      db._runExclusiveQuery(async () => {
+        const messages = [];
+        try {
+          let paramTypes = types.get(name);
+          if (!paramTypes) {
+            await step(serialize.parse({ name, text: sql }));
+            paramTypes = parse.parseDescribeStatementResults(await step(serialize.describe({ type: 'S', name })));
+            types.set(name, paramTypes);
+          }
+          const values = params.map((v, i) => {
+            if (v === null || v === undefined) return null;
+            const serializer = db.serializers[paramTypes[i]!];
+            return serializer ? (serializer(v) as string) : String(v);
+          });
+          messages.push(...(await step(serialize.bind({ statement: name, values }))));
+          messages.push(...(await step(serialize.describe({ type: 'P' }))));
+          messages.push(...(await step(serialize.execute({}))));
+        } finally {
+          messages.push(...(await step(serialize.sync())));
+        }
+        if (!db.isInTransaction()) await db.syncToFs();
+        return parse.parseResults(messages, db.parsers)[0]?.rows ?? [];
+      });
+    return inTransaction ? run() : db._runExclusiveTransaction(run);
+  };
+}
+
 interface OpenTransaction {
   tx: Transaction;
   finish: (commit: boolean) => void;
@@ -68,6 +108,7 @@ async function serve(db: PGlite): Promise<void> {
     return open;
   };
   const on = (tx: number | null): PGlite | Transaction => (tx === null ? db : opened(tx).tx);
+  const prepared = preparedQuery(db, new Map());
 
   const begin = (opening: string | null): Promise<number> => {
     const id = nextId++;
@@ -96,6 +137,10 @@ async function serve(db: PGlite): Promise<void> {
   const handle = async (r: EmbeddedRequest): Promise<unknown> => {
     switch (r.op) {
       case 'query':
+        if (r.prepared) {
+          if (r.tx !== null) opened(r.tx);
+          return prepared(r.prepared, r.sql, r.params, r.tx !== null);
+        }
         return (await on(r.tx).query(r.sql, r.params)).rows;
       case 'exec':
         await on(r.tx).exec(r.sql);
