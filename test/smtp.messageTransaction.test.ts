@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { SMTPServer } from 'smtp-server';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
 import { dataLines, ReplyReader, type SmtpReply } from '../src/smtp/messageTransaction.ts';
@@ -185,6 +186,46 @@ describe('the SMTP message transaction', () => {
     await raw(['raw.test', 'PIPELINING'], (line) => (line.startsWith('MAIL') ? ['421 4.7.0 too busy, closing', 'close'] : []));
     expect(await transport!.send('a@sender.test', 'b@example.test', message('hi\r\n'))).toEqual({ kind: 'session_ended', error: '421 4.7.0 too busy, closing' });
   });
+
+  for (const security of ['starttls', 'tls'] as const) {
+    it(`sends over ${security === 'tls' ? 'implicit TLS' : 'STARTTLS'}: the transaction speaks on the encrypted socket`, async () => {
+      const received: { raw: string; secure: boolean }[] = [];
+      const tlsServer = new SMTPServer({
+        logger: false,
+        secure: security === 'tls',
+        authOptional: true,
+        onData(stream, session, cb) {
+          const chunks: Buffer[] = [];
+          stream.on('data', (c: Buffer) => chunks.push(c));
+          stream.on('end', () => {
+            received.push({ raw: Buffer.concat(chunks).toString(), secure: session.secure });
+            cb();
+          });
+        },
+      });
+      await new Promise<void>((resolve) => tlsServer.listen(0, '127.0.0.1', resolve));
+      closers.push(() => new Promise((resolve) => tlsServer.close(() => resolve())));
+      // smtp-server's built-in certificate is self-signed; this test is about the socket the bytes go on.
+      const before = process.env.NODE_TLS_REJECT_UNAUTHORIZED;
+      process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
+      try {
+        const port = (tlsServer.server.address() as net.AddressInfo).port;
+        transport = new AccountTransport({ host: '127.0.0.1', port, security }, relay, 1, options);
+        const outcomes = [
+          await transport.send('a@sender.test', 'b@example.test', message('.one\r\n')),
+          await transport.send('a@sender.test', 'c@example.test', message('two\r\n')),
+        ];
+        expect(outcomes.map((o) => o.kind)).toEqual(['sent', 'sent']);
+      } finally {
+        if (before === undefined) delete process.env.NODE_TLS_REJECT_UNAUTHORIZED;
+        else process.env.NODE_TLS_REJECT_UNAUTHORIZED = before;
+      }
+      expect(received).toEqual([
+        { raw: message('.one\r\n').toString(), secure: true },
+        { raw: message('two\r\n').toString(), secure: true },
+      ]);
+    });
+  }
 
   it('refuses an address that would end the command early, without sending it', async () => {
     const s = await raw(['raw.test', 'PIPELINING'], () => ['250 ok']);
