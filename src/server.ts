@@ -13,7 +13,7 @@ import { Events } from './events.ts';
 import { createLogger, type Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { startMetricsServer, type MetricsServer } from './metricsServer.ts';
-import { startInboundSmtp, type InboundSmtp } from './reports/inboundSmtp.ts';
+import type { InboundSmtp } from './reports/inboundSmtp.ts';
 import { MailboxReaders } from './reports/mailboxes.ts';
 import { loadSecrets } from './secrets.ts';
 
@@ -77,7 +77,8 @@ export async function startMailPilot(opts: StartOptions): Promise<MailPilot> {
   await engine?.start();
   const retention = opts.api ? scheduleDailyRetention(ctx) : undefined;
   // Reports come in where the API is served: the inbound port and the accounts' mailboxes.
-  const inbound = opts.api && config.inbound ? await startInboundSmtp(ctx, config.inbound) : undefined;
+  // Loaded only when the port is configured: a server without it never holds smtp-server.
+  const inbound = opts.api && config.inbound ? await (await import('./reports/inboundSmtp.ts')).startInboundSmtp(ctx, config.inbound) : undefined;
   const mailboxes = opts.api ? new MailboxReaders(ctx) : undefined;
   await mailboxes?.start();
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { compile } from 'html-to-text';
+import { createRequire } from 'node:module';
 
 /**
  * The plain-text part of a campaign that has only HTML. Converting each recipient's HTML costs
@@ -17,8 +17,20 @@ const LEAVE_CASE = [
   { selector: 'a', options: { hideLinkHrefIfSameAsText: true } },
 ];
 
-/** Converts rendered HTML to text. */
-export const htmlToText: (html: string) => string = compile({ wordwrap: WRAP_COLUMNS, selectors: LEAVE_CASE });
+let converter: ((html: string) => string) | undefined;
+
+/**
+ * Converts rendered HTML to text. html-to-text (with htmlparser2 and its other dependencies) is
+ * loaded on the first campaign without a text part, not at start: a server whose campaigns all have
+ * one never holds it.
+ */
+export function htmlToText(html: string): string {
+  if (!converter) {
+    const { compile } = createRequire(import.meta.url)('html-to-text') as typeof import('html-to-text');
+    converter = compile({ wordwrap: WRAP_COLUMNS, selectors: LEAVE_CASE });
+  }
+  return converter(html);
+}
 
 // Comments, raw blocks, triple and double mustaches; a backslash-escaped mustache is text.
 const MERGE_TAG = /(?<!\\)(?:\{\{!--[\s\S]*?--\}\}|\{\{\{\{[\s\S]*?\}\}\}\}|\{\{\{[\s\S]*?\}\}\}|\{\{[\s\S]*?\}\})/g;
