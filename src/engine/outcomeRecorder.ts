@@ -146,7 +146,9 @@ export class OutcomeRecorder {
       this.chargedUncommitted -= charged;
       const waiting = [...this.waiting];
       this.waiting.clear();
-      for (const wake of waiting) wake();
+      // Woken on the next turn: the writer's next statement (OutcomeWriter, queued on this turn) goes
+      // to the database first, and the sends these wake-ups start run while it is there.
+      if (waiting.length > 0) setImmediate(() => waiting.forEach((wake) => wake()));
     }
     // Hard bounces have just been counted: the account may now be past its user's threshold. Not
     // awaited, so the next write (which sends wait on) does not queue behind the check; pausing twice is a no-op.
