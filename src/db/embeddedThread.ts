@@ -138,6 +138,7 @@ async function serve(db: PGlite): Promise<void> {
     switch (r.op) {
       case 'query':
         if (r.prepared) {
+          // A transaction that has ended fails the request, as `on` does for an unprepared one.
           if (r.tx !== null) opened(r.tx);
           return prepared(r.prepared, r.sql, r.params, r.tx !== null);
         }

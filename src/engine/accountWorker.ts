@@ -271,9 +271,9 @@ export class AccountWorker {
     let raw: Buffer;
     let from: string;
     try {
-      // Made bytes at once: the body stream makes them anyway, and the string, kept until the send
-      // ended, was a second copy in the V8 heap of each message waiting for its DATA (~900 of
-      // 4.6 KB at a thousand accounts).
+      // Made bytes at once: the socket writes bytes anyway, and the string, kept until the send
+      // ended, was a second copy in the V8 heap of each message in flight (~900 of 4.6 KB at a
+      // thousand accounts).
       raw = Buffer.from(this.shared.composer.compose(q.msg, this.account));
       from = this.shared.composer.envelopeSender(q.msg, this.account);
     } catch (err) {

@@ -68,6 +68,45 @@ export class ReplyReader {
 }
 
 /**
+ * The replies of an open connection in order, for a transaction to await one at a time (at most one
+ * waits: a transaction reads its replies in turn). Replies that arrive before they are asked for wait
+ * here; `fail` rejects the one asked for and every later ask.
+ */
+export class ReplyQueue {
+  private readonly ready: SmtpReply[] = [];
+  private waiter: { resolve(r: SmtpReply): void; reject(e: Error): void } | undefined;
+  private failed: Error | undefined;
+  private readonly reader: ReplyReader;
+
+  constructor(onGarbage: () => void) {
+    this.reader = new ReplyReader((reply) => {
+      const waiter = this.waiter;
+      this.waiter = undefined;
+      if (waiter) waiter.resolve(reply);
+      else this.ready.push(reply);
+    }, onGarbage);
+  }
+
+  push(chunk: Buffer): void {
+    this.reader.push(chunk);
+  }
+
+  next(): Promise<SmtpReply> {
+    const ready = this.ready.shift();
+    if (ready) return Promise.resolve(ready);
+    if (this.failed) return Promise.reject(this.failed);
+    return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
+  }
+
+  fail(err: Error): void {
+    this.failed ??= err;
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    waiter?.reject(err);
+  }
+}
+
+/**
  * The message as DATA carries it (RFC 5321 §4.5.2): a line starting with a dot gets a second one,
  * every line ends in CRLF, then the final dot. Returns the pieces to write; the message's own
  * bytes are not copied when no line needs changing (the usual case).

@@ -6,7 +6,7 @@ import { allowedAddresses, connectChecked, EgressRefused, hostResolver, type Hos
 import { hostLiteral, isLoopback, type EgressPolicy } from '../net/egressPolicy.ts';
 import type { Security } from '../states.ts';
 import { classifyError, type SendOutcome, type SmtpFailure } from './classify.ts';
-import { ReplyReader, sendMessage, type ReplyChannel, type SmtpReply } from './messageTransaction.ts';
+import { ReplyQueue, sendMessage, type ReplyChannel } from './messageTransaction.ts';
 import { OAuthTokenError, type TokenSource } from './oauthTokens.ts';
 
 export interface ServerSettings {
@@ -88,17 +88,22 @@ type Connection = SMTPConnection & {
 // Control characters of a reply are not passed on (logs, the dashboard, terminals).
 const printable = (s: string | undefined) => s?.replace(/[\x00-\x09\x0b-\x1f\x7f]/g, ' ').slice(0, MAX_REPLY_CHARS * 2);
 
+/** A failure as classify.ts reads it, with the peer's words made printable (the one place they are). */
+function shown(failure: SmtpFailure): SmtpFailure {
+  return { ...failure, message: printable(failure.message)!, response: printable(failure.response) };
+}
+
 function failureOf(err: SMTPConnection.SMTPError | Error, dataSent: boolean): SmtpFailure {
   const e = err as Partial<SMTPConnection.SMTPError>;
-  return {
-    message: printable(err.message)!,
+  return shown({
+    message: err.message,
     code: e.code,
     responseCode: typeof e.responseCode === 'number' ? e.responseCode : undefined,
-    response: printable(e.response),
+    response: e.response,
     command: e.command,
     dataSent,
     token: err instanceof OAuthTokenError ? err.failure : undefined,
-  };
+  });
 }
 
 /**
@@ -167,7 +172,7 @@ class Session {
    * Set once the session is open: from then on MailPilot reads the replies itself (the message
    * transaction, messageTransaction.ts); nodemailer keeps the socket's errors, close and timeout.
    */
-  private replies: { reader: ReplyReader; ready: SmtpReply[]; waiter?: { resolve(r: SmtpReply): void; reject(e: Error): void } } | undefined;
+  private replies: ReplyQueue | undefined;
   private channel: ReplyChannel | undefined;
   /** performance.now() when the session began. */
   readonly startedAt = performance.now();
@@ -244,7 +249,7 @@ class Session {
     inner._onData = (chunk: Buffer) => {
       this.received += chunk?.length ?? 0;
       if (this.received > MAX_REPLY_BYTES) return this.end('not_smtp');
-      if (this.replies) this.replies.reader.push(chunk);
+      if (this.replies) this.replies.push(chunk);
       else onData(chunk);
     };
   }
@@ -252,19 +257,7 @@ class Session {
   /** Reads the replies from here on (see `replies`); nodemailer's queue is empty after the login. */
   private takeOver(): void {
     const conn = this.conn!;
-    const replies: NonNullable<Session['replies']> = {
-      ready: [],
-      reader: new ReplyReader(
-        (reply) => {
-          const waiter = replies.waiter;
-          replies.waiter = undefined;
-          if (waiter) waiter.resolve(reply);
-          else replies.ready.push(reply);
-        },
-        () => this.end('not_smtp'),
-      ),
-    };
-    this.replies = replies;
+    const replies = (this.replies = new ReplyQueue(() => this.end('not_smtp')));
     const extensions = conn._supportedExtensions;
     this.channel = {
       pipelining: extensions.includes('PIPELINING'),
@@ -275,12 +268,7 @@ class Session {
         for (const chunk of chunks) socket.write(chunk);
         if (chunks.length > 1) socket.uncork();
       },
-      reply: () => {
-        const ready = replies.ready.shift();
-        if (ready) return Promise.resolve(ready);
-        if (this.dead) return Promise.reject(connectionClosed());
-        return new Promise((resolve, reject) => (replies.waiter = { resolve, reject }));
-      },
+      reply: () => replies.next(),
     };
   }
 
@@ -290,11 +278,7 @@ class Session {
       clearTimeout(this.deadline);
       this.onDead(this);
     }
-    const waiter = this.replies?.waiter;
-    if (waiter) {
-      this.replies!.waiter = undefined;
-      waiter.reject(err);
-    }
+    this.replies?.fail(err);
     const fail = this.onLoss;
     this.onLoss = undefined;
     fail?.(err);
@@ -335,7 +319,7 @@ class Session {
           if (!this.onLoss) return;
           this.onLoss = undefined;
           if ('sent' in result) return settle({ kind: 'sent', response: String(printable(result.sent.text)).slice(0, MAX_REPLY_CHARS) }, true);
-          settle(classifyError({ ...result.refused, message: printable(result.refused.message)!, response: printable(result.refused.response), dataSent }), !this.dead);
+          settle(classifyError(shown({ ...result.refused, dataSent })), !this.dead);
         },
         // A lost connection was reported through onLoss.
         () => undefined,
