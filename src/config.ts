@@ -30,11 +30,11 @@ export interface Config {
   quotas: Quotas;
   /** HTTP time limits (HTTP_TIMEOUT_VARIABLES). */
   http: HttpTimeouts;
-  /** Where SMTP connections may go (MAILPILOT_SMTP_DENY, MAILPILOT_SMTP_ALLOW). */
+  /** Where SMTP connections and OAuth2 token requests may go (MAILPILOT_SMTP_DENY, MAILPILOT_SMTP_ALLOW). */
   smtpEgress: EgressPolicy;
   /** Where a password may go without TLS (MAILPILOT_SMTP_PLAINTEXT_AUTH: loopback or always). */
   smtpPlaintextAuth: PlaintextAuth;
-  /** DNS servers that resolve SMTP host names (MAILPILOT_DNS_SERVERS); empty = the system's resolver. */
+  /** DNS servers that resolve SMTP hosts and OAuth2 token URLs (MAILPILOT_DNS_SERVERS); empty = the system's resolver. */
   dnsServers: string[];
   /** The whole of one test send: its SMTP conversation is cut when it is up (MAILPILOT_TEST_SEND_TIMEOUT_SECONDS). */
   testSendTimeoutMs: number;

@@ -1,5 +1,7 @@
 import type { Clock } from '../clock.ts';
+import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
+import { hostResolver } from '../net/egressConnect.ts';
 import { AccessTokens, type OAuthGrant } from '../smtp/oauthTokens.ts';
 import type { Security } from '../states.ts';
 import type { Queryable } from './database.ts';
@@ -102,9 +104,19 @@ export function credentials(
   };
 }
 
-/** OAuth2 access tokens in memory, storing each refresh token its endpoint rotates (engine and test send). */
-export function accountAccessTokens(ctx: { db: Queryable; clock: Clock; log: Logger; secrets: { secretKey: Buffer } }): AccessTokens {
-  return new AccessTokens(ctx.clock, (accountId, previous, next) =>
+/**
+ * OAuth2 access tokens in memory, requested only where SMTP connections may go (the same egress
+ * policy and resolver), storing each refresh token its endpoint rotates (engine and test send).
+ */
+export function accountAccessTokens(ctx: {
+  db: Queryable;
+  clock: Clock;
+  log: Logger;
+  secrets: { secretKey: Buffer };
+  config: Pick<Config, 'smtpEgress' | 'dnsServers'>;
+}): AccessTokens {
+  const egress = { policy: ctx.config.smtpEgress, resolve: hostResolver(ctx.config.dnsServers) };
+  return new AccessTokens(ctx.clock, egress, (accountId, previous, next) =>
     storeRotatedRefreshToken(ctx.db, ctx.secrets.secretKey, accountId, previous, next).catch(() =>
       ctx.log.warn({ accountId }, 'could not store the refresh token the token endpoint rotated; the previous one stays'),
     ),

@@ -71,15 +71,24 @@ export async function allowedAddresses(host: string, policy: EgressPolicy, resol
 }
 
 /**
- * A TCP connection to one of `addresses` (already checked), trying them as Node does (happy
- * eyeballs) without resolving anything again: what was checked is what is connected to.
+ * The `host` and `lookup` options (net, tls, http) of a connection to one of `addresses` (already
+ * checked, see allowedAddresses): Node asks `lookup` for the name's addresses, and it answers with
+ * the checked ones, so nothing is resolved again; a literal Node does not look up. TLS still sends
+ * SNI and checks the certificate for `host`.
  */
-export function connectChecked(host: string, addresses: ResolvedAddress[], port: number): net.Socket {
+export function checkedTarget(host: string, addresses: ResolvedAddress[]): { host: string; lookup: net.LookupFunction } {
   const [first] = addresses;
   const lookup = (_name: string, opts: { all?: boolean }, cb: (...args: unknown[]) => void) => {
     if (opts.all) cb(null, addresses);
     else cb(null, first!.address, first!.family);
   };
-  // Node looks a name up through `lookup`, which answers with the checked addresses; a literal it does not look up.
-  return net.connect({ host: hostLiteral(host) ?? host, port, noDelay: true, lookup: lookup as never });
+  return { host: hostLiteral(host) ?? host, lookup: lookup as never };
+}
+
+/**
+ * A TCP connection to one of `addresses` (already checked), trying them as Node does (happy
+ * eyeballs) without resolving anything again: what was checked is what is connected to.
+ */
+export function connectChecked(host: string, addresses: ResolvedAddress[], port: number): net.Socket {
+  return net.connect({ ...checkedTarget(host, addresses), port, noDelay: true });
 }

@@ -1,9 +1,9 @@
 import ipaddr from 'ipaddr.js';
 
 /**
- * Where connections to hosts chosen by users (SMTP servers) may go: the operator's
- * `MAILPILOT_SMTP_DENY` and `MAILPILOT_SMTP_ALLOW` (API.md "Operators"), checked on each resolved
- * address just before connecting.
+ * Where connections to hosts chosen by users (SMTP servers, OAuth2 token endpoints) may go: the
+ * operator's `MAILPILOT_SMTP_DENY` and `MAILPILOT_SMTP_ALLOW` (API.md "Operators"), checked on each
+ * resolved address just before connecting.
  *
  * Each list holds networks (CIDR), single addresses, or the words below. An address in no listed
  * network is allowed. One that is in networks of both lists is decided by the most specific of them

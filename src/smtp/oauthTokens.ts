@@ -1,5 +1,9 @@
 import { createHash } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
 import type { Clock } from '../clock.ts';
+import { allowedAddresses, checkedTarget, EgressRefused, type HostResolver } from '../net/egressConnect.ts';
+import type { EgressPolicy } from '../net/egressPolicy.ts';
 import type { TokenFailure } from './classify.ts';
 
 /**
@@ -7,9 +11,10 @@ import type { TokenFailure } from './classify.ts';
  * endpoint with its refresh token (the refresh_token grant, RFC 6749 §6), kept in memory only,
  * renewed before they expire and once more when an SMTP server refuses one.
  *
- * The endpoint is a host the user chose: each request is bounded in time and size, follows no
- * redirect (one counts as a refusal), and nothing it answers is ever echoed except an RFC 6749 §5.2
- * error code.
+ * The endpoint is a host the user chose: each request goes only where the SMTP egress policy lets
+ * connections go (resolved once, every address checked, the checked one connected to), is bounded
+ * in time and size, follows no redirect (one counts as a refusal), and nothing it answers is ever
+ * echoed except an RFC 6749 §5.2 error code.
  */
 
 /** An account's OAuth2 client and grant, secrets decrypted (API.md "Account auth and health"). */
@@ -59,20 +64,83 @@ export interface IssuedToken {
   refreshToken?: string;
 }
 
-async function readBounded(res: Response): Promise<string> {
-  if (!res.body) return '';
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
+/**
+ * Where token requests may go: the SMTP egress policy (MAILPILOT_SMTP_DENY / ALLOW) and the resolver
+ * of SMTP host names (MAILPILOT_DNS_SERVERS), as smtp/transport.ts uses them.
+ */
+export interface TokenEgress {
+  policy: EgressPolicy;
+  resolve: HostResolver;
+}
+
+/** The host of a token URL as a name or an address (an IPv6 literal without its brackets). */
+export function tokenUrlHost(url: URL): string {
+  return url.hostname.replace(/^\[(.*)\]$/, '$1');
+}
+
+/**
+ * The egress policy's refusal in the token URL's words. Still an EgressRefused, so a session fails
+ * as it does for a refused SMTP host (smtp/transport.ts): denied disables the account, unresolved
+ * backs it off.
+ */
+function tokenUrlRefused(host: string, err: EgressRefused): EgressRefused {
+  if (err.reason === 'unresolved') return new EgressRefused('unresolved', false, `the host name ${host} of the OAuth2 tokenUrl does not resolve`);
+  const what = err.literal ? 'is an address' : 'resolves to an address';
+  return new EgressRefused(
+    'denied',
+    err.literal,
+    `the OAuth2 tokenUrl's host ${host} ${what} this installation allows no connections to (its operator's MAILPILOT_SMTP_DENY / MAILPILOT_SMTP_ALLOW): give the account a tokenUrl elsewhere`,
+  );
+}
+
+/** Rejects with the signal's reason once it aborts. */
+const whenAborted = (signal: AbortSignal) =>
+  new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }));
+
+/**
+ * POSTs `form` to `url` over a connection to an address the policy allows (never resolving the
+ * name again; Host and TLS SNI stay the name). Resolves with the response's head; throws
+ * EgressRefused before connecting when the host is refused or does not resolve.
+ */
+async function postChecked(url: URL, form: string, egress: TokenEgress, signal: AbortSignal): Promise<http.IncomingMessage> {
+  const host = tokenUrlHost(url);
+  const addresses = await Promise.race([allowedAddresses(host, egress.policy, egress.resolve), whenAborted(signal)]).catch((err: Error) => {
+    throw err instanceof EgressRefused ? tokenUrlRefused(host, err) : err;
+  });
+  return new Promise((resolve, reject) => {
+    const request = (url.protocol === 'https:' ? https : http).request(
+      {
+        ...checkedTarget(host, addresses),
+        port: url.port || undefined,
+        path: url.pathname + url.search,
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          'content-length': Buffer.byteLength(form),
+          accept: 'application/json',
+        },
+        // A connection of its own: none kept from an earlier request, when the name resolved elsewhere.
+        agent: false,
+        signal,
+      },
+      resolve,
+    );
+    request.on('error', reject);
+    request.end(form);
+  });
+}
+
+/** The answer's body, at most TOKEN_MAX_BYTES of it. */
+async function readBounded(res: http.IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
   let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
+  for await (const chunk of res as AsyncIterable<Buffer>) {
+    size += chunk.length;
     if (size > TOKEN_MAX_BYTES) {
-      await reader.cancel();
+      res.destroy();
       throw new OAuthTokenError('unavailable', `the token endpoint's answer is larger than ${TOKEN_MAX_BYTES} bytes`);
     }
-    chunks.push(value);
+    chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString('utf8');
 }
@@ -97,32 +165,34 @@ function refusal(status: number, body: Record<string, unknown> | undefined): OAu
   return new OAuthTokenError('refused', `the token endpoint refused the request (HTTP ${status}${code ? `, ${code}` : ''})`);
 }
 
-/** One refresh_token grant request. Throws OAuthTokenError. */
-export async function requestAccessToken(grant: Omit<OAuthGrant, 'user'>): Promise<IssuedToken> {
-  let res: Response;
+/**
+ * One refresh_token grant request, the whole of it (resolving, connecting, the answer) within
+ * TOKEN_TIMEOUT_MS. Throws OAuthTokenError, or EgressRefused when the policy refuses the token URL's
+ * host or it does not resolve (nothing was sent then).
+ */
+export async function requestAccessToken(grant: Omit<OAuthGrant, 'user'>, egress: TokenEgress): Promise<IssuedToken> {
+  const form = new URLSearchParams({
+    grant_type: 'refresh_token',
+    refresh_token: grant.refreshToken,
+    client_id: grant.clientId,
+    client_secret: grant.clientSecret,
+  }).toString();
+  const signal = AbortSignal.timeout(TOKEN_TIMEOUT_MS);
+  const timedOut = () => new OAuthTokenError('unavailable', `the token endpoint did not answer within ${TOKEN_TIMEOUT_MS / 1000} s`);
+  let res: http.IncomingMessage;
   try {
-    res = await fetch(grant.tokenUrl, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-      body: new URLSearchParams({
-        grant_type: 'refresh_token',
-        refresh_token: grant.refreshToken,
-        client_id: grant.clientId,
-        client_secret: grant.clientSecret,
-      }),
-      // A redirect is answered as it is (a refusal below), never followed.
-      redirect: 'manual',
-      signal: AbortSignal.timeout(TOKEN_TIMEOUT_MS),
-    });
+    // A redirect is answered as it is (a refusal below), never followed.
+    res = await postChecked(new URL(grant.tokenUrl), form, egress, signal);
   } catch (err) {
-    const timedOut = (err as Error).name === 'TimeoutError';
-    throw new OAuthTokenError('unavailable', timedOut ? `the token endpoint did not answer within ${TOKEN_TIMEOUT_MS / 1000} s` : 'the token endpoint could not be reached');
+    if (err instanceof EgressRefused) throw err;
+    throw signal.aborted ? timedOut() : new OAuthTokenError('unavailable', 'the token endpoint could not be reached');
   }
   const body = parseJson(await readBounded(res).catch((err) => {
     if (err instanceof OAuthTokenError) throw err;
-    throw new OAuthTokenError('unavailable', 'the token endpoint broke off its answer');
+    throw signal.aborted ? timedOut() : new OAuthTokenError('unavailable', 'the token endpoint broke off its answer');
   }));
-  if (!res.ok) throw refusal(res.status, body);
+  const status = res.statusCode ?? 0;
+  if (status < 200 || status > 299) throw refusal(status, body);
   const accessToken = body?.access_token;
   if (typeof accessToken !== 'string' || accessToken.length === 0 || accessToken.length > ACCESS_TOKEN_MAX_CHARS || /[\x00-\x1f\x7f]/.test(accessToken)) {
     throw new OAuthTokenError('refused', 'the token URL did not answer with an access token');
@@ -146,14 +216,16 @@ const fingerprintOf = (g: OAuthGrant) =>
   createHash('sha256').update(JSON.stringify([g.clientId, g.clientSecret, g.refreshToken, g.tokenUrl, g.user])).digest('base64');
 
 /**
- * The access tokens of the accounts one process sends for. `onRotated` stores a refresh token
- * the endpoint rotated, and reports its own failures (it runs after the request, never during one).
+ * The access tokens of the accounts one process sends for, requested only where `egress` allows.
+ * `onRotated` stores a refresh token the endpoint rotated, and reports its own failures (it runs
+ * after the request, never during one).
  */
 export class AccessTokens {
   private readonly entries = new Map<number, Entry>();
 
   constructor(
     private readonly clock: Clock,
+    private readonly egress: TokenEgress,
     private readonly onRotated: (accountId: number, previous: string, next: string) => Promise<void>,
   ) {}
 
@@ -179,7 +251,7 @@ export class AccessTokens {
     e.fetching ??= (async () => {
       try {
         e.token = undefined;
-        const issued = await requestAccessToken(e.grant);
+        const issued = await requestAccessToken(e.grant, this.egress);
         const now = this.clock.now().getTime();
         const lifetimeMs = issued.expiresInS * 1000;
         e.token = issued.accessToken;

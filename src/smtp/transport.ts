@@ -293,6 +293,7 @@ class Session {
 
   /** What a failure means, in MailPilot's words where the peer has not shown itself an SMTP server. */
   outcomeOf(err: Error, dataSent: boolean): TransportOutcome {
+    // The policy refused the server's host, or the OAuth2 token URL's when the login asked for a token.
     if (err instanceof EgressRefused) return problemOutcome(err.reason === 'denied' ? 'egress_denied' : 'unresolved', this.server, false, err.message);
     const problem = this.ending ?? (this.spokeSmtp ? undefined : 'not_smtp');
     if (problem) return problemOutcome(problem, this.server, dataSent);

@@ -17,6 +17,10 @@ export interface TokenRequest {
 export interface TokenEndpoint {
   url: string;
   requests: TokenRequest[];
+  /** TCP connections accepted, requests or not. */
+  connections: number;
+  /** The Host header of each request, in order. */
+  hosts: string[];
   /** Whether `accessToken` was issued to `user`'s grant, has not expired (test clock) and was not invalidated. */
   accepts(user: string, accessToken: string): boolean;
   /** The access tokens issued so far stop working; the refresh token still does. */
@@ -32,12 +36,23 @@ export interface TokenEndpoint {
   close(): Promise<void>;
 }
 
-export async function startTokenEndpoint(opts: { clock: Clock; clientId: string; clientSecret: string; refreshToken: string; user: string; lifetimeS: number }): Promise<TokenEndpoint> {
+/** `listen`: where the endpoint listens (default 127.0.0.1 on a free port). */
+export async function startTokenEndpoint(opts: {
+  clock: Clock;
+  clientId: string;
+  clientSecret: string;
+  refreshToken: string;
+  user: string;
+  lifetimeS: number;
+  listen?: { host?: string; port?: number };
+}): Promise<TokenEndpoint> {
   const issued = new Map<string, { user: string; expiresAt: number }>();
   let revoked = false;
   const endpoint: TokenEndpoint = {
     url: '',
     requests: [],
+    connections: 0,
+    hosts: [],
     rotate: false,
     refreshToken: opts.refreshToken,
     override: undefined,
@@ -59,6 +74,7 @@ export async function startTokenEndpoint(opts: { clock: Clock; clientId: string;
     res.end(JSON.stringify(body));
   };
   const server = createServer((req, res) => {
+    endpoint.hosts.push(req.headers.host ?? '');
     if (endpoint.override) return endpoint.override(req, res);
     let raw = '';
     req.on('data', (c: Buffer) => (raw += c));
@@ -87,8 +103,10 @@ export async function startTokenEndpoint(opts: { clock: Clock; clientId: string;
       answer(res, 200, body);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  endpoint.url = `http://127.0.0.1:${(server.address() as { port: number }).port}/token`;
+  server.on('connection', () => endpoint.connections++);
+  const host = opts.listen?.host ?? '127.0.0.1';
+  await new Promise<void>((resolve) => server.listen(opts.listen?.port ?? 0, host, resolve));
+  endpoint.url = `http://${host}:${(server.address() as { port: number }).port}/token`;
   endpoint.close = () =>
     new Promise((resolve) => {
       server.closeAllConnections();

@@ -16,7 +16,9 @@ import {
   type SmtpAccount,
 } from '../../db/smtpAccounts.ts';
 import { onReconfigured, onResumed } from '../../engine/accountHealth.ts';
+import { hostLiteral } from '../../net/egressPolicy.ts';
 import { dkimKeyProblem } from '../../smtp/dkim.ts';
+import { tokenUrlHost } from '../../smtp/oauthTokens.ts';
 import type { ZodApp } from '../app.ts';
 import { requireUser } from '../auth.ts';
 import { conflict, invalid, notFound } from '../../errors.ts';
@@ -249,6 +251,18 @@ function assertOneAuth(body: { password?: string | null; auth?: unknown }): void
 }
 
 export function accountRoutes(app: ZodApp, ctx: AppContext): void {
+  /**
+   * A token URL whose host is an address the egress policy refuses (as an SMTP server's host, see
+   * servers.ts); a name is checked on each request, when it is resolved (smtp/oauthTokens.ts).
+   */
+  const assertTokenUrlAllowed = (auth: { tokenUrl: string } | null | undefined) => {
+    if (!auth) return;
+    const host = tokenUrlHost(new URL(auth.tokenUrl));
+    const literal = hostLiteral(host);
+    if (literal !== undefined && !ctx.config.smtpEgress.allows(literal)) {
+      throw invalid('auth.tokenUrl', `${host} is an address this installation allows no connections to (its operator's MAILPILOT_SMTP_DENY / MAILPILOT_SMTP_ALLOW)`);
+    }
+  };
 
   const assertTimezone = async (db: Queryable, timezone: string | undefined) => {
     if (timezone !== undefined && !(await timezoneKnown(db, timezone))) {
@@ -305,6 +319,7 @@ export function accountRoutes(app: ZodApp, ctx: AppContext): void {
   app.post('/api/v1/smtp-accounts', { schema: { body: createAccountBody, response: { 201: accountReply } } }, async (req, reply) => {
     const userId = requireUser(req.caller);
     assertOneAuth(req.body);
+    assertTokenUrlAllowed(req.body.auth);
     await assertTimezone(req.db, req.body.timezone);
     const { imap, ...given } = req.body;
     const b = { ...given, ...presetFill(given.preset, given) };
@@ -342,6 +357,7 @@ export function accountRoutes(app: ZodApp, ctx: AppContext): void {
   app.patch('/api/v1/smtp-accounts/:id', { schema: { params: idParams, body: patchAccountBody, response: { 200: accountReply } } }, async (req) => {
     const userId = requireUser(req.caller);
     assertOneAuth(req.body);
+    assertTokenUrlAllowed(req.body.auth);
     await assertTimezone(req.db, req.body.timezone);
     await assertPasswordFollows(req.db, userId, req.params.id, req.body);
     const { imap, resume, ...given } = req.body;
