@@ -1,37 +1,12 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { dkimVerify } from 'mailauth';
 import { simpleParser } from 'mailparser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeClock } from '../src/clock.ts';
 import { databaseKinds } from './helpers/db.ts';
+import { DKIM_DOMAIN, DKIM_SELECTOR, dkimKeyPair, verifyDkim } from './helpers/dkim.ts';
 import { addAccount, addServer, createCampaign, must, waitForCampaign, waitForIdleEngine } from './helpers/fixtures.ts';
 import { startTestMailPilot, type TestMailPilot } from './helpers/mailpilot.ts';
 import { startSmtpPeer, type ReceivedMessage, type SmtpPeer } from './helpers/smtpPeer.ts';
-
-const DKIM_DOMAIN = 'news.sender.test';
-const DKIM_SELECTOR = 'mp2026';
-
-/** An RSA key pair: the private key as PEM for the account, the public key as its DNS TXT record. */
-function dkimKeyPair(bits: number): { privateKey: string; txt: string } {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: bits });
-  return {
-    privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-    txt: `v=DKIM1; k=rsa; p=${publicKey.export({ type: 'spki', format: 'der' }).toString('base64')}`,
-  };
-}
-
-/** Verifies a message's DKIM signature against `txt` published at the selector, as a receiver would. */
-async function verifyDkim(raw: string, txt: string): Promise<{ result: string; signedHeaders: string[] }> {
-  const verified = await dkimVerify(raw, {
-    resolver: async (name: string, type: string) => {
-      if (name !== `${DKIM_SELECTOR}._domainkey.${DKIM_DOMAIN}` || type !== 'TXT') throw Object.assign(new Error('no such record'), { code: 'ENOTFOUND' });
-      return [[txt]];
-    },
-  });
-  const signature = /^DKIM-Signature:([\s\S]*?)\r\n(?![ \t])/m.exec(raw)?.[1] ?? '';
-  const h = /\bh=([^;]+)/.exec(signature.replace(/\s+/g, ''))?.[1] ?? '';
-  return { result: verified.results[0]?.status.result ?? 'none', signedHeaders: h.toLowerCase().split(':') };
-}
 
 /** The path of a message's one-click unsubscribe URL, to call on the test server's own port. */
 function unsubscribePath(m: ReceivedMessage): string {

@@ -7,11 +7,12 @@ import { reencryptPasswords, RotationError, rotateSecret } from '../src/cli/rota
 import { FakeClock } from '../src/clock.ts';
 import { loadConfig, type Config } from '../src/config.ts';
 import { mailboxPassword } from '../src/db/accountMailboxes.ts';
-import { accountOAuthSecret, accountPassword, sealAccountPassword, sealOAuthSecret } from '../src/db/smtpAccounts.ts';
+import { accountDkimPem, accountOAuthSecret, accountPassword, sealAccountPassword, sealDkimKey, sealOAuthSecret } from '../src/db/smtpAccounts.ts';
 import { createLogger } from '../src/log.ts';
 import { loadSecrets, newSecretKey } from '../src/secrets.ts';
 import { startMailPilot, type MailPilot } from '../src/server.ts';
 import { databaseKinds, freshDatabase, type TestDatabase } from './helpers/db.ts';
+import { DKIM_DOMAIN, DKIM_SELECTOR, dkimKeyPair, verifyDkim } from './helpers/dkim.ts';
 import { startSmtpPeer, type SmtpPeer } from './helpers/smtpPeer.ts';
 
 const NOW = new Date('2026-03-02T10:00:00Z');
@@ -104,11 +105,23 @@ describe.each(databaseKinds)('secrets (%s)', (kind) => {
 
   const storedPassword = async (accountId: number) =>
     (await db.db.query<{ enc: string }>('SELECT password_enc AS enc FROM smtp_accounts WHERE id = $1', [accountId]))[0]!.enc;
+  const storedDkimKey = async (accountId: number) =>
+    (await db.db.query<{ enc: string }>('SELECT dkim_key_enc AS enc FROM smtp_accounts WHERE id = $1', [accountId]))[0]!.enc;
 
-  it('rotates the key in the data dir: passwords move to the new key, sending and old unsubscribe links keep working', async () => {
+  /** Gives the account a DKIM key; returns the key pair. */
+  async function addDkim(mp: Awaited<ReturnType<typeof start>>, key: string, accountId: number) {
+    const pair = dkimKeyPair(1024);
+    const dkim = { domain: DKIM_DOMAIN, selector: DKIM_SELECTOR, privateKey: pair.privateKey };
+    expect((await mp.call('PATCH', `/api/v1/smtp-accounts/${accountId}`, key, { dkim })).status).toBe(200);
+    return pair;
+  }
+
+  it('rotates the key in the data dir: passwords and DKIM keys move to the new key, sending, signing and old unsubscribe links keep working', async () => {
     let mp = await start(db, config);
     const { key, accountId, listId } = await setUp(mp);
+    const dkim = await addDkim(mp, key, accountId);
     const { message } = await sendOne(mp, key, accountId, listId, 'before');
+    expect((await verifyDkim(message.raw, dkim.txt)).result).toBe('pass');
     const unsubscribePath = new URL(/<(.*)>/.exec(message.headers.get('list-unsubscribe')!)![1]!).pathname;
     await mp.close();
 
@@ -124,10 +137,16 @@ describe.each(databaseKinds)('secrets (%s)', (kind) => {
     expect(sealedAfter).not.toBe(sealedBefore);
     expect(accountPassword(Buffer.from(newKey, 'hex'), accountId, sealedAfter)).toBe(PASSWORD);
     expect(() => accountPassword(Buffer.from(oldKey, 'hex'), accountId, sealedAfter)).toThrow();
+    // The DKIM key moved in the same transaction.
+    const dkimAfter = await storedDkimKey(accountId);
+    expect(accountDkimPem(Buffer.from(newKey, 'hex'), accountId, dkimAfter)).toBe(dkim.privateKey);
+    expect(() => accountDkimPem(Buffer.from(oldKey, 'hex'), accountId, dkimAfter)).toThrow();
 
     mp = await start(db, config);
     try {
-      await sendOne(mp, key, accountId, listId, 'after');
+      const after = await sendOne(mp, key, accountId, listId, 'after');
+      expect(after.message.headers.get('dkim-signature')).toContain(`d=${DKIM_DOMAIN}`);
+      expect((await verifyDkim(after.message.raw, dkim.txt)).result).toBe('pass');
       const unsubscribed = await fetch(mp.url + unsubscribePath, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'List-Unsubscribe=One-Click' });
       expect(unsubscribed.status).toBe(200);
       const suppressions = await mp.call('GET', '/api/v1/suppressions', key);
@@ -216,6 +235,41 @@ describe.each(databaseKinds)('secrets (%s)', (kind) => {
       sealOAuthSecret(newSecretKey(), created.json.id, 'refresh_token', 'x'),
     ]);
     await expect(reencryptPasswords(db.db, newKey, newSecretKey(), NOW)).rejects.toThrow(`SMTP account ${created.json.id}`);
+  });
+
+  it('moves a DKIM key an earlier rotation left under the old key; one under neither key refuses, naming it, and leaves secrets and key files as they were', async () => {
+    let mp = await start(db, config);
+    const { key, accountId } = await setUp(mp);
+    const dkim = await addDkim(mp, key, accountId);
+    await mp.close();
+    const k1 = readFileSync(join(dataDir, 'secret.key'), 'utf8').trim();
+    const k2 = newSecretKey();
+    // A rotation before DKIM keys were included: the password under k2, the DKIM key still under k1.
+    await db.db.query('UPDATE smtp_accounts SET password_enc = $2 WHERE id = $1', [accountId, sealAccountPassword(k2, accountId, PASSWORD)]);
+    const password = await storedPassword(accountId);
+    // Run once from k1 to k2 (keys in the environment): only what is left under k1 moves.
+    expect(await rotateSecret({ ...config, secretKey: k1 }, db.db, k2.toString('hex'), NOW)).toMatchObject({ reencrypted: 1, alreadyNew: 0 });
+    expect(await storedPassword(accountId)).toBe(password);
+    expect(accountDkimPem(k2, accountId, await storedDkimKey(accountId))).toBe(dkim.privateKey);
+
+    // A DKIM key under neither key (a row from elsewhere): refused before anything changes.
+    writeFileSync(join(dataDir, 'secret.key'), `${k2.toString('hex')}\n`);
+    await db.db.query('UPDATE smtp_accounts SET dkim_key_enc = $2 WHERE id = $1', [accountId, sealDkimKey(newSecretKey(), accountId, dkim.privateKey)]);
+    const sealed = { password: await storedPassword(accountId), dkim: await storedDkimKey(accountId) };
+    await expect(rotateSecret(config, db.db, undefined, NOW)).rejects.toThrow(
+      `the DKIM private key of SMTP account ${accountId} opens with neither the current nor the new key; nothing was changed. Give the account that secret again (PATCH /api/v1/smtp-accounts/${accountId})`,
+    );
+    expect({ password: await storedPassword(accountId), dkim: await storedDkimKey(accountId) }).toEqual(sealed);
+    // The key files too: MailPilot starts on k2, and the account's DKIM key can be given again.
+    expect(existsSync(join(dataDir, 'secret.key.next'))).toBe(false);
+    expect(loadSecrets(config).secretKey.equals(k2)).toBe(true);
+    mp = await start(db, config);
+    try {
+      await addDkim(mp, key, accountId);
+    } finally {
+      await mp.close();
+    }
+    expect(await rotateSecret(config, db.db, undefined, NOW)).toMatchObject({ reencrypted: 1, alreadyNew: 0 });
   });
 
   it('never shows a password or key in replies or logs, even when the SMTP login fails', async () => {

@@ -106,7 +106,7 @@ program
 
 program
   .command('rotate-secret')
-  .description('re-encrypt every stored SMTP password under a new secret key (stop MailPilot first; README: "Rotating the secret key")')
+  .description('re-encrypt every stored secret (SMTP and mailbox passwords, OAuth2 secrets, DKIM keys) under a new secret key (stop MailPilot first; README: "Rotating the secret key")')
   .action(async () => {
     const { RotationError, rotateSecretOfInstall } = await import('./rotateSecret.ts');
     try {

@@ -2,29 +2,40 @@ import type { Queryable } from './database.ts';
 
 /**
  * An account's stored secrets as ciphertext, for re-encryption under a new key (cli/rotateSecret.ts):
- * its SMTP password and its OAuth2 client secret and refresh token, each null when absent.
+ * its SMTP password, its OAuth2 client secret and refresh token and its DKIM private key, each null
+ * when absent.
  */
 export interface SealedPassword {
   id: number;
   passwordEnc: string | null;
   oauthClientSecretEnc: string | null;
   oauthRefreshTokenEnc: string | null;
+  dkimKeyEnc: string | null;
 }
 
 /** Every account with a sealed secret, locked until the transaction ends so no one rewrites one meanwhile. */
 export async function lockSealedPasswords(tx: Queryable): Promise<SealedPassword[]> {
   return tx.query<SealedPassword>(
-    `SELECT id, password_enc AS "passwordEnc", oauth_client_secret_enc AS "oauthClientSecretEnc", oauth_refresh_token_enc AS "oauthRefreshTokenEnc"
-       FROM smtp_accounts WHERE password_enc IS NOT NULL OR oauth_client_secret_enc IS NOT NULL ORDER BY id FOR UPDATE`,
+    `SELECT id, password_enc AS "passwordEnc", oauth_client_secret_enc AS "oauthClientSecretEnc", oauth_refresh_token_enc AS "oauthRefreshTokenEnc",
+            dkim_key_enc AS "dkimKeyEnc"
+       FROM smtp_accounts
+      WHERE password_enc IS NOT NULL OR oauth_client_secret_enc IS NOT NULL OR dkim_key_enc IS NOT NULL
+      ORDER BY id FOR UPDATE`,
   );
 }
 
 export async function storeSealedPasswords(tx: Queryable, rows: SealedPassword[]): Promise<void> {
   if (rows.length === 0) return;
   await tx.query(
-    `UPDATE smtp_accounts a SET password_enc = r.enc, oauth_client_secret_enc = r.secret, oauth_refresh_token_enc = r.refresh
-       FROM unnest($1::int[], $2::text[], $3::text[], $4::text[]) AS r(id, enc, secret, refresh) WHERE a.id = r.id`,
-    [rows.map((r) => r.id), rows.map((r) => r.passwordEnc), rows.map((r) => r.oauthClientSecretEnc), rows.map((r) => r.oauthRefreshTokenEnc)],
+    `UPDATE smtp_accounts a SET password_enc = r.enc, oauth_client_secret_enc = r.secret, oauth_refresh_token_enc = r.refresh, dkim_key_enc = r.dkim
+       FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[]) AS r(id, enc, secret, refresh, dkim) WHERE a.id = r.id`,
+    [
+      rows.map((r) => r.id),
+      rows.map((r) => r.passwordEnc),
+      rows.map((r) => r.oauthClientSecretEnc),
+      rows.map((r) => r.oauthRefreshTokenEnc),
+      rows.map((r) => r.dkimKeyEnc),
+    ],
   );
 }
 

@@ -112,7 +112,15 @@ export function sealAccountPassword(secretKey: Buffer, accountId: number, passwo
 
 // Bound to the row like the password.
 const dkimContext = (accountId: number) => `smtp_accounts:${accountId}:dkim`;
-const sealDkimKey = (secretKey: Buffer, accountId: number, pem: string) => encryptSecret(secretKey, pem, dkimContext(accountId));
+
+export function sealDkimKey(secretKey: Buffer, accountId: number, pem: string): string {
+  return encryptSecret(secretKey, pem, dkimContext(accountId));
+}
+
+/** Decrypts an account's stored DKIM private key (PEM); throws when it was tampered with or belongs to another row. */
+export function accountDkimPem(secretKey: Buffer, accountId: number, sealed: string): string {
+  return decryptSecret(secretKey, sealed, dkimContext(accountId));
+}
 
 // Bound to the row and to the field like the password.
 const oauthContext = (accountId: number, field: 'client_secret' | 'refresh_token') => `smtp_accounts:${accountId}:oauth_${field}`;
@@ -161,7 +169,7 @@ export interface AccountDkimColumns {
 /** The account's signing key, decrypted and parsed; undefined when it signs nothing. */
 export function accountDkimKey(secretKey: Buffer, accountId: number, c: AccountDkimColumns): DkimKey | undefined {
   if (c.dkimDomain === null || c.dkimSelector === null || c.dkimKeyEnc === null) return undefined;
-  return dkimKey(c.dkimDomain, c.dkimSelector, decryptSecret(secretKey, c.dkimKeyEnc, dkimContext(accountId)));
+  return dkimKey(c.dkimDomain, c.dkimSelector, accountDkimPem(secretKey, accountId, c.dkimKeyEnc));
 }
 
 /** Decrypts an account's stored password; throws when it was tampered with or belongs to another row. */
