@@ -1,32 +1,18 @@
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
+import { ensureDebianProgram } from './debianPackage.ts';
 
 /** Debian's Chromium, driven by playwright-core (which brings no browser of its own). */
 export const CHROMIUM_PATH = '/usr/bin/chromium';
-const INSTALL_TIMEOUT_MS = 20 * 60_000;
-
-function aptGet(args: string[]): void {
-  execFileSync('apt-get', args, { stdio: 'inherit', timeout: INSTALL_TIMEOUT_MS, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-}
 
 /**
  * Returns the Chromium executable, installing the Debian package when it is missing. Undefined,
  * with a notice on the console, only when it cannot be installed (no apt-get, no root, no network).
  */
 export function ensureChromium(): string | undefined {
-  if (existsSync(CHROMIUM_PATH)) return CHROMIUM_PATH;
-  try {
-    aptGet(['update', '-qq']);
-    aptGet(['install', '-y', '-qq', 'chromium']);
-  } catch (err) {
-    console.warn(`NOTICE: Chromium is not installed and "apt-get install chromium" failed (${(err as Error).message}).`);
-  }
-  if (existsSync(CHROMIUM_PATH)) return CHROMIUM_PATH;
-  console.warn('NOTICE: the browser tests are SKIPPED because Chromium could not be installed.');
-  return undefined;
+  return ensureDebianProgram({ program: CHROMIUM_PATH, packages: ['chromium'], skipped: 'the browser tests' });
 }
 
 /** Headless Chromium with a fresh profile of its own (removed on close) and nothing that phones home. */

@@ -4,31 +4,18 @@ import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ImapFlow } from 'imapflow';
+import { ensureDebianProgram } from './debianPackage.ts';
 
 /** Debian's Dovecot IMAP server, run by the tests on a loopback port. */
 export const DOVECOT_PATH = '/usr/sbin/dovecot';
-const INSTALL_TIMEOUT_MS = 10 * 60_000;
 const START_TIMEOUT_MS = 15_000;
-
-function aptGet(args: string[]): void {
-  execFileSync('apt-get', args, { stdio: 'inherit', timeout: INSTALL_TIMEOUT_MS, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-}
 
 /**
  * Returns Dovecot's executable, installing `dovecot-imapd` when it is missing. Undefined, with a
  * notice on the console, only when it cannot be installed (no apt-get, no root, no network).
  */
 export function ensureDovecot(): string | undefined {
-  if (existsSync(DOVECOT_PATH)) return DOVECOT_PATH;
-  try {
-    aptGet(['update', '-qq']);
-    aptGet(['install', '-y', '-qq', 'dovecot-imapd']);
-  } catch (err) {
-    console.warn(`NOTICE: Dovecot is not installed and "apt-get install dovecot-imapd" failed (${(err as Error).message}).`);
-  }
-  if (existsSync(DOVECOT_PATH)) return DOVECOT_PATH;
-  console.warn('NOTICE: the IMAP tests are SKIPPED because Dovecot could not be installed.');
-  return undefined;
+  return ensureDebianProgram({ program: DOVECOT_PATH, packages: ['dovecot-imapd'], skipped: 'the IMAP tests' });
 }
 
 export interface Dovecot {
