@@ -8,13 +8,10 @@ import { HOUR_MS, MINUTE_MS } from '../sendingPolicy/limitWindows.ts';
  * Messages claimed (and quota reserved) per round trip: about CLAIM_AHEAD_MS of the account's
  * recent sending, within these bounds. A fast account claims big batches (few statements per
  * message); a thousand slow ones do not hold a hundred composed-to-be messages each in memory.
- * At 1,000 accounts sending ~1 message a second each, 8 and 5 s instead of 20 and 10 s took the
- * peak of `serve` from 156–181 MB to 153–161 (README, Capacity); past 20 messages a second an
- * account claims CLAIM_MAX either way.
  */
-const CLAIM_MIN = 8;
+const CLAIM_MIN = 20;
 const CLAIM_MAX = 100;
-const CLAIM_AHEAD_MS = 5_000;
+const CLAIM_AHEAD_MS = 10_000;
 /** With recipient throttles, a claim looks at most this many times its size ahead for messages that may go. */
 const THROTTLED_SCAN_FACTOR = 20;
 
