@@ -114,6 +114,15 @@ export class EgressPolicy {
       return denied < 0 || longestMatch(a, this.allow) >= denied;
     });
   }
+
+  /**
+   * Whether `host` is an IP literal this policy refuses: what the API can turn down when a host is
+   * given. A name is checked only when it is resolved, each time a connection is made.
+   */
+  refusesLiteral(host: string): boolean {
+    const literal = hostLiteral(host);
+    return literal !== undefined && !this.allows(literal);
+  }
 }
 
 const LOOPBACK = NETWORK_WORDS.loopback.map(cidr);

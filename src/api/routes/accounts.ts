@@ -16,7 +16,6 @@ import {
   type SmtpAccount,
 } from '../../db/smtpAccounts.ts';
 import { onReconfigured, onResumed } from '../../engine/accountHealth.ts';
-import { hostLiteral } from '../../net/egressPolicy.ts';
 import { dkimKeyProblem } from '../../smtp/dkim.ts';
 import { tokenUrlHost } from '../../smtp/oauthTokens.ts';
 import type { ZodApp } from '../app.ts';
@@ -258,8 +257,7 @@ export function accountRoutes(app: ZodApp, ctx: AppContext): void {
   const assertTokenUrlAllowed = (auth: { tokenUrl: string } | null | undefined) => {
     if (!auth) return;
     const host = tokenUrlHost(new URL(auth.tokenUrl));
-    const literal = hostLiteral(host);
-    if (literal !== undefined && !ctx.config.smtpEgress.allows(literal)) {
+    if (ctx.config.smtpEgress.refusesLiteral(host)) {
       throw invalid('auth.tokenUrl', `${host} is an address this installation allows no connections to (its operator's MAILPILOT_SMTP_DENY / MAILPILOT_SMTP_ALLOW)`);
     }
   };

@@ -61,8 +61,7 @@ const moved = (before: SmtpServer, after: SmtpServer) =>
 export function serverRoutes(app: ZodApp, ctx: AppContext): void {
   /** A host that is an address the egress policy refuses (API.md "Operators"); names are checked when connecting. */
   const assertHostAllowed = (host: string | undefined) => {
-    const literal = host === undefined ? undefined : hostLiteral(host);
-    if (literal !== undefined && !ctx.config.smtpEgress.allows(literal)) {
+    if (host !== undefined && ctx.config.smtpEgress.refusesLiteral(host)) {
       throw invalid('host', `${host} is an address this installation allows no SMTP connections to (its operator's MAILPILOT_SMTP_DENY / MAILPILOT_SMTP_ALLOW)`);
     }
   };
