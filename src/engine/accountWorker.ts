@@ -242,9 +242,11 @@ export class AccountWorker {
       if (this.shared.outcomes.full) return this.shared.outcomes.onRoom(this.notify);
       // The crash bound (outcomeRecorder.ts): a send starts with at most one uncommitted outcome per busy connection.
       if (this.book.uncommitted > this.inflight + 1) return this.book.onCommitted(this.notify);
-      if (!this.pace.take()) return;
       const next = this.queue[0]!;
       const { campaignId } = next.msg;
+      const pausing = this.shared.localFailures.pausing(campaignId);
+      if (pausing) return void pausing.then(this.notify);
+      if (!this.pace.take()) return;
       if (!this.statuses.isRunning(campaignId)) {
         this.queue.shift();
         this.book.record({ id: next.msg.id, status: this.statuses.isStopped(campaignId) ? 'cancelled' : 'pending' });

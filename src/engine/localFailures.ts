@@ -10,15 +10,23 @@ export const LOCAL_FAILURES_BEFORE_PAUSE = 10;
  * campaign itself, and sending on would only burn through its list: it pauses with the reason as
  * a warning (autoPause.pauseForRepeatedFailures), and stays paused until its user resumes it.
  * Counted per process, across the accounts sending the campaign; a message composed without
- * trouble starts the count again.
+ * trouble starts the count again. While the pause is being written, workers hold that campaign's
+ * messages (`pausing`): composing them meanwhile failed each one that was claimed, and could use up
+ * the rest of a small list before the pause landed.
  */
 export class LocalFailures {
   private readonly streaks = new Map<number, { reason: string; count: number }>();
+  private readonly pauses = new Map<number, Promise<void>>();
 
   constructor(private readonly ctx: AppContext) {}
 
   composed(campaignId: number): void {
     if (this.streaks.size > 0) this.streaks.delete(campaignId);
+  }
+
+  /** The pause being written for the campaign (settled once it has landed, or failed), if any. */
+  pausing(campaignId: number): Promise<void> | undefined {
+    return this.pauses.get(campaignId);
   }
 
   failed(userId: number, campaignId: number, reason: string): void {
@@ -30,8 +38,10 @@ export class LocalFailures {
     }
     this.streaks.delete(campaignId);
     const warning = `paused after ${count} messages in a row failed for the same reason (${reason}); resume it once that is fixed, or stop it`;
-    void pauseForRepeatedFailures(this.ctx, userId, campaignId, warning).catch((err) =>
-      this.ctx.log.error({ err, campaignId }, 'could not pause a campaign whose messages keep failing'),
-    );
+    // The status event reaches the workers inside pauseForRepeatedFailures, before the hold ends.
+    const pause = pauseForRepeatedFailures(this.ctx, userId, campaignId, warning)
+      .catch((err) => this.ctx.log.error({ err, campaignId }, 'could not pause a campaign whose messages keep failing'))
+      .finally(() => this.pauses.delete(campaignId));
+    this.pauses.set(campaignId, pause);
   }
 }
