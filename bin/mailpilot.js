@@ -1,10 +1,8 @@
-#!/usr/bin/env -S node --max-semi-space-size=4 --max-old-space-size=128 --v8-pool-size=1
+#!/usr/bin/env -S node --max-semi-space-size=4 --max-old-space-size=128
 // The heap flags keep a server's memory near what it actually holds (~30–60 MB live) instead of
 // letting garbage grow the heap to 200+ MB; `node bin/mailpilot.js` runs without them. The young
 // generation is two semi-spaces, resident once used: 4 MB each instead of 8 took 12 MB off a
-// 1,000-account server's peak with no measurable loss of throughput (README, Capacity). One V8
-// background thread (concurrent GC marking, optimising compiles) instead of Node's default pool:
-// ~10 MB less at 1,000 accounts and ~80 MB less on the embedded database, no loss of throughput.
+// 1,000-account server's peak with no measurable loss of throughput (README, Capacity).
 //
 // Runs the JavaScript that `npm install` compiled into dist/ (no TypeScript loader thread: ~40 MB
 // less per process). When dist/ is missing or older than a source file (a checkout being worked
